@@ -1,0 +1,91 @@
+// The configuration as plain structs: what baton.toml(5) documents. Produced by
+// LoadConfig (parse + validate); every field has its default here.
+#pragma once
+
+#include <csignal>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "supervisor/base/clock.h"
+#include "supervisor/sockets/address.h"
+
+namespace baton {
+
+using namespace std::chrono_literals;
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  int backlog = 4096;
+  int line = 0;  // where it was declared, for errors found later (e.g. port in use)
+};
+
+struct ReadyConfig {
+  bool notify = false;                   // wait for sd_notify READY=1
+  std::optional<std::string> http;       // URL template; 2xx is ready
+  std::optional<std::string> tcp;        // "HOST:PORT" template; connect is ready
+  std::vector<std::string> exec;         // argv template; exit 0 is ready
+  Duration timeout = 30s;                // all checks must pass within this
+  Duration interval = 200ms;             // between probe attempts
+  Duration probe_timeout = 2s;           // one attempt
+  Duration min_uptime = 0ms;             // worker must also have run this long
+  bool has_probe() const { return http || tcp || !exec.empty(); }
+};
+
+struct StopConfig {
+  int signal = SIGTERM;
+  Duration timeout = 10s;  // grace before SIGKILL to the process group
+};
+
+struct RestartConfig {
+  Duration initial_backoff = 1s;
+  Duration max_backoff = 30s;
+  double multiplier = 2.0;
+  int max_failures = 5;     // quick failures in a row before the service is fatal
+  Duration reset_after = 10s;  // a worker that ran this long resets the failure count
+};
+
+struct RolloutConfig {
+  int batch = 0;  // workers per batch in a rolling handover; 0 means all at once
+};
+
+struct ServiceConfig {
+  std::string name;
+  std::vector<std::string> command;  // argv template
+  std::string version;
+  int replicas = 1;
+  std::map<std::string, std::string> env;  // templates
+  std::string cwd;
+  std::vector<ListenerConfig> listeners;
+  ReadyConfig ready;
+  StopConfig stop;
+  RestartConfig restart;
+  RolloutConfig rollout;
+  Duration bake_time = 10s;
+  int line = 0;
+};
+
+struct DaemonConfig {
+  std::string control_socket = "/run/baton/control.sock";
+  std::string state_dir = "/var/lib/baton";
+  std::string log_level = "info";
+};
+
+struct Config {
+  std::string path;
+  DaemonConfig daemon;
+  std::vector<ServiceConfig> services;
+  std::vector<std::string> warnings;  // accepted but worth telling the operator
+};
+
+// Reads, parses and validates. Errors read "FILE:LINE:COL: KEY: message".
+Result<Config> LoadConfig(const std::string& path);
+Result<Config> ParseConfig(std::string_view text, const std::string& path);
+
+// Signal names ("TERM", "SIGTERM", "15") to numbers; -1 if unknown.
+int ParseSignal(std::string_view name);
+std::string SignalName(int sig);
+
+}  // namespace baton

@@ -1,0 +1,381 @@
+// TOML -> Config. Every error names FILE:LINE:COL and the dotted key, and unknown keys are
+// errors, so a typo never silently falls back to a default.
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "supervisor/base/duration.h"
+#include "supervisor/config/config.h"
+#include "supervisor/sockets/placeholders.h"
+
+namespace baton {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)) {}
+
+  Status Error(const toml::source_region& where, const std::string& key, const std::string& msg) const {
+    std::string loc = path_ + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column);
+    return Status::InvalidArgument(loc + ": " + key + ": " + msg);
+  }
+  Status Error(const toml::node& node, const std::string& key, const std::string& msg) const {
+    return Error(node.source(), key, msg);
+  }
+
+  Status CheckKeys(const toml::table& table, const std::string& prefix, const std::set<std::string>& allowed) const {
+    for (auto&& [k, v] : table) {
+      if (!allowed.count(std::string(k.str())))
+        return Error(k.source(), Join(prefix, k.str()), "unknown key");
+    }
+    return Status::Ok();
+  }
+
+  static std::string Join(const std::string& prefix, std::string_view key) {
+    return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+  }
+
+  Status String(const toml::table& t, const std::string& prefix, std::string_view key, std::string& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    auto v = n->value<std::string>();
+    if (!v || !n->is_string()) return Error(*n, Join(prefix, key), "expected a string");
+    out = *v;
+    return Status::Ok();
+  }
+
+  Status Int(const toml::table& t, const std::string& prefix, std::string_view key, int& out, long min,
+             long max) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_integer()) return Error(*n, Join(prefix, key), "expected an integer");
+    long v = n->as_integer()->get();
+    if (v < min || v > max)
+      return Error(*n, Join(prefix, key), "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    out = static_cast<int>(v);
+    return Status::Ok();
+  }
+
+  Status Bool(const toml::table& t, const std::string& prefix, std::string_view key, bool& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_boolean()) return Error(*n, Join(prefix, key), "expected true or false");
+    out = n->as_boolean()->get();
+    return Status::Ok();
+  }
+
+  Status Float(const toml::table& t, const std::string& prefix, std::string_view key, double& out, double min) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    if (!n->is_number()) return Error(*n, Join(prefix, key), "expected a number");
+    double v = n->is_integer() ? static_cast<double>(n->as_integer()->get()) : n->as_floating_point()->get();
+    if (v < min) return Error(*n, Join(prefix, key), "must be at least " + std::to_string(min));
+    out = v;
+    return Status::Ok();
+  }
+
+  Status Dur(const toml::table& t, const std::string& prefix, std::string_view key, Duration& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    std::optional<Duration> d;
+    if (n->is_string()) d = ParseDuration(n->as_string()->get());
+    else if (n->is_integer() && n->as_integer()->get() >= 0) d = Duration(n->as_integer()->get() * 1000);
+    if (!d) return Error(*n, Join(prefix, key), "expected a duration such as \"500ms\", \"5s\" or \"2m\"");
+    out = *d;
+    return Status::Ok();
+  }
+
+  Status StringArray(const toml::node& n, const std::string& key, std::vector<std::string>& out,
+                     bool non_empty) const {
+    const toml::array* arr = n.as_array();
+    if (!arr) return Error(n, key, "expected an array of strings");
+    out.clear();
+    for (auto&& item : *arr) {
+      if (!item.is_string()) return Error(item, key, "expected an array of strings");
+      out.push_back(item.as_string()->get());
+    }
+    if (non_empty && (out.empty() || out[0].empty())) return Error(n, key, "must name a program to run");
+    return Status::Ok();
+  }
+
+  Status Daemon(const toml::table& t, DaemonConfig& d) const {
+    if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level"}); !s.ok()) return s;
+    if (auto s = String(t, "daemon", "control_socket", d.control_socket); !s.ok()) return s;
+    if (auto s = String(t, "daemon", "state_dir", d.state_dir); !s.ok()) return s;
+    if (auto s = String(t, "daemon", "log_level", d.log_level); !s.ok()) return s;
+    static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!levels.count(d.log_level))
+      return Error(*t.get("log_level"), "daemon.log_level", "expected one of trace, debug, info, warn, error");
+    if (d.control_socket.empty() || d.control_socket[0] != '/' || d.control_socket.size() > 107) {
+      const toml::node* n = t.get("control_socket");
+      return n ? Error(*n, "daemon.control_socket", "must be an absolute path of at most 107 bytes")
+               : Status::InvalidArgument(path_ + ": daemon.control_socket: must be an absolute path");
+    }
+    return Status::Ok();
+  }
+
+  Status Listeners(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const {
+    for (auto&& [k, v] : t) {
+      std::string key = Join(prefix, k.str());
+      ListenerConfig l;
+      l.name = std::string(k.str());
+      l.line = static_cast<int>(k.source().begin.line);
+      std::string text;
+      if (v.is_string()) {
+        text = v.as_string()->get();
+      } else if (const toml::table* lt = v.as_table()) {
+        if (auto s = CheckKeys(*lt, key, {"address", "backlog"}); !s.ok()) return s;
+        if (!lt->get("address")) return Error(v, key, "missing address");
+        if (auto s = String(*lt, key, "address", text); !s.ok()) return s;
+        if (auto s = Int(*lt, key, "backlog", l.backlog, 1, 1 << 20); !s.ok()) return s;
+      } else {
+        return Error(v, key, "expected an address string such as \"tcp://127.0.0.1:8080\"");
+      }
+      auto addr = ParseSocketAddress(text);
+      if (!addr.ok()) return Error(v, key, addr.status().message());
+      l.address = *addr;
+      svc.listeners.push_back(std::move(l));
+    }
+    return Status::Ok();
+  }
+
+  Status Ready(const toml::table& t, const std::string& prefix, ReadyConfig& r) const {
+    if (auto s = CheckKeys(t, prefix, {"notify", "http", "tcp", "exec", "timeout", "interval", "probe_timeout",
+                                       "min_uptime"});
+        !s.ok())
+      return s;
+    if (auto s = Bool(t, prefix, "notify", r.notify); !s.ok()) return s;
+    if (const toml::node* n = t.get("http")) {
+      std::string url;
+      if (auto s = String(t, prefix, "http", url); !s.ok()) return s;
+      if (url.rfind("http://", 0) != 0) return Error(*n, prefix + ".http", "expected an http:// URL");
+      r.http = url;
+    }
+    if (const toml::node* n = t.get("tcp")) {
+      if (n->is_boolean()) {
+        if (n->as_boolean()->get()) r.tcp = "127.0.0.1:{probe_port}";
+      } else if (n->is_string()) {
+        r.tcp = n->as_string()->get();
+        if (r.tcp->rfind(':') == std::string::npos) return Error(*n, prefix + ".tcp", "expected \"HOST:PORT\"");
+      } else {
+        return Error(*n, prefix + ".tcp", "expected true or \"HOST:PORT\"");
+      }
+    }
+    if (const toml::node* n = t.get("exec")) {
+      if (auto s = StringArray(*n, prefix + ".exec", r.exec, true); !s.ok()) return s;
+    }
+    if (auto s = Dur(t, prefix, "timeout", r.timeout); !s.ok()) return s;
+    if (auto s = Dur(t, prefix, "interval", r.interval); !s.ok()) return s;
+    if (auto s = Dur(t, prefix, "probe_timeout", r.probe_timeout); !s.ok()) return s;
+    if (auto s = Dur(t, prefix, "min_uptime", r.min_uptime); !s.ok()) return s;
+    if (r.interval < 10ms) return Error(*t.get("interval"), prefix + ".interval", "must be at least 10ms");
+    if (r.timeout.count() == 0) return Error(*t.get("timeout"), prefix + ".timeout", "must be greater than 0");
+    return Status::Ok();
+  }
+
+  Status Stop(const toml::table& t, const std::string& prefix, StopConfig& st) const {
+    if (auto s = CheckKeys(t, prefix, {"signal", "timeout"}); !s.ok()) return s;
+    std::string sig;
+    if (auto s = String(t, prefix, "signal", sig); !s.ok()) return s;
+    if (!sig.empty()) {
+      st.signal = ParseSignal(sig);
+      if (st.signal <= 0) return Error(*t.get("signal"), prefix + ".signal", "unknown signal '" + sig + "'");
+    }
+    return Dur(t, prefix, "timeout", st.timeout);
+  }
+
+  Status Restart(const toml::table& t, const std::string& prefix, RestartConfig& r) const {
+    if (auto s = CheckKeys(t, prefix, {"backoff", "max_backoff", "multiplier", "max_failures", "reset_after"});
+        !s.ok())
+      return s;
+    if (auto s = Dur(t, prefix, "backoff", r.initial_backoff); !s.ok()) return s;
+    if (auto s = Dur(t, prefix, "max_backoff", r.max_backoff); !s.ok()) return s;
+    if (auto s = Float(t, prefix, "multiplier", r.multiplier, 1.0); !s.ok()) return s;
+    if (auto s = Int(t, prefix, "max_failures", r.max_failures, 1, 1000000); !s.ok()) return s;
+    if (auto s = Dur(t, prefix, "reset_after", r.reset_after); !s.ok()) return s;
+    if (r.max_backoff < r.initial_backoff) r.max_backoff = r.initial_backoff;
+    return Status::Ok();
+  }
+
+  Status CheckTemplates(const toml::table& t, const std::string& prefix, const ServiceConfig& svc) const {
+    TemplateVars vars;
+    vars.service = svc.name;
+    vars.version = svc.version;
+    vars.probe_port = 1;
+    for (size_t i = 0; i < svc.listeners.size(); ++i) {
+      vars.fds[svc.listeners[i].name] = 3 + static_cast<int>(i);
+      if (svc.listeners[i].address.is_inet()) vars.ports[svc.listeners[i].name] = 1;
+    }
+    auto check = [&](const std::string& text, const toml::node& where, const std::string& key) -> Status {
+      auto r = ExpandTemplate(text, vars);
+      return r.ok() ? Status::Ok() : Error(where, key, r.status().message());
+    };
+    const toml::node& cmd = *t.get("command");
+    for (const auto& arg : svc.command)
+      if (auto s = check(arg, cmd, prefix + ".command"); !s.ok()) return s;
+    if (const toml::table* env = t.get_as<toml::table>("env"))
+      for (auto&& [k, v] : *env)
+        if (auto s = check(v.as_string()->get(), v, prefix + ".env." + std::string(k.str())); !s.ok()) return s;
+    if (const toml::table* ready = t.get_as<toml::table>("ready")) {
+      for (const char* key : {"http", "tcp"})
+        if (const toml::node* n = ready->get(key); n && n->is_string())
+          if (auto s = check(n->as_string()->get(), *n, prefix + ".ready." + key); !s.ok()) return s;
+      if (const toml::node* n = ready->get("exec"))
+        for (const auto& arg : svc.ready.exec)
+          if (auto s = check(arg, *n, prefix + ".ready.exec"); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  Status Service(const std::string& name, const toml::node& node, ServiceConfig& svc) const {
+    std::string prefix = "service." + name;
+    const toml::table* t = node.as_table();
+    if (!t) return Error(node, prefix, "expected a table");
+    svc.name = name;
+    svc.line = static_cast<int>(node.source().begin.line);
+    if (name.empty() || name.size() > 64 ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
+      return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
+    if (auto s = CheckKeys(*t, prefix, {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop",
+                                        "restart", "rollout", "bake_time"});
+        !s.ok())
+      return s;
+    const toml::node* cmd = t->get("command");
+    if (!cmd) return Error(node, prefix + ".command", "missing: every service needs a command (an argv array)");
+    if (auto s = StringArray(*cmd, prefix + ".command", svc.command, true); !s.ok()) return s;
+    if (auto s = String(*t, prefix, "version", svc.version); !s.ok()) return s;
+    if (svc.version.empty()) svc.version = "initial";
+    if (auto s = Int(*t, prefix, "replicas", svc.replicas, 1, 1024); !s.ok()) return s;
+    if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
+    if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
+    if (const toml::node* env = t->get("env")) {
+      const toml::table* et = env->as_table();
+      if (!et) return Error(*env, prefix + ".env", "expected a table of strings");
+      for (auto&& [k, v] : *et) {
+        if (!v.is_string()) return Error(v, prefix + ".env." + std::string(k.str()), "expected a string");
+        svc.env[std::string(k.str())] = v.as_string()->get();
+      }
+    }
+    auto sub = [&](const char* key) -> Result<const toml::table*> {
+      const toml::node* n = t->get(key);
+      if (!n) return static_cast<const toml::table*>(nullptr);
+      if (!n->is_table()) return Error(*n, prefix + "." + key, "expected a table");
+      return n->as_table();
+    };
+    if (auto l = sub("listen"); !l.ok()) return l.status();
+    else if (*l) {
+      if (auto s = Listeners(**l, prefix + ".listen", svc); !s.ok()) return s;
+    }
+    if (auto r = sub("ready"); !r.ok()) return r.status();
+    else if (*r) {
+      if (auto s = Ready(**r, prefix + ".ready", svc.ready); !s.ok()) return s;
+    }
+    if (auto r = sub("stop"); !r.ok()) return r.status();
+    else if (*r) {
+      if (auto s = Stop(**r, prefix + ".stop", svc.stop); !s.ok()) return s;
+    }
+    if (auto r = sub("restart"); !r.ok()) return r.status();
+    else if (*r) {
+      if (auto s = Restart(**r, prefix + ".restart", svc.restart); !s.ok()) return s;
+    }
+    if (auto r = sub("rollout"); !r.ok()) return r.status();
+    else if (*r) {
+      if (auto s = CheckKeys(**r, prefix + ".rollout", {"batch"}); !s.ok()) return s;
+      if (auto s = Int(**r, prefix + ".rollout", "batch", svc.rollout.batch, 0, 1024); !s.ok()) return s;
+    }
+    return CheckTemplates(*t, prefix, svc);
+  }
+
+  Status Validate(const toml::table& root, Config& cfg) const {
+    // The same address twice (in one service or across services) cannot both be bound.
+    std::map<std::string, std::string> seen;
+    for (const auto& svc : cfg.services) {
+      for (const auto& l : svc.listeners) {
+        std::string addr = l.address.ToString();
+        bool wildcard = l.address.port == 0 && l.address.is_inet();
+        std::string key = "service." + svc.name + ".listen." + l.name;
+        if (!wildcard && seen.count(addr))
+          return Status::InvalidArgument(path_ + ":" + std::to_string(l.line) + ": " + key + ": address " + addr +
+                                         " is already used by " + seen[addr]);
+        seen[addr] = key;
+      }
+      // A probe sent to the shared listener is answered by whichever generation accepts it.
+      for (const auto& probe : {svc.ready.http, svc.ready.tcp}) {
+        if (!probe) continue;
+        for (const auto& l : svc.listeners)
+          if (l.address.is_inet() && l.address.port != 0 &&
+              probe->find(":" + std::to_string(l.address.port)) != std::string::npos)
+            cfg.warnings.push_back("service." + svc.name + ".ready: probe " + *probe + " targets the shared listener '" +
+                                   l.name +
+                                   "': any generation may answer it, so it cannot prove the new one is ready; use "
+                                   "{probe_port} or notify");
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<Config> Parse(std::string_view text) const {
+    toml::table root;
+    try {
+      root = toml::parse(text, path_);
+    } catch (const toml::parse_error& e) {
+      return Error(e.source(), "syntax", std::string(e.description()));
+    }
+    Config cfg;
+    cfg.path = path_;
+    if (auto s = CheckKeys(root, "", {"daemon", "service"}); !s.ok()) return s;
+    if (const toml::node* d = root.get("daemon")) {
+      if (!d->is_table()) return Error(*d, "daemon", "expected a table");
+      if (auto s = Daemon(*d->as_table(), cfg.daemon); !s.ok()) return s;
+    }
+    const toml::node* services = root.get("service");
+    if (!services || !services->is_table() || services->as_table()->empty())
+      return Status::InvalidArgument(path_ + ": service: no services defined (add a [service.NAME] table)");
+    for (auto&& [name, node] : *services->as_table()) {
+      ServiceConfig svc;
+      if (auto s = Service(std::string(name.str()), node, svc); !s.ok()) return s;
+      cfg.services.push_back(std::move(svc));
+    }
+    if (auto s = Validate(root, cfg); !s.ok()) return s;
+    return cfg;
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view text, const std::string& path) { return Reader(path).Parse(text); }
+
+Result<Config> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument(path + ": unable to read config file: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+int ParseSignal(std::string_view name) {
+  static const std::map<std::string, int> kSignals = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+      {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"WINCH", SIGWINCH},
+      {"ALRM", SIGALRM}, {"PWR", SIGPWR}};
+  std::string n(name);
+  if (n.rfind("SIG", 0) == 0) n = n.substr(3);
+  if (auto it = kSignals.find(n); it != kSignals.end()) return it->second;
+  if (!n.empty() && n.find_first_not_of("0123456789") == std::string::npos && n.size() < 3) {
+    int v = std::stoi(n);
+    if (v > 0 && v < NSIG) return v;
+  }
+  return -1;
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
+}
+
+}  // namespace baton

@@ -1,0 +1,200 @@
+#include "supervisor/control/http_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <deque>
+#include <filesystem>
+
+#include "supervisor/base/log.h"
+#include "supervisor/control/protocol.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+constexpr auto kReadTimeout = std::chrono::seconds(10);
+
+class Session : public std::enable_shared_from_this<Session>, public Responder {
+ public:
+  Session(local::socket socket, ControlApi& api) : stream_(std::move(socket)), api_(api) {}
+
+  void Start() {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    bool allowed = ::getsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                   (cred.uid == 0 || cred.uid == ::geteuid());
+    if (!allowed) {
+      spdlog::warn("control: refused a connection from uid {} pid {}", cred.uid, cred.pid);
+      refused_ = true;
+    }
+    parser_.body_limit(protocol::kMaxBodyBytes);
+    parser_.header_limit(16 * 1024);
+    stream_.expires_after(kReadTimeout);
+    http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnRead(ec);
+    });
+  }
+
+  void Reply(int status, const nlohmann::json& body) override {
+    if (started_) return;
+    started_ = true;
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "batond");
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::connection, "close");
+    res.body() = body.dump() + "\n";
+    res.prepare_payload();
+    std::ostringstream out;
+    out << res;
+    Send(out.str(), true);
+  }
+
+  void StartStream() override {
+    if (started_) return;
+    started_ = true;
+    Send("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n",
+         false);
+  }
+  void StreamLine(const nlohmann::json& line) override { Send(line.dump() + "\n", false); }
+  void EndStream() override { Send("", true); }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return Reply(413, ControlApi::ErrorBody("too_large", "request body exceeds " +
+                                                               std::to_string(protocol::kMaxBodyBytes) + " bytes"));
+    }
+    if (ec == http::error::header_limit) return Reply(431, ControlApi::ErrorBody("too_large", "request headers too large"));
+    if (ec) {
+      if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != asio::error::eof)
+        return Reply(400, ControlApi::ErrorBody("bad_request", "malformed HTTP request: " + ec.message()));
+      return Close();
+    }
+    stream_.expires_never();  // an upgrade may take as long as its readiness timeout
+    if (refused_)
+      return Reply(403, ControlApi::ErrorBody("forbidden", "this uid may not use the control socket"));
+    auto& req = parser_.get();
+    ApiRequest api_req;
+    api_req.method = std::string(req.method_string());
+    api_req.target = std::string(req.target());
+    api_req.body = std::move(req.body());
+    auto accept = req[http::field::accept];
+    api_req.wants_stream = accept.find(protocol::kNdjson) != beast::string_view::npos;
+    api_.Handle(api_req, shared_from_this());
+  }
+
+  // Writes are queued so that stream lines never overlap; `close_after` ends the connection.
+  void Send(std::string data, bool close_after) {
+    if (closed_) return;
+    queue_.push_back({std::move(data), close_after});
+    if (!writing_) WriteNext();
+  }
+
+  void WriteNext() {
+    if (queue_.empty()) return;
+    writing_ = true;
+    auto& front = queue_.front();
+    asio::async_write(stream_, asio::buffer(front.first), [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      bool close = self->queue_.front().second;
+      self->queue_.pop_front();
+      if (ec || close) return self->Close();
+      self->WriteNext();
+    });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    queue_.clear();
+    beast::error_code ignored;
+    stream_.socket().shutdown(local::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy> stream_;
+  ControlApi& api_;
+  beast::flat_buffer buffer_;
+  http::request_parser<http::string_body> parser_;
+  std::deque<std::pair<std::string, bool>> queue_;
+  bool writing_ = false;
+  bool started_ = false;
+  bool closed_ = false;
+  bool refused_ = false;
+};
+
+}  // namespace
+
+struct ControlServer::Impl {
+  Impl(asio::io_context& io, ControlApi& api) : acceptor(io), api(api) {}
+  local::acceptor acceptor;
+  ControlApi& api;
+  std::string path;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  void Accept() {
+    acceptor.async_accept([this, alive = alive](beast::error_code ec, local::socket socket) {
+      if (!*alive) return;
+      if (!ec) {
+        std::make_shared<Session>(std::move(socket), api)->Start();
+      } else if (ec == asio::error::operation_aborted) {
+        return;
+      } else {
+        spdlog::warn("control: accept failed: {}", ec.message());  // e.g. EMFILE: keep serving
+      }
+      Accept();
+    });
+  }
+};
+
+Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& io, const std::string& path,
+                                                             ControlApi& api) {
+  auto impl = std::make_unique<Impl>(io, api);
+  impl->path = path;
+  std::error_code fec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return Status::FailedPrecondition("control socket path " + path + " is not a socket");
+    local::socket probe(io);
+    beast::error_code ec;
+    probe.connect(local::endpoint(path), ec);
+    if (!ec) return Status::FailedPrecondition("another batond is already serving the control socket " + path);
+    ::unlink(path.c_str());
+  }
+  beast::error_code ec;
+  impl->acceptor.open(local(), ec);
+  if (!ec) {
+    mode_t old = ::umask(0177);  // the socket is created 0600
+    impl->acceptor.bind(local::endpoint(path), ec);
+    ::umask(old);
+  }
+  if (!ec) impl->acceptor.listen(128, ec);
+  if (ec) return Status::FromErrno("serve control socket " + path, ec.value());
+  ::fcntl(impl->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
+  impl->Accept();
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
+}
+
+ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlServer::~ControlServer() {
+  *impl_->alive = false;
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+  ::unlink(impl_->path.c_str());
+}
+
+}  // namespace baton

@@ -1,0 +1,265 @@
+#include "supervisor/handover/service.h"
+
+#include <csignal>
+
+#include "supervisor/base/duration.h"
+#include "supervisor/base/log.h"
+#include "supervisor/handover/backoff.h"
+
+namespace baton {
+
+Service::Service(Clock& clock, ProcessLauncher& launcher, ProbeRunner& probes, ServiceConfig config, ServiceIo io,
+                 EventSink sink)
+    : clock_(clock), launcher_(launcher), probes_(probes), config_(std::move(config)), io_(std::move(io)),
+      sink_(std::move(sink)) {}
+
+Service::~Service() { *alive_ = false; }
+
+Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
+  if (shutting_down_) return Status::FailedPrecondition("batond is shutting down");
+  if (handover_) {
+    const Generation* g = FindGen(handover_->new_gen);
+    return Status::Conflict("a " + std::string(HandoverKindName(handover_->kind)) + " of service '" + name() +
+                            "' to version " + (g ? g->release.version : "?") + " (generation " +
+                            std::to_string(handover_->new_gen) + ") is already in progress");
+  }
+  if (release.version.empty()) return Status::InvalidArgument("version must not be empty");
+  std::vector<Probe> probes;
+  auto spec = BuildLaunchSpec(release, 0, &probes);
+  if (!spec.ok()) return spec.status();
+  if (Status s = launcher_.CheckExecutable(*spec); !s.ok()) return s;
+
+  auto gen = std::make_unique<Generation>();
+  gen->id = next_gen_id_++;
+  gen->release = release;
+  gen->started = clock_.Now();
+  gen->started_wall = clock_.WallSeconds();
+  const Generation* old = live();
+  size_t batch = config_.rollout.batch > 0 && old ? static_cast<size_t>(config_.rollout.batch)
+                                                  : static_cast<size_t>(config_.replicas);
+  handover_ = Pending{kind, gen->id, old ? old->id : 0, batch, clock_.Now(), std::move(done)};
+  bake_timer_.reset();
+  Emit("handover_started", gen.get(), 0,
+       std::string(HandoverKindName(kind)) + " to " + release.version + (old ? " from " + old->release.version : ""));
+  gens_.push_back(std::move(gen));
+  kickoff_ = clock_.After(Duration(0), [this] { SpawnBatch(); });
+  return Status::Ok();
+}
+
+void Service::SpawnBatch() {
+  if (!handover_) return;
+  Generation* gen = FindGen(handover_->new_gen);
+  size_t target = std::min(gen->workers.size() + handover_->batch, static_cast<size_t>(config_.replicas));
+  while (gen->workers.size() < target) {
+    auto w = std::make_unique<Worker>();
+    w->id = static_cast<int>(gen->workers.size());
+    Worker& ref = *w;
+    gen->workers.push_back(std::move(w));
+    if (Status s = SpawnWorker(*gen, ref); !s.ok()) return FailHandover(s.message());
+  }
+}
+
+// A new-generation worker passed every readiness check.
+void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
+  for (const auto& other : gen.workers)
+    if (other->phase != WorkerPhase::kReady) return;
+  bool last_batch = gen.workers.size() >= static_cast<size_t>(config_.replicas);
+  Generation* old = FindGen(handover_->old_gen);
+  if (!last_batch) {
+    // Rolling: retire as many old workers as just became ready, then start the next batch.
+    if (old) {
+      size_t to_stop = handover_->batch;
+      for (auto& ow : old->workers)
+        if (to_stop > 0 && ow->active()) {
+          StopWorker(*old, *ow);
+          --to_stop;
+        }
+    }
+    Emit("batch_ready", &gen, 0, std::to_string(gen.workers.size()) + " of " + std::to_string(config_.replicas) + " workers ready");
+    return SpawnBatch();
+  }
+  Promote();
+}
+
+void Service::Promote() {
+  Generation* gen = FindGen(handover_->new_gen);
+  Generation* old = FindGen(handover_->old_gen);
+  Pending done = std::move(*handover_);
+  handover_.reset();
+  gen->state = GenState::kLive;
+  fatal_reason_.clear();
+  HandoverResult result;
+  result.promoted = true;
+  result.kind = done.kind;
+  result.version = gen->release.version;
+  result.generation = gen->id;
+  result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
+  if (old) {
+    result.from_version = old->release.version;
+    if (done.kind != HandoverKind::kAutoRollback) previous_release_ = old->release;
+    Emit("draining", old, 0, "generation " + std::to_string(old->id) + " drains");
+    StopGeneration(*old, GenState::kDraining);
+  }
+  Emit("promoted", gen, 0, gen->release.version + " is live");
+  if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
+    bake_timer_ = clock_.After(config_.bake_time, [this] { OnBakeExpired(); });
+  last_result_ = result;
+  if (io_.on_result) io_.on_result(gen->release, result);
+  done.done(result);
+}
+
+void Service::FailHandover(const std::string& reason) {
+  if (!handover_) return;
+  Pending done = std::move(*handover_);
+  handover_.reset();
+  kickoff_.reset();
+  Generation* gen = FindGen(done.new_gen);
+  gen->reason = reason;
+  HandoverResult result;
+  result.kind = done.kind;
+  result.version = gen->release.version;
+  result.generation = gen->id;
+  result.reason = reason;
+  result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
+  if (const Generation* old = FindGen(done.old_gen)) result.from_version = old->release.version;
+  Emit("failed", gen, 0, reason);
+  StopGeneration(*gen, GenState::kFailed);
+  RefillLive();  // rolling batches may have retired old workers; crashed ones await a restart
+  last_result_ = result;
+  if (io_.on_result) io_.on_result(gen->release, result);
+  done.done(result);
+}
+
+void Service::OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInfo& exit) {
+  Generation* gen = FindGen(gen_id);
+  Worker* w = gen ? FindWorker(gen_id, worker_id) : nullptr;
+  if (!w || w->pid != pid) return;
+  w->pid = 0;
+  w->last_exit = exit;
+  w->readiness.reset();
+  w->timer.reset();
+  if (w->phase == WorkerPhase::kStopping) return OnStoppingWorkerExit(*gen, *w);
+  switch (gen->state) {
+    case GenState::kStarting: return OnStartingWorkerExit(*gen, *w);
+    case GenState::kLive: return OnLiveWorkerExit(*gen, *w);
+    default: return OnStoppingWorkerExit(*gen, *w);
+  }
+}
+
+void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
+  w.phase = WorkerPhase::kExited;
+  std::string reason = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() + " before it was ready";
+  std::string tail = w.StderrTail(5);
+  if (!tail.empty()) reason += "; last stderr: " + tail;
+  FailHandover(reason);
+}
+
+void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
+  w.phase = WorkerPhase::kExited;
+  std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
+  std::string tail = w.StderrTail(3);
+  Emit("crashed", &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
+  if (shutting_down_) return MaybeFinishShutdown();
+  if (bake_timer_ && previous_release_ && !handover_) {
+    bake_timer_.reset();
+    Release back = *previous_release_;
+    Emit("rolling_back", &gen, 0, "crashed within bake_time; rolling back to " + back.version);
+    Status s = Handover(back, HandoverKind::kAutoRollback, [this](const HandoverResult& r) {
+      if (!r.promoted) spdlog::error("{}: automatic rollback failed: {}", name(), r.reason);
+    });
+    if (s.ok()) return;
+    spdlog::error("{}: automatic rollback refused: {}", name(), s.message());
+  }
+  if (!fatal_reason_.empty()) return;
+  bool quick = clock_.Now() - w.started < config_.restart.reset_after;
+  w.quick_failures = quick ? w.quick_failures + 1 : 1;
+  if (w.quick_failures > config_.restart.max_failures) {
+    fatal_reason_ = what + "; " + std::to_string(w.quick_failures) + " quick failures in a row" +
+                    (tail.empty() ? "" : "; last stderr: " + tail);
+    Emit("fatal", &gen, 0, fatal_reason_);
+    return;
+  }
+  Duration delay = RestartDelay(config_.restart, w.quick_failures);
+  w.phase = WorkerPhase::kBackoff;
+  Emit("restarting", &gen, 0, "worker " + std::to_string(w.id) + " restarts in " + FormatDuration(delay));
+  int64_t gen_id = gen.id;
+  int worker_id = w.id;
+  w.timer = clock_.After(delay, [this, gen_id, worker_id] { OnRestartDue(gen_id, worker_id); });
+}
+
+void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
+  w.phase = WorkerPhase::kExited;
+  Emit("exited", &gen, 0, "worker " + std::to_string(w.id) + " " + w.last_exit->Describe());
+  RetireIfDone(gen);
+  MaybeFinishShutdown();
+}
+
+void Service::OnStopTimeout(Generation& gen, Worker& w) {
+  if (w.phase != WorkerPhase::kStopping || w.pid == 0) return;
+  Emit("kill", &gen, w.pid, "worker " + std::to_string(w.id) + " still running after stop.timeout " +
+                              FormatDuration(config_.stop.timeout) + "; sending SIGKILL to its process group");
+  launcher_.SignalGroup(w.pid, SIGKILL);
+}
+
+void Service::OnRestartDue(int64_t gen_id, int worker_id) {
+  Generation* gen = FindGen(gen_id);
+  Worker* w = FindWorker(gen_id, worker_id);
+  if (!gen || !w || w->phase != WorkerPhase::kBackoff || gen->state != GenState::kLive) return;
+  w->restarts++;
+  if (Status s = SpawnWorker(*gen, *w); !s.ok()) {
+    Emit("restart_failed", gen, 0, s.message());
+    w->phase = WorkerPhase::kExited;
+  }
+}
+
+void Service::OnBakeExpired() {
+  bake_timer_.reset();
+  if (const Generation* g = live()) Emit("baked", g, 0, "no crash within bake_time " + FormatDuration(config_.bake_time));
+}
+
+void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status) {
+  Generation* gen = FindGen(gen_id);
+  Worker* w = FindWorker(gen_id, worker_id);
+  if (!gen || !w || w->pid != pid) return;
+  if (!status.ok()) {
+    if (gen->state == GenState::kStarting && handover_ && handover_->new_gen == gen_id) {
+      std::string tail = w->StderrTail(5);
+      return FailHandover("worker " + std::to_string(w->id) + " (pid " + std::to_string(pid) + ") " +
+                          status.message() + (tail.empty() ? "" : "; last stderr: " + tail));
+    }
+    Emit("not_ready", gen, pid, status.message());  // a restarted live worker: restart policy handles crashes
+    return;
+  }
+  w->phase = WorkerPhase::kReady;
+  Emit("ready", gen, pid, "worker " + std::to_string(w->id) + " is ready");
+  if (gen->state == GenState::kStarting && handover_ && handover_->new_gen == gen_id) OnStartingWorkerReady(*gen, *w);
+}
+
+void Service::Shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  FailHandover("batond is shutting down");
+  bake_timer_.reset();
+  for (auto& gen : gens_)
+    if (gen->state == GenState::kLive || gen->state == GenState::kStarting) StopGeneration(*gen, GenState::kDraining);
+  kickoff_ = clock_.After(Duration(0), [this] { MaybeFinishShutdown(); });
+}
+
+void Service::MaybeFinishShutdown() {
+  if (!shutting_down_ || !shutdown_done_) return;
+  for (const auto& gen : gens_)
+    if (gen->CountRunning() > 0) return;
+  std::exchange(shutdown_done_, nullptr)();
+}
+
+void Service::OnNotify(int worker_pid, const NotifyMessage& msg) {
+  for (auto& gen : gens_)
+    for (auto& w : gen->workers) {
+      if (w->pid != worker_pid) continue;
+      if (const std::string* status = msg.status()) w->notify_status = status->substr(0, 200);
+      if (msg.ready() && w->readiness) w->readiness->OnNotifyReady();
+      return;
+    }
+}
+
+}  // namespace baton

@@ -1,0 +1,159 @@
+// One service: its generations and the handover state machine. Passive and pure: it sees
+// the world only through Clock, ProcessLauncher, ProbeRunner and the listener fds it is
+// given, and is driven by calls on the loop thread (requests, process exits via
+// ProcessEvents, readiness results, timers). Tests drive it with fakes.
+//
+// The handover, as a table of generation state x event (one method per cell):
+//   event            | starting gen            | live gen                         | draining / failed gen
+//   worker ready     | OnStartingWorkerReady   | (noted)                          | -
+//   not ready        | FailHandover            | -                                | -
+//   worker exited    | OnStartingWorkerExit    | OnLiveWorkerExit (restart or     | OnStoppingWorkerExit
+//                    |   -> FailHandover       |   rollback while baking)         |
+//   stop timeout     | -                       | -                                | OnStopTimeout (SIGKILL)
+//   restart due      | -                       | OnRestartDue                     | -
+//   bake expired     | -                       | OnBakeExpired                    | -
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+
+#include "supervisor/handover/generation.h"
+#include "supervisor/notify/notify_message.h"
+
+namespace baton {
+
+enum class HandoverKind { kStart, kUpgrade, kRollback, kAutoRollback, kRestart };
+const char* HandoverKindName(HandoverKind k);
+
+struct HandoverResult {
+  bool promoted = false;
+  HandoverKind kind = HandoverKind::kUpgrade;
+  std::string version;
+  std::string from_version;  // empty when nothing was live
+  int64_t generation = 0;
+  std::string reason;        // why it failed
+  double duration_s = 0;
+  nlohmann::json ToJson() const;
+};
+
+struct ServiceEvent {
+  std::string type;  // spawned, ready, promoted, draining, exited, failed, crashed, restarting, fatal, ...
+  std::string service;
+  int64_t generation = 0;
+  std::string version;
+  int pid = 0;
+  std::string message;
+  nlohmann::json ToJson() const;
+};
+
+struct ListenerRef {
+  std::string name;
+  int fd = -1;   // batond's fd; placed at 3 + index in workers
+  int port = 0;  // 0 for unix sockets
+  std::string address;
+};
+
+// What a service is given of the outside world.
+struct ServiceIo {
+  std::vector<ListenerRef> listeners;
+  std::string notify_socket;
+  std::vector<std::pair<std::string, std::string>> base_env;
+  std::function<Result<int>()> pick_probe_port;
+  // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
+  std::function<void(const Release&, const HandoverResult&)> on_result;
+};
+
+class Service {
+ public:
+  using Done = std::function<void(const HandoverResult&)>;
+  using EventSink = std::function<void(const ServiceEvent&)>;
+
+  Service(Clock& clock, ProcessLauncher& launcher, ProbeRunner& probes, ServiceConfig config, ServiceIo io,
+          EventSink sink);
+  ~Service();
+
+  // Starts a handover to `release`. Returns an error at once, touching nothing, when the
+  // release is invalid or another handover is in progress; otherwise `done` is called
+  // once with the outcome (never from inside this call).
+  Status Handover(const Release& release, HandoverKind kind, Done done);
+  // Stops every worker (stop signal, then SIGKILL after stop.timeout); `done` once all exited.
+  void Shutdown(std::function<void()> done);
+  void OnNotify(int worker_pid, const NotifyMessage& msg);
+  // The release to return to when a fresh generation crashes within bake_time.
+  void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
+  // Generation ids continue across restarts of batond.
+  void SetNextGenerationId(int64_t id) { next_gen_id_ = std::max(next_gen_id_, id); }
+
+  const std::string& name() const { return config_.name; }
+  const ServiceConfig& config() const { return config_; }
+  bool OwnsPid(int pid) const;
+  const Generation* live() const;
+  bool handover_in_progress() const { return handover_.has_value(); }
+  const std::string& fatal_reason() const { return fatal_reason_; }
+  std::string StateName() const;
+  nlohmann::json Describe() const;
+
+ private:
+  struct Pending {
+    HandoverKind kind;
+    int64_t new_gen = 0;
+    int64_t old_gen = 0;  // 0 when nothing was live
+    size_t batch = 0;     // workers per batch
+    SteadyTime started{};
+    Done done;
+  };
+
+  // Handover steps.
+  void SpawnBatch();
+  void OnStartingWorkerReady(Generation& gen, Worker& w);
+  void Promote();
+  void FailHandover(const std::string& reason);
+  // Table cells for a worker's exit.
+  void OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInfo& exit);
+  void OnStartingWorkerExit(Generation& gen, Worker& w);
+  void OnLiveWorkerExit(Generation& gen, Worker& w);
+  void OnStoppingWorkerExit(Generation& gen, Worker& w);
+  void OnStopTimeout(Generation& gen, Worker& w);
+  void OnRestartDue(int64_t gen_id, int worker_id);
+  void OnBakeExpired();
+  void OnReadiness(int64_t gen_id, int worker_id, int pid, Status status);
+
+  // Mechanics.
+  Status SpawnWorker(Generation& gen, Worker& w);
+  Result<LaunchSpec> BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+                                     std::vector<Probe>* probes) const;
+  void StopWorker(Generation& gen, Worker& w);
+  void StopGeneration(Generation& gen, GenState final_state);
+  void RefillLive();
+  void RetireIfDone(Generation& gen);
+  void MaybeFinishShutdown();
+  void Emit(const std::string& type, const Generation* gen, int pid, const std::string& message);
+  Generation* FindGen(int64_t id);
+  Worker* FindWorker(int64_t gen_id, int worker_id);
+  Generation* MutableLive();
+
+  Clock& clock_;
+  ProcessLauncher& launcher_;
+  ProbeRunner& probes_;
+  ServiceConfig config_;
+  ServiceIo io_;
+  EventSink sink_;
+
+  std::vector<std::unique_ptr<Generation>> gens_;  // not yet exited, oldest first
+  std::deque<nlohmann::json> retired_;             // last few exited or failed generations
+  int64_t next_gen_id_ = 1;
+  std::optional<Pending> handover_;
+  std::optional<HandoverResult> last_result_;
+  std::optional<Release> previous_release_;
+  std::unique_ptr<Timer> bake_timer_;  // set while the live generation is baking
+  std::unique_ptr<Timer> kickoff_;     // defers the first spawn out of Handover()
+  std::unique_ptr<Timer> sweep_;       // erases exited generations from the loop
+  std::string fatal_reason_;
+  bool shutting_down_ = false;
+  std::function<void()> shutdown_done_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks
+};
+
+}  // namespace baton

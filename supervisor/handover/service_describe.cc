@@ -1,0 +1,134 @@
+// How a service, its generations and its events read in JSON (status, events, history).
+#include "supervisor/base/duration.h"
+#include "supervisor/handover/service.h"
+
+namespace baton {
+
+const char* GenStateName(GenState s) {
+  switch (s) {
+    case GenState::kStarting: return "starting";
+    case GenState::kLive: return "live";
+    case GenState::kDraining: return "draining";
+    case GenState::kExited: return "exited";
+    case GenState::kFailed: return "failed";
+  }
+  return "?";
+}
+
+const char* WorkerPhaseName(WorkerPhase p) {
+  switch (p) {
+    case WorkerPhase::kStarting: return "starting";
+    case WorkerPhase::kReady: return "ready";
+    case WorkerPhase::kStopping: return "stopping";
+    case WorkerPhase::kBackoff: return "backoff";
+    case WorkerPhase::kExited: return "exited";
+  }
+  return "?";
+}
+
+const char* HandoverKindName(HandoverKind k) {
+  switch (k) {
+    case HandoverKind::kStart: return "start";
+    case HandoverKind::kUpgrade: return "upgrade";
+    case HandoverKind::kRollback: return "rollback";
+    case HandoverKind::kAutoRollback: return "automatic rollback";
+    case HandoverKind::kRestart: return "restart";
+  }
+  return "?";
+}
+
+std::string Worker::StderrTail(size_t lines) const {
+  std::string out;
+  size_t start = stderr_tail.size() > lines ? stderr_tail.size() - lines : 0;
+  for (size_t i = start; i < stderr_tail.size(); ++i) out += (out.empty() ? "" : " | ") + stderr_tail[i];
+  return out;
+}
+
+size_t Generation::CountActive() const {
+  size_t n = 0;
+  for (const auto& w : workers) n += w->active();
+  return n;
+}
+
+size_t Generation::CountRunning() const {
+  size_t n = 0;
+  for (const auto& w : workers) n += w->pid != 0;
+  return n;
+}
+
+nlohmann::json HandoverResult::ToJson() const {
+  nlohmann::json j = {{"promoted", promoted},
+                      {"kind", HandoverKindName(kind)},
+                      {"version", version},
+                      {"generation", generation},
+                      {"duration_s", duration_s}};
+  if (!from_version.empty()) j["from_version"] = from_version;
+  if (!reason.empty()) j["reason"] = reason;
+  return j;
+}
+
+nlohmann::json ServiceEvent::ToJson() const {
+  nlohmann::json j = {{"type", type}, {"service", service}};
+  if (generation) j["generation"] = generation;
+  if (!version.empty()) j["version"] = version;
+  if (pid) j["pid"] = pid;
+  if (!message.empty()) j["message"] = message;
+  return j;
+}
+
+std::string Service::StateName() const {
+  if (shutting_down_) return "stopping";
+  if (!fatal_reason_.empty()) return "fatal";
+  if (handover_) return live() ? "upgrading" : "starting";
+  if (!live()) return "down";
+  return bake_timer_ ? "baking" : "running";
+}
+
+nlohmann::json Service::Describe() const {
+  nlohmann::json gens = nlohmann::json::array();
+  for (const auto& g : gens_) {
+    nlohmann::json workers = nlohmann::json::array();
+    for (const auto& w : g->workers) {
+      nlohmann::json wj = {{"id", w->id},
+                           {"pid", w->pid},
+                           {"state", WorkerPhaseName(w->phase)},
+                           {"restarts", w->restarts},
+                           {"started_at", w->started_wall}};
+      if (w->last_exit) wj["last_exit"] = w->last_exit->Describe();
+      if (!w->notify_status.empty()) wj["status"] = w->notify_status;
+      if (w->probe_port) wj["probe_port"] = *w->probe_port;
+      workers.push_back(std::move(wj));
+    }
+    nlohmann::json gj = {{"id", g->id},
+                         {"version", g->release.version},
+                         {"state", GenStateName(g->state)},
+                         {"started_at", g->started_wall},
+                         {"workers", std::move(workers)}};
+    if (!g->reason.empty()) gj["reason"] = g->reason;
+    gens.push_back(std::move(gj));
+  }
+  nlohmann::json listeners = nlohmann::json::array();
+  for (const auto& l : io_.listeners) listeners.push_back({{"name", l.name}, {"address", l.address}});
+  const Generation* l = live();
+  nlohmann::json j = {{"name", config_.name},
+                      {"state", StateName()},
+                      {"version", l ? nlohmann::json(l->release.version) : nlohmann::json(nullptr)},
+                      {"replicas", config_.replicas},
+                      {"generations", std::move(gens)},
+                      {"recent_generations", nlohmann::json(retired_)},
+                      {"listeners", std::move(listeners)}};
+  if (handover_) {
+    const Generation* g = nullptr;
+    for (const auto& x : gens_)
+      if (x->id == handover_->new_gen) g = x.get();
+    j["handover"] = {{"kind", HandoverKindName(handover_->kind)},
+                     {"generation", handover_->new_gen},
+                     {"version", g ? g->release.version : ""}};
+  }
+  if (last_result_) j["last_handover"] = last_result_->ToJson();
+  if (!fatal_reason_.empty()) j["fatal_reason"] = fatal_reason_;
+  if (previous_release_) j["previous_version"] = previous_release_->version;
+  return j;
+}
+
+}  // namespace baton

@@ -1,0 +1,245 @@
+// Service mechanics: building a worker's launch spec, spawning, stopping, retiring.
+#include <csignal>
+
+#include "supervisor/base/log.h"
+#include "supervisor/handover/service.h"
+#include "supervisor/sockets/listener_set.h"
+#include "supervisor/sockets/placeholders.h"
+
+namespace baton {
+
+namespace {
+constexpr size_t kRetiredKept = 8;
+constexpr size_t kStderrTailLines = 10;
+}  // namespace
+
+Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+                                            std::vector<Probe>* probes) const {
+  TemplateVars vars;
+  vars.service = config_.name;
+  vars.version = release.version;
+  vars.probe_port = probe_port;
+  std::vector<std::string> names;
+  LaunchSpec spec;
+  for (size_t i = 0; i < io_.listeners.size(); ++i) {
+    const ListenerRef& l = io_.listeners[i];
+    vars.fds[l.name] = 3 + static_cast<int>(i);
+    if (l.port) vars.ports[l.name] = l.port;
+    names.push_back(l.name);
+    spec.fds.push_back(l.fd);
+  }
+  auto argv = ExpandAll(release.command ? *release.command : config_.command, vars);
+  if (!argv.ok()) return argv.status();
+  if (argv->empty() || (*argv)[0].empty()) return Status::InvalidArgument("command must name a program");
+  spec.argv = std::move(*argv);
+  spec.tag = config_.name + " " + release.version;
+  spec.cwd = config_.cwd;
+  spec.set_listen_pid = !io_.listeners.empty();
+
+  // Later entries win: batond's environment, the config's env, the release's env, then ours.
+  std::map<std::string, std::string> env(io_.base_env.begin(), io_.base_env.end());
+  std::map<std::string, std::string> templates = config_.env;
+  for (const auto& [k, v] : release.env) templates[k] = v;
+  for (const auto& [k, v] : templates) {
+    auto value = ExpandTemplate(v, vars);
+    if (!value.ok()) return Status::InvalidArgument("env " + k + ": " + value.status().message());
+    env[k] = *value;
+  }
+  for (auto& [k, v] : ListenerEnvironment(names)) env[k] = v;
+  if (!io_.notify_socket.empty()) env["NOTIFY_SOCKET"] = io_.notify_socket;
+  env["BATON_SERVICE"] = config_.name;
+  env["BATON_VERSION"] = release.version;
+  if (probe_port) env["BATON_PROBE_PORT"] = std::to_string(*probe_port);
+  spec.env.assign(env.begin(), env.end());
+
+  if (probes) {
+    const ReadyConfig& r = config_.ready;
+    auto add = [&](Probe::Kind kind, const std::string& text) -> Status {
+      auto target = ExpandTemplate(text, vars);
+      if (!target.ok()) return Status::InvalidArgument("ready probe: " + target.status().message());
+      probes->push_back(Probe{kind, *target, {}, {}});
+      return Status::Ok();
+    };
+    if (r.http)
+      if (Status s = add(Probe::Kind::kHttp, *r.http); !s.ok()) return s;
+    if (r.tcp)
+      if (Status s = add(Probe::Kind::kTcp, *r.tcp); !s.ok()) return s;
+    if (!r.exec.empty()) {
+      auto exec = ExpandAll(r.exec, vars);
+      if (!exec.ok()) return Status::InvalidArgument("ready.exec: " + exec.status().message());
+      probes->push_back(Probe{Probe::Kind::kExec, "", std::move(*exec), spec.env});
+    }
+  }
+  return spec;
+}
+
+bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
+  auto any = [](const std::vector<std::string>& v) {
+    for (const auto& s : v)
+      if (UsesProbePort(s)) return true;
+    return false;
+  };
+  if (any(r.command ? *r.command : c.command) || any(c.ready.exec)) return true;
+  if ((c.ready.http && UsesProbePort(*c.ready.http)) || (c.ready.tcp && UsesProbePort(*c.ready.tcp))) return true;
+  for (const auto& [k, v] : c.env)
+    if (UsesProbePort(v)) return true;
+  for (const auto& [k, v] : r.env)
+    if (UsesProbePort(v)) return true;
+  return false;
+}
+
+Status Service::SpawnWorker(Generation& gen, Worker& w) {
+  w.probe_port.reset();
+  if (NeedsProbePort(config_, gen.release)) {
+    auto port = io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no probe ports"));
+    if (!port.ok()) return port.status();
+    w.probe_port = *port;
+  }
+  std::vector<Probe> probes;
+  auto spec = BuildLaunchSpec(gen.release, w.probe_port, &probes);
+  if (!spec.ok()) return spec.status();
+  spec->env.emplace_back("BATON_GENERATION", std::to_string(gen.id));
+
+  int64_t gen_id = gen.id;
+  int worker_id = w.id;
+  ProcessEvents events;
+  std::weak_ptr<bool> alive = alive_;
+  events.on_line = [this, alive, gen_id, worker_id](OutputStream stream, std::string_view line) {
+    if (alive.expired() || stream != OutputStream::kStderr) return;
+    if (Worker* w = FindWorker(gen_id, worker_id)) {
+      w->stderr_tail.emplace_back(line.substr(0, 500));
+      if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
+    }
+  };
+  // The pid is only known after Launch returns; the exit callback reads it from the worker.
+  auto pid_slot = std::make_shared<int>(0);
+  events.on_exit = [this, alive, gen_id, worker_id, pid_slot](const ExitInfo& exit) {
+    if (!alive.expired()) OnWorkerExit(gen_id, worker_id, *pid_slot, exit);
+  };
+  auto pid = launcher_.Launch(*spec, std::move(events));
+  if (!pid.ok()) return pid.status();
+  *pid_slot = *pid;
+  w.pid = *pid;
+  w.phase = WorkerPhase::kStarting;
+  w.started = clock_.Now();
+  w.started_wall = clock_.WallSeconds();
+  w.stderr_tail.clear();
+  w.notify_status.clear();
+  Emit("spawned", &gen, w.pid, "worker " + std::to_string(w.id) + " started: " + spec->argv[0]);
+  int p = w.pid;
+  w.readiness = std::make_unique<ReadinessCheck>(
+      clock_, probes_, config_.ready, std::move(probes),
+      [this, gen_id, worker_id, p](Status s) { OnReadiness(gen_id, worker_id, p, std::move(s)); });
+  w.readiness->Start();
+  return Status::Ok();
+}
+
+void Service::StopWorker(Generation& gen, Worker& w) {
+  w.readiness.reset();
+  w.timer.reset();
+  if (w.pid == 0) {
+    w.phase = WorkerPhase::kExited;
+    return;
+  }
+  if (w.phase == WorkerPhase::kStopping) return;
+  w.phase = WorkerPhase::kStopping;
+  launcher_.SignalGroup(w.pid, config_.stop.signal);
+  int64_t gen_id = gen.id;
+  int worker_id = w.id;
+  w.timer = clock_.After(config_.stop.timeout, [this, gen_id, worker_id] {
+    Generation* g = FindGen(gen_id);
+    Worker* wk = FindWorker(gen_id, worker_id);
+    if (g && wk) OnStopTimeout(*g, *wk);
+  });
+}
+
+void Service::StopGeneration(Generation& gen, GenState final_state) {
+  gen.state = final_state;
+  for (auto& w : gen.workers) StopWorker(gen, *w);
+  RetireIfDone(gen);
+}
+
+// Brings the live generation back to `replicas` active workers after a failed handover:
+// replaces workers a rolling handover retired and crashed workers awaiting the outcome.
+void Service::RefillLive() {
+  Generation* gen = MutableLive();
+  if (!gen || shutting_down_ || !fatal_reason_.empty()) return;
+  for (auto& w : gen->workers)
+    if (w->phase == WorkerPhase::kExited && gen->CountActive() < static_cast<size_t>(config_.replicas)) {
+      w->restarts++;
+      if (Status s = SpawnWorker(*gen, *w); !s.ok()) Emit("restart_failed", gen, 0, s.message());
+    }
+  while (gen->CountActive() < static_cast<size_t>(config_.replicas)) {
+    auto w = std::make_unique<Worker>();
+    w->id = static_cast<int>(gen->workers.size());
+    Worker& ref = *w;
+    gen->workers.push_back(std::move(w));
+    if (Status s = SpawnWorker(*gen, ref); !s.ok()) {
+      Emit("restart_failed", gen, 0, s.message());
+      ref.phase = WorkerPhase::kExited;
+      return;
+    }
+  }
+}
+
+void Service::RetireIfDone(Generation& gen) {
+  if (gen.state != GenState::kDraining && gen.state != GenState::kFailed) return;
+  if (gen.CountRunning() > 0) return;
+  if (gen.state == GenState::kDraining) gen.state = GenState::kExited;
+  nlohmann::json record = {{"id", gen.id},
+                           {"version", gen.release.version},
+                           {"state", GenStateName(gen.state)},
+                           {"started_at", gen.started_wall},
+                           {"ended_at", clock_.WallSeconds()}};
+  if (!gen.reason.empty()) record["reason"] = gen.reason;
+  retired_.push_front(std::move(record));
+  if (retired_.size() > kRetiredKept) retired_.pop_back();
+  Emit("generation_exited", &gen, 0, "generation " + std::to_string(gen.id) + " has no processes left");
+  // Erase later from the loop: callers up the stack may still hold references into it.
+  if (!sweep_)
+    sweep_ = clock_.After(Duration(0), [this] {
+      std::erase_if(gens_, [](const auto& g) {
+        return g->CountRunning() == 0 && (g->state == GenState::kExited || g->state == GenState::kFailed);
+      });
+      sweep_.reset();
+    });
+}
+
+void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message) {
+  ServiceEvent e{type, config_.name, gen ? gen->id : 0, gen ? gen->release.version : "", pid, message};
+  if (type == "failed" || type == "fatal" || type == "crashed" || type == "restart_failed")
+    spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, type, message);
+  else
+    spdlog::info("{} gen {} ({}): {}{}{}", e.service, e.generation, e.version, type, message.empty() ? "" : ": ",
+                 message);
+  if (sink_) sink_(e);
+}
+
+Generation* Service::FindGen(int64_t id) {
+  for (auto& g : gens_)
+    if (g->id == id) return g.get();
+  return nullptr;
+}
+
+Worker* Service::FindWorker(int64_t gen_id, int worker_id) {
+  Generation* g = FindGen(gen_id);
+  if (!g || worker_id < 0 || static_cast<size_t>(worker_id) >= g->workers.size()) return nullptr;
+  return g->workers[worker_id].get();
+}
+
+const Generation* Service::live() const {
+  for (const auto& g : gens_)
+    if (g->state == GenState::kLive) return g.get();
+  return nullptr;
+}
+
+Generation* Service::MutableLive() { return const_cast<Generation*>(live()); }
+
+bool Service::OwnsPid(int pid) const {
+  for (const auto& g : gens_)
+    for (const auto& w : g->workers)
+      if (w->pid == pid) return true;
+  return false;
+}
+
+}  // namespace baton

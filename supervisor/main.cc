@@ -1,0 +1,61 @@
+// batond: args -> config -> Supervisor::Create -> Run -> exit code.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "supervisor/base/log.h"
+#include "supervisor/supervisor.h"
+
+namespace {
+
+// Workers get /dev/null on stdin; batond itself must own fds 0-2 so that no socket or
+// pipe it creates lands there (and then on a worker's stdio).
+void EnsureStdio() {
+  for (int fd = 0; fd < 3; ++fd)
+    if (::fcntl(fd, F_GETFD) < 0) {
+      int n = ::open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) {
+        ::dup2(n, fd);
+        ::close(n);
+      }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  EnsureStdio();
+  CLI::App app{"batond: owns listening sockets and hands them from one generation of a server to the next"};
+  std::string config_path;
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "configuration file (baton.toml(5))")->required();
+  app.add_flag("--check", check_only, "validate the configuration and exit");
+  app.set_version_flag("--version", BATON_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : baton::kExitUsage;
+  }
+
+  auto config = baton::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "batond: " << config.status().message() << "\n";
+    return baton::kExitUsage;
+  }
+  baton::InitLogging(config->daemon.log_level);
+  for (const auto& w : config->warnings) spdlog::warn("{}", w);
+  if (check_only) {
+    std::cout << config_path << ": ok (" << config->services.size() << " service(s))\n";
+    return baton::kExitOk;
+  }
+  baton::Supervisor::CreateError error;
+  auto supervisor = baton::Supervisor::Create(std::move(*config), &error);
+  if (!supervisor) {
+    spdlog::critical("{}", error.status.message());
+    return error.exit_code;
+  }
+  return supervisor->Run();
+}

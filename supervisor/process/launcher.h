@@ -1,0 +1,54 @@
+// The process seam. The handover logic starts workers and probes through a ProcessLauncher
+// and learns of their output and exit through ProcessEvents, so its tests use a fake
+// launcher and never fork. The real one (posix_launcher) forks on the single event loop
+// and watches each child's pidfd.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "supervisor/base/status.h"
+
+namespace baton {
+
+struct ExitInfo {
+  int code = 0;    // exit status when signal == 0
+  int signal = 0;  // terminating signal, or 0 for a normal exit
+  bool success() const { return signal == 0 && code == 0; }
+  // "exited with status 3" / "killed by SIGKILL"
+  std::string Describe() const;
+};
+
+enum class OutputStream { kStdout, kStderr };
+
+struct LaunchSpec {
+  std::string tag;                 // how its log lines are tagged, e.g. "web v2"
+  std::vector<std::string> argv;   // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::pair<std::string, std::string>> env;  // the complete environment
+  std::string cwd;                 // empty: inherit
+  std::vector<int> fds;            // placed at fds 3, 4, ... in the child
+  bool set_listen_pid = false;     // add LISTEN_PID=<the child's own pid>
+  bool log_output = true;          // log output lines (probes set false)
+};
+
+struct ProcessEvents {
+  std::function<void(OutputStream, std::string_view line)> on_line;
+  std::function<void(const ExitInfo&)> on_exit;  // called once; the process is reaped
+};
+
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  // Starts a process in its own process group and returns its pid. Fails without leaving
+  // a process behind when the program cannot be found or executed.
+  virtual Result<int> Launch(const LaunchSpec& spec, ProcessEvents events) = 0;
+  // Checks, without starting anything, that spec.argv[0] can be executed.
+  virtual Status CheckExecutable(const LaunchSpec& spec) const = 0;
+  // Sends a signal to the process group led by pid (the worker and its children).
+  virtual void SignalGroup(int pid, int sig) = 0;
+};
+
+}  // namespace baton

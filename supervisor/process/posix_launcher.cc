@@ -1,0 +1,313 @@
+#include "supervisor/process/posix_launcher.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "supervisor/base/log.h"
+#include "supervisor/base/unique_fd.h"
+#include "supervisor/config/config.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+
+std::string ExitInfo::Describe() const {
+  if (signal) return "killed by " + SignalName(signal);
+  return "exited with status " + std::to_string(code);
+}
+
+std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env) {
+  if (program.empty()) return "";
+  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  if (const char* p = ::getenv("PATH")) path = p;
+  for (const auto& [k, v] : env)
+    if (k == "PATH") path = v;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// Watches one child: its pidfd and its two output pipes. Shared-owned so that async
+// handlers keep it alive until they have run.
+class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
+ public:
+  ChildWatch(asio::io_context& io, int pid, int pidfd, int out, int err, std::string tag, bool log_output,
+             ProcessEvents events, std::function<void(int)> reaped)
+      : pid_(pid),
+        pidfd_(io, pidfd),
+        out_(io, out),
+        err_(io, err),
+        tag_(std::move(tag)),
+        log_output_(log_output),
+        events_(std::move(events)),
+        reaped_(std::move(reaped)) {}
+
+  void Start() {
+    WaitExit();
+    ReadMore(out_, out_buf_, OutputStream::kStdout);
+    ReadMore(err_, err_buf_, OutputStream::kStderr);
+  }
+
+  void Shutdown() {
+    boost::system::error_code ec;
+    pidfd_.close(ec);
+    out_.close(ec);
+    err_.close(ec);
+  }
+
+ private:
+  static constexpr size_t kMaxLine = 16 * 1024;
+
+  void WaitExit() {
+    pidfd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                      [self = shared_from_this()](const boost::system::error_code& ec) {
+                        if (!ec) self->OnExit();
+                      });
+  }
+
+  void ReadMore(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which) {
+    if (!pipe.is_open()) return;
+    pipe.async_read_some(asio::buffer(chunk_for(which)),
+                         [self = shared_from_this(), &pipe, &buf, which](const boost::system::error_code& ec, size_t n) {
+                           if (ec) {
+                             self->Flush(buf, which);
+                             boost::system::error_code ignored;
+                             pipe.close(ignored);
+                             return;
+                           }
+                           self->Consume(buf, std::string_view(self->chunk_for(which).data(), n), which);
+                           self->ReadMore(pipe, buf, which);
+                         });
+  }
+
+  std::array<char, 4096>& chunk_for(OutputStream which) { return which == OutputStream::kStdout ? out_chunk_ : err_chunk_; }
+
+  void Consume(std::string& buf, std::string_view data, OutputStream which) {
+    buf.append(data);
+    size_t start = 0;
+    for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
+      EmitLine(std::string_view(buf).substr(start, nl - start), which);
+    buf.erase(0, start);
+    while (buf.size() >= kMaxLine) {  // an endless line is cut rather than held forever
+      EmitLine(std::string_view(buf).substr(0, kMaxLine), which);
+      buf.erase(0, kMaxLine);
+    }
+  }
+
+  void Flush(std::string& buf, OutputStream which) {
+    if (!buf.empty()) EmitLine(buf, which);
+    buf.clear();
+  }
+
+  void EmitLine(std::string_view line, OutputStream which) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (log_output_)
+      spdlog::info("{} pid={} {}: {}", tag_, pid_, which == OutputStream::kStdout ? "out" : "err", line);
+    if (events_.on_line) events_.on_line(which, line);
+  }
+
+  // Drains whatever output is already buffered in a pipe, without blocking.
+  void DrainNow(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which) {
+    if (!pipe.is_open()) return;
+    std::array<char, 4096> chunk;
+    ::fcntl(pipe.native_handle(), F_SETFL, ::fcntl(pipe.native_handle(), F_GETFL) | O_NONBLOCK);
+    for (int rounds = 0; rounds < 64; ++rounds) {
+      ssize_t n = ::read(pipe.native_handle(), chunk.data(), chunk.size());
+      if (n <= 0) break;
+      Consume(buf, std::string_view(chunk.data(), n), which);
+    }
+    Flush(buf, which);
+  }
+
+  void OnExit() {
+    // While the child is a zombie its pid cannot be reused, so the group kill is safe:
+    // it removes any children the worker left behind.
+    ::kill(-pid_, SIGKILL);
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) {
+      if (errno == EINTR || info.si_pid == 0) {
+        WaitExit();
+        return;
+      }
+    }
+    ExitInfo exit;
+    if (info.si_code == CLD_EXITED) exit.code = info.si_status;
+    else exit.signal = info.si_status;
+    DrainNow(out_, out_buf_, OutputStream::kStdout);
+    DrainNow(err_, err_buf_, OutputStream::kStderr);
+    Shutdown();
+    auto events = std::move(events_);
+    events_ = {};
+    reaped_(pid_);  // may destroy the launcher's reference; self keeps us alive
+    if (events.on_exit) events.on_exit(exit);
+  }
+
+  int pid_;
+  asio::posix::stream_descriptor pidfd_;
+  asio::posix::stream_descriptor out_;
+  asio::posix::stream_descriptor err_;
+  std::string tag_;
+  bool log_output_;
+  ProcessEvents events_;
+  std::function<void(int)> reaped_;
+  std::string out_buf_, err_buf_;
+  std::array<char, 4096> out_chunk_{}, err_chunk_{};
+};
+
+namespace {
+
+struct ExecFailure {
+  int stage;  // 1: chdir, 2: exec, 3: fd setup
+  int err;
+};
+
+// Runs in the child between fork and exec: only async-signal-safe calls.
+[[noreturn]] void ChildMain(const char* path, char* const* argv, char* const* envp, char* listen_pid_digits,
+                            const char* cwd, int devnull, int out_w, int err_w, int report_w, const int* fds,
+                            int nfds) {
+  auto fail = [&](int stage) {
+    ExecFailure f{stage, errno};
+    (void)!::write(report_w, &f, sizeof f);
+    ::_exit(127);
+  };
+  ::setpgid(0, 0);
+  sigset_t all;
+  ::sigemptyset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+
+  // Move everything we still need above the listener range, then place the listeners.
+  int above = 3 + nfds;
+  report_w = ::fcntl(report_w, F_DUPFD_CLOEXEC, above);
+  if (report_w < 0) ::_exit(127);
+  int moved[256];
+  for (int i = 0; i < nfds; ++i)
+    if ((moved[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, above)) < 0) fail(3);
+  if (::dup2(devnull, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(3);
+  for (int i = 0; i < nfds; ++i)
+    if (::dup2(moved[i], 3 + i) < 0) fail(3);  // dup2 clears CLOEXEC on the target
+  // Everything else closes at exec; report_w stays usable until then.
+  if (::syscall(SYS_close_range, above, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = above; fd < 65536; ++fd)
+      if (fd != report_w) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  if (listen_pid_digits) {
+    char digits[16];
+    int n = 0;
+    for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
+    for (int i = 0; i < n; ++i) listen_pid_digits[i] = digits[n - 1 - i];
+    listen_pid_digits[n] = '\0';
+  }
+  if (cwd && ::chdir(cwd) != 0) fail(1);
+  ::execve(path, argv, envp);
+  fail(2);
+}
+
+}  // namespace
+
+PosixLauncher::PosixLauncher(asio::io_context& io) : io_(io) {}
+
+PosixLauncher::~PosixLauncher() {
+  for (auto& [pid, watch] : children_) watch->Shutdown();
+}
+
+Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) {
+  if (spec.argv.empty()) return Status::InvalidArgument("empty command");
+  if (spec.fds.size() > 200) return Status::InvalidArgument("too many listeners");
+  std::string path = ResolveExecutable(spec.argv[0], spec.env);
+  if (path.empty()) return Status::NotFound("executable not found or not executable: " + spec.argv[0]);
+
+  // Everything the child needs is allocated before fork.
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+  if (spec.set_listen_pid) env_strings.push_back("LISTEN_PID=" + std::string(16, '\0'));
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_strings = spec.argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  char* listen_pid_digits = spec.set_listen_pid ? env_strings.back().data() + std::strlen("LISTEN_PID=") : nullptr;
+
+  int out[2], err[2], report[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Status::FromErrno("create stdout pipe", errno);
+  UniqueFd out_r(out[0]), out_w(out[1]);
+  if (::pipe2(err, O_CLOEXEC) != 0) return Status::FromErrno("create stderr pipe", errno);
+  UniqueFd err_r(err[0]), err_w(err[1]);
+  if (::pipe2(report, O_CLOEXEC) != 0) return Status::FromErrno("create exec report pipe", errno);
+  UniqueFd report_r(report[0]), report_w(report[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return Status::FromErrno("open /dev/null", errno);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::FromErrno("fork", errno);
+  if (pid == 0)
+    ChildMain(path.c_str(), argv.data(), envp.data(), listen_pid_digits, spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+              devnull.get(), out_w.get(), err_w.get(), report_w.get(), spec.fds.data(),
+              static_cast<int>(spec.fds.size()));
+  ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once
+  out_w.Reset();
+  err_w.Reset();
+  report_w.Reset();
+
+  // The report pipe closes at exec (CLOEXEC): EOF means the program is running.
+  ExecFailure failure{};
+  ssize_t n;
+  do n = ::read(report_r.get(), &failure, sizeof failure);
+  while (n < 0 && errno == EINTR);
+  if (n == sizeof failure) {
+    int status;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string what = failure.stage == 1   ? "change directory to '" + spec.cwd + "'"
+                       : failure.stage == 2 ? "execute " + path
+                                            : "set up fds for " + path;
+    return Status::FromErrno(what, failure.err);
+  }
+
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    int e = errno;
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return Status::FromErrno("open pidfd", e);
+  }
+  ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+  auto watch = std::make_shared<ChildWatch>(io_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(),
+                                            spec.tag, spec.log_output, std::move(events),
+                                            [this](int reaped) { children_.erase(reaped); });
+  children_[pid] = watch;
+  watch->Start();
+  return static_cast<int>(pid);
+}
+
+Status PosixLauncher::CheckExecutable(const LaunchSpec& spec) const {
+  if (spec.argv.empty() || ResolveExecutable(spec.argv[0], spec.env).empty())
+    return Status::InvalidArgument("executable not found or not executable: " +
+                                   (spec.argv.empty() ? std::string("(empty)") : spec.argv[0]));
+  return Status::Ok();
+}
+
+void PosixLauncher::SignalGroup(int pid, int sig) {
+  if (children_.count(pid)) ::kill(-pid, sig);
+}
+
+}  // namespace baton

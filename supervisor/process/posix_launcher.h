@@ -1,0 +1,35 @@
+// ProcessLauncher over fork/exec and pidfd on an asio io_context. Each child runs in its
+// own process group with exactly fds 0, 1, 2 and LaunchSpec::fds (at 3, 4, ...) open; its
+// stdout and stderr are read line by line; its exit is observed by polling its pidfd.
+// Not thread-safe: use from the loop thread only.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "supervisor/process/launcher.h"
+
+namespace boost::asio { class io_context; }
+
+namespace baton {
+
+class ChildWatch;
+
+class PosixLauncher : public ProcessLauncher {
+ public:
+  explicit PosixLauncher(boost::asio::io_context& io);
+  ~PosixLauncher() override;
+  Result<int> Launch(const LaunchSpec& spec, ProcessEvents events) override;
+  Status CheckExecutable(const LaunchSpec& spec) const override;
+  void SignalGroup(int pid, int sig) override;
+  size_t running() const { return children_.size(); }
+
+ private:
+  boost::asio::io_context& io_;
+  std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
+};
+
+// Resolves argv[0] against PATH (from env, else batond's); empty if not executable.
+std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env);
+
+}  // namespace baton

@@ -1,0 +1,96 @@
+#include "supervisor/sockets/listener_set.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace baton {
+namespace {
+
+socklen_t FillSockaddr(const SocketAddress& a, sockaddr_storage& ss) {
+  std::memset(&ss, 0, sizeof ss);
+  if (a.kind == SocketAddress::Kind::kUnix) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, a.path.data(), a.path.size());
+    return sizeof(sockaddr_un);
+  }
+  in_addr v4;
+  if (inet_pton(AF_INET, a.host.c_str(), &v4) == 1) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_addr = v4;
+    in->sin_port = htons(a.port);
+    return sizeof(sockaddr_in);
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  in6->sin6_family = AF_INET6;
+  inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
+  in6->sin6_port = htons(a.port);
+  return sizeof(sockaddr_in6);
+}
+
+}  // namespace
+
+Result<BoundListener> BindListener(const ListenerConfig& config) {
+  const SocketAddress& a = config.address;
+  sockaddr_storage ss;
+  socklen_t len = FillSockaddr(a, ss);
+  int type = (a.is_stream() ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC;
+  UniqueFd fd(::socket(ss.ss_family, type, 0));
+  std::string what = "listener '" + config.name + "' " + a.ToString();
+  if (!fd) return Status::FromErrno("create socket for " + what, errno);
+  int one = 1;
+  if (a.is_inet()) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (a.kind == SocketAddress::Kind::kUnix) {
+    struct stat st;
+    if (::lstat(a.path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode))
+        return Status::FailedPrecondition("unable to bind " + what + ": a file that is not a socket is in the way");
+      ::unlink(a.path.c_str());
+    }
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return Status::FromErrno("bind " + what, errno);
+  if (a.is_stream() && ::listen(fd.get(), config.backlog) != 0) return Status::FromErrno("listen on " + what, errno);
+
+  BoundListener bound{config.name, a, std::move(fd)};
+  if (a.is_inet()) {
+    sockaddr_storage actual;
+    socklen_t alen = sizeof actual;
+    ::getsockname(bound.fd.get(), reinterpret_cast<sockaddr*>(&actual), &alen);
+    bound.address.port = ntohs(actual.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&actual)->sin_port
+                                                           : reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port);
+  }
+  return bound;
+}
+
+std::vector<std::pair<std::string, std::string>> ListenerEnvironment(const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, std::string>> env;
+  if (names.empty()) return env;
+  std::string fdnames, nginx;
+  for (size_t i = 0; i < names.size(); ++i) {
+    fdnames += (i ? ":" : "") + names[i];
+    nginx += std::to_string(3 + i) + ";";
+  }
+  env.emplace_back("LISTEN_FDS", std::to_string(names.size()));
+  env.emplace_back("LISTEN_FDNAMES", fdnames);
+  env.emplace_back("EINHORN_FD_COUNT", std::to_string(names.size()));
+  for (size_t i = 0; i < names.size(); ++i) env.emplace_back("EINHORN_FD_" + std::to_string(i), std::to_string(3 + i));
+  env.emplace_back("NGINX", nginx);
+  return env;
+}
+
+Result<int> PickFreeLoopbackPort() {
+  ListenerConfig probe{"probe", SocketAddress{SocketAddress::Kind::kTcp, "127.0.0.1", 0, ""}, 1, 0};
+  auto bound = BindListener(probe);
+  if (!bound.ok()) return bound.status();
+  return static_cast<int>(bound->address.port);
+}
+
+}  // namespace baton

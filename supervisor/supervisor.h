@@ -1,0 +1,79 @@
+// The top object of batond: owns the event loop, the listeners, the notify and control
+// servers, the history and every Service, and wires their events. The only place that
+// sees everything; the modules it owns see only their narrow interfaces.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <map>
+#include <memory>
+
+#include "supervisor/config/config.h"
+#include "supervisor/control/api.h"
+#include "supervisor/control/http_server.h"
+#include "supervisor/handover/service.h"
+#include "supervisor/health/asio_probe_runner.h"
+#include "supervisor/history/history_store.h"
+#include "supervisor/notify/notify_server.h"
+#include "supervisor/process/posix_launcher.h"
+#include "supervisor/sockets/listener_set.h"
+
+namespace baton {
+
+// Exit codes, documented in batond(8).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 100;   // bad config or usage: permanent, fix the input
+inline constexpr int kExitSystem = 111;  // a system error: may work when retried
+
+class Supervisor : public Commands {
+ public:
+  struct CreateError {
+    Status status;
+    int exit_code;
+  };
+  // Binds every listener and opens state; starts nothing until Run().
+  static std::unique_ptr<Supervisor> Create(Config config, CreateError* error);
+  ~Supervisor() override;
+
+  // Starts every service and runs the loop until SIGTERM/SIGINT and the drain finish.
+  int Run();
+
+  // Commands (the control API's view of the daemon).
+  nlohmann::json DaemonStatus() override;
+  Result<nlohmann::json> ServiceStatus(const std::string& service) override;
+  Result<nlohmann::json> History(const std::string& service) override;
+  Status Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) override;
+  Status Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
+                  Done done) override;
+
+ private:
+  explicit Supervisor(Config config);
+  Status Init(int* exit_code);
+  void StartServices();
+  void OnSignal(int sig);
+  void Shutdown();
+  void OnNotify(int pid, const NotifyMessage& msg);
+  void Publish(const ServiceEvent& e);
+  Status RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress, Done done);
+  Service* Find(const std::string& name);
+
+  Config config_;
+  boost::asio::io_context io_;  // first: the launcher's and loop's own fds precede the listeners
+  std::unique_ptr<Clock> clock_;
+  PosixLauncher launcher_;
+  AsioProbeRunner probes_;
+  boost::asio::signal_set signals_;
+  std::optional<HistoryStore> history_;
+  std::map<std::string, std::vector<BoundListener>> listeners_;
+  std::unique_ptr<NotifyServer> notify_;
+  ControlApi api_;
+  std::unique_ptr<ControlServer> control_;
+  std::vector<std::unique_ptr<Service>> services_;
+  std::map<uint64_t, Progress> subscribers_;
+  uint64_t next_subscriber_ = 1;
+  double started_wall_ = 0;
+  bool stopping_ = false;
+  uint64_t notify_ignored_ = 0;  // messages from pids that are no worker of ours
+};
+
+}  // namespace baton

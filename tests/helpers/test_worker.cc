@@ -1,0 +1,148 @@
+// A small HTTP server that behaves the way the tests ask, to stand in for a real server
+// under batond. It takes its listener from LISTEN_FDS (fd 3) and answers every request
+// with "version=V pid=P". GET /fds lists its open fds; GET /env/NAME echoes a variable.
+//
+//   --version V        reported in every response
+//   --notify           send READY=1 to NOTIFY_SOCKET once serving
+//   --ready-delay MS   wait this long before serving (and notifying)
+//   --exit-at-start N  print to stderr and exit with status N at once
+//   --crash-after MS   exit with status 3 after this long
+//   --ignore-term      ignore SIGTERM (to test SIGKILL escalation)
+//   --probe-port P     also serve on 127.0.0.1:P (a private port for probes)
+//   --handle-ms MS     take this long over each request
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void OnTerm(int) { g_stop = 1; }
+
+void Notify(const std::string& msg) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path) return;
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  ::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::close(fd);
+}
+
+std::string OpenFds() {
+  std::string out;
+  DIR* d = ::opendir("/proc/self/fd");
+  int self = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) == self) continue;
+    out += std::string(e->d_name) + " ";
+  }
+  ::closedir(d);
+  return out;
+}
+
+void Serve(int conn, const std::string& version, int handle_ms) {
+  std::string req;
+  char buf[4096];
+  while (req.find("\r\n\r\n") == std::string::npos && req.size() < 65536) {
+    ssize_t n = ::read(conn, buf, sizeof buf);
+    if (n <= 0) break;
+    req.append(buf, n);
+  }
+  if (handle_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(handle_ms));
+  std::string path = req.substr(req.find(' ') + 1);
+  path = path.substr(0, path.find(' '));
+  std::string body;
+  if (path == "/fds") body = OpenFds();
+  else if (path.rfind("/env/", 0) == 0) {
+    const char* v = std::getenv(path.substr(5).c_str());
+    body = v ? v : "(unset)";
+  } else body = "version=" + version + " pid=" + std::to_string(::getpid());
+  body += "\n";
+  std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nConnection: close\r\n\r\n" + body;
+  (void)!::write(conn, res.data(), res.size());
+  ::close(conn);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string version = "unknown";
+  bool notify = false, ignore_term = false;
+  int ready_delay = 0, exit_at_start = -1, crash_after = -1, probe_port = 0, handle_ms = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--version") version = next();
+    else if (a == "--notify") notify = true;
+    else if (a == "--ready-delay") ready_delay = std::atoi(next().c_str());
+    else if (a == "--exit-at-start") exit_at_start = std::atoi(next().c_str());
+    else if (a == "--crash-after") crash_after = std::atoi(next().c_str());
+    else if (a == "--ignore-term") ignore_term = true;
+    else if (a == "--probe-port") probe_port = std::atoi(next().c_str());
+    else if (a == "--handle-ms") handle_ms = std::atoi(next().c_str());
+  }
+  std::signal(SIGTERM, ignore_term ? SIG_IGN : OnTerm);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (exit_at_start >= 0) {
+    std::fprintf(stderr, "test_worker %s: refusing to start (asked to exit with %d)\n", version.c_str(), exit_at_start);
+    return exit_at_start;
+  }
+  const char* lpid = std::getenv("LISTEN_PID");
+  const char* lfds = std::getenv("LISTEN_FDS");
+  if (!lfds || !lpid || std::atoi(lpid) != ::getpid()) {
+    std::fprintf(stderr, "test_worker: LISTEN_FDS/LISTEN_PID missing or not for this pid\n");
+    return 2;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(ready_delay));
+  int listener = 3;
+  ::fcntl(listener, F_SETFL, ::fcntl(listener, F_GETFL) | O_NONBLOCK);
+  int probe = -1;
+  if (probe_port > 0) {
+    probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(probe_port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(probe, 64) != 0) {
+      std::perror("test_worker: probe port");
+      return 4;
+    }
+  }
+  std::fprintf(stderr, "test_worker %s serving (pid %d)\n", version.c_str(), ::getpid());
+  if (notify) Notify("READY=1\nSTATUS=serving " + version);
+  auto started = std::chrono::steady_clock::now();
+  while (!g_stop) {
+    if (crash_after >= 0 &&
+        std::chrono::steady_clock::now() - started > std::chrono::milliseconds(crash_after)) {
+      std::fprintf(stderr, "test_worker %s: crashing as asked\n", version.c_str());
+      return 3;
+    }
+    pollfd fds[2] = {{listener, POLLIN, 0}, {probe, POLLIN, 0}};
+    if (::poll(fds, probe >= 0 ? 2 : 1, 50) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & POLLIN)) continue;
+      int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn >= 0) Serve(conn, version, handle_ms);
+    }
+  }
+  std::fprintf(stderr, "test_worker %s: stopping on SIGTERM\n", version.c_str());
+  return 0;
+}
