@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> up_command, up_env;
   upgrade->add_option("service", up_service)->required();
   upgrade->add_option("--version", up_version, "version of the new release")->required();
-  upgrade->add_option("--command", up_command, "override the command (argv), e.g. --command ./server --port 1");
+  upgrade->add_option("command", up_command, "override the command: the arguments after --, e.g. -- ./server --port 1");
   upgrade->add_option("--env", up_env, "override an environment variable, KEY=VALUE (repeatable)");
 
   auto* rollback = app.add_subcommand("rollback", "hand back to the previous (or a named) promoted release");

@@ -20,6 +20,7 @@ struct ListenerConfig {
   SocketAddress address;
   int backlog = 4096;
   int line = 0;  // where it was declared, for errors found later (e.g. port in use)
+  int column = 0;
 };
 
 struct ReadyConfig {

@@ -2,7 +2,9 @@
 // errors, so a typo never silently falls back to a default.
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <tuple>
 #include <set>
 #include <sstream>
 
@@ -136,8 +138,14 @@ class Reader {
       auto addr = ParseSocketAddress(text);
       if (!addr.ok()) return Error(v, key, addr.status().message());
       l.address = *addr;
+      l.column = static_cast<int>(k.source().begin.column);
       svc.listeners.push_back(std::move(l));
     }
+    // toml++ iterates keys in sorted order; the fd order is the order in the file.
+    std::sort(svc.listeners.begin(), svc.listeners.end(),
+              [](const ListenerConfig& a, const ListenerConfig& b) {
+                return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+              });
     return Status::Ok();
   }
 

@@ -20,7 +20,10 @@ std::string Probe::Describe() const {
 ReadinessCheck::ReadinessCheck(Clock& clock, ProbeRunner& runner, const ReadyConfig& config,
                                std::vector<Probe> probes, Done done)
     : clock_(clock), runner_(runner), config_(config), done_(std::move(done)) {
-  for (auto& p : probes) probes_.push_back(ProbeState{std::move(p)});
+  for (auto& p : probes) {
+    probes_.emplace_back();
+    probes_.back().probe = std::move(p);
+  }
 }
 
 ReadinessCheck::~ReadinessCheck() { *alive_ = false; }

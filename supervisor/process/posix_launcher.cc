@@ -219,6 +219,7 @@ struct ExecFailure {
   if (cwd && ::chdir(cwd) != 0) fail(1);
   ::execve(path, argv, envp);
   fail(2);
+  ::_exit(127);
 }
 
 }  // namespace

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""A plain Python HTTP server that takes its listening socket from batond.
+
+It follows the systemd socket-activation convention (LISTEN_FDS, LISTEN_PID, fd 3), tells
+batond it is ready with sd_notify READY=1, and drains on SIGTERM: it stops accepting,
+finishes the request in hand and exits. Usage: server.py VERSION [--crash-after SECONDS]
+[--fail]
+"""
+import http.server
+import os
+import signal
+import socket
+import sys
+import time
+
+version = sys.argv[1] if len(sys.argv) > 1 else "unknown"
+crash_after = float(sys.argv[sys.argv.index("--crash-after") + 1]) if "--crash-after" in sys.argv else None
+
+if "--fail" in sys.argv:
+    print(f"server {version}: cannot load configuration: missing key 'db.url'", file=sys.stderr, flush=True)
+    sys.exit(78)
+
+if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
+    sys.exit("server: expected a socket from batond (LISTEN_FDS/LISTEN_PID)")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = f"hello from version {version} (pid {os.getpid()})\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+class InheritedServer(http.server.HTTPServer):
+    def __init__(self):
+        super().__init__(("", 0), Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = socket.socket(fileno=3)
+
+
+def notify(message):
+    path = os.environ.get("NOTIFY_SOCKET")
+    if path:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(path)
+            s.send(message.encode())
+
+
+stopping = False
+
+
+def on_term(signum, frame):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, on_term)
+server = InheritedServer()
+server.timeout = 0.2
+started = time.monotonic()
+print(f"server {version}: serving on the inherited socket", file=sys.stderr, flush=True)
+notify(f"READY=1\nSTATUS=serving version {version}")
+while not stopping:
+    if crash_after is not None and time.monotonic() - started > crash_after:
+        print(f"server {version}: segmentation fault (simulated)", file=sys.stderr, flush=True)
+        os._exit(139)
+    server.handle_request()
+print(f"server {version}: drained, exiting", file=sys.stderr, flush=True)

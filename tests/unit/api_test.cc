@@ -1,0 +1,152 @@
+// ControlApi decisions with a fake Commands: no sockets.
+#include <catch2/catch.hpp>
+
+#include "supervisor/control/api.h"
+
+using namespace baton;
+
+namespace {
+
+struct RecordingResponder : Responder {
+  void Reply(int s, const nlohmann::json& b) override {
+    status = s;
+    body = b;
+  }
+  void StartStream() override { streaming = true; }
+  void StreamLine(const nlohmann::json& l) override { lines.push_back(l); }
+  void EndStream() override { ended = true; }
+  int status = 0;
+  nlohmann::json body;
+  bool streaming = false, ended = false;
+  std::vector<nlohmann::json> lines;
+};
+
+struct FakeCommands : Commands {
+  nlohmann::json DaemonStatus() override { return {{"daemon", {{"pid", 1}}}}; }
+  Result<nlohmann::json> ServiceStatus(const std::string& s) override {
+    if (s != "web") return Status::NotFound("no service named '" + s + "'");
+    return nlohmann::json{{"name", "web"}};
+  }
+  Result<nlohmann::json> History(const std::string& s) override { return nlohmann::json{{"service", s}}; }
+  Status Upgrade(const std::string& s, const UpgradeRequest& r, Progress p, Done d) override {
+    if (s != "web") return Status::NotFound("no service named '" + s + "'");
+    if (busy) return Status::Conflict("an upgrade is already in progress");
+    last_upgrade = r;
+    progress = std::move(p);
+    done = std::move(d);
+    return Status::Ok();
+  }
+  Status Rollback(const std::string& s, const std::optional<std::string>& to, Progress p, Done d) override {
+    rollback_to = to;
+    done = std::move(d);
+    return Status::Ok();
+  }
+  bool busy = false;
+  std::optional<UpgradeRequest> last_upgrade;
+  std::optional<std::string> rollback_to;
+  Progress progress;
+  Done done;
+};
+
+struct Fixture {
+  FakeCommands commands;
+  ControlApi api{commands};
+  std::shared_ptr<RecordingResponder> Call(const std::string& method, const std::string& target,
+                                           const std::string& body = "", bool stream = false) {
+    auto r = std::make_shared<RecordingResponder>();
+    api.Handle(ApiRequest{method, target, body, stream}, r);
+    return r;
+  }
+};
+
+HandoverResult Outcome(bool promoted) {
+  HandoverResult r;
+  r.promoted = promoted;
+  r.version = "v2";
+  r.reason = promoted ? "" : "worker 0 exited with status 1 before it was ready";
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "status routes") {
+  CHECK(Call("GET", "/v1/status")->status == 200);
+  CHECK(Call("GET", "/v1/services/web")->body["name"] == "web");
+  auto missing = Call("GET", "/v1/services/nope");
+  CHECK(missing->status == 404);
+  CHECK(missing->body["error"]["code"] == "not_found");
+  CHECK(Call("GET", "/v1/services/web/history?limit=3")->status == 200);
+}
+
+TEST_CASE_METHOD(Fixture, "unknown routes and wrong methods get JSON errors") {
+  auto r = Call("GET", "/v2/status");
+  CHECK(r->status == 404);
+  CHECK(r->body["error"]["message"].get<std::string>().find("/v1") != std::string::npos);
+  CHECK(Call("GET", "/")->status == 404);
+  CHECK(Call("GET", "/v1/services/web/frobnicate")->status == 404);
+  auto m = Call("DELETE", "/v1/status");
+  CHECK(m->status == 405);
+  CHECK(m->body["error"]["code"] == "method_not_allowed");
+  CHECK(Call("GET", "/v1/services/web/upgrade")->status == 405);
+}
+
+TEST_CASE_METHOD(Fixture, "upgrade request validation") {
+  CHECK(Call("POST", "/v1/services/web/upgrade", "{not json")->body["error"]["code"] == "bad_json");
+  CHECK(Call("POST", "/v1/services/web/upgrade", "[1,2]")->status == 400);
+  CHECK_THAT(Call("POST", "/v1/services/web/upgrade", "{}")->body["error"]["message"].get<std::string>(),
+             Catch::Contains("'version' is required"));
+  CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": 2})")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "command": []})")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "command": [1]})")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "env": {"A": 1}})")->status == 400);
+  CHECK_THAT(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "verison": "x"})")
+                 ->body["error"]["message"].get<std::string>(),
+             Catch::Contains("unknown field 'verison'"));
+  CHECK(Call("POST", "/v1/services/nope/upgrade", R"({"version": "v2"})")->status == 404);
+  CHECK_FALSE(commands.last_upgrade);
+}
+
+TEST_CASE_METHOD(Fixture, "upgrade waits for the outcome: 200 when promoted, 422 with the reason when not") {
+  auto r = Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "command": ["./srv"], "env": {"A": "b"}})");
+  CHECK(r->status == 0);  // no answer until the outcome
+  REQUIRE(commands.last_upgrade);
+  CHECK(commands.last_upgrade->version == "v2");
+  CHECK(*commands.last_upgrade->command == std::vector<std::string>{"./srv"});
+  CHECK(commands.last_upgrade->env.at("A") == "b");
+  commands.done(Outcome(true));
+  CHECK(r->status == 200);
+  CHECK(r->body["result"]["promoted"] == true);
+
+  auto f = Call("POST", "/v1/services/web/upgrade", R"({"version": "v3"})");
+  commands.done(Outcome(false));
+  CHECK(f->status == 422);
+  CHECK(f->body["error"]["code"] == "handover_failed");
+  CHECK_THAT(f->body["error"]["message"].get<std::string>(), Catch::Contains("exited with status 1"));
+}
+
+TEST_CASE_METHOD(Fixture, "a conflicting upgrade gets 409") {
+  commands.busy = true;
+  auto r = Call("POST", "/v1/services/web/upgrade", R"({"version": "v2"})");
+  CHECK(r->status == 409);
+  CHECK(r->body["error"]["code"] == "conflict");
+}
+
+TEST_CASE_METHOD(Fixture, "with NDJSON, progress events stream before the result") {
+  auto r = Call("POST", "/v1/services/web/upgrade", R"({"version": "v2"})", true);
+  CHECK(r->streaming);
+  commands.progress(ServiceEvent{"spawned", "web", 2, "v2", 1234, "worker 0 started"});
+  commands.done(Outcome(true));
+  REQUIRE(r->lines.size() == 2);
+  CHECK(r->lines[0]["event"]["type"] == "spawned");
+  CHECK(r->lines[1]["result"]["promoted"] == true);
+  CHECK(r->ended);
+}
+
+TEST_CASE_METHOD(Fixture, "rollback takes an optional target and rejects other fields") {
+  Call("POST", "/v1/services/web/rollback", "");
+  CHECK_FALSE(commands.rollback_to);
+  Call("POST", "/v1/services/web/rollback", R"({"to": "v1"})");
+  CHECK(*commands.rollback_to == "v1");
+  CHECK(Call("POST", "/v1/services/web/rollback", R"({"to": 1})")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/rollback", R"({"version": "v1"})")->status == 400);
+}

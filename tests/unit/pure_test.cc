@@ -1,0 +1,113 @@
+// Small pure pieces: addresses, placeholders, fd conventions, sd_notify parsing,
+// durations, backoff, probe targets.
+#include <catch2/catch.hpp>
+
+#include "supervisor/base/duration.h"
+#include "supervisor/handover/backoff.h"
+#include "supervisor/health/asio_probe_runner.h"
+#include "supervisor/notify/notify_message.h"
+#include "supervisor/sockets/address.h"
+#include "supervisor/sockets/listener_set.h"
+#include "supervisor/sockets/placeholders.h"
+
+using namespace baton;
+using namespace std::chrono_literals;
+
+TEST_CASE("addresses") {
+  auto a = ParseSocketAddress("tcp://0.0.0.0:8080");
+  REQUIRE(a.ok());
+  CHECK(a->port == 8080);
+  CHECK(a->ToString() == "tcp://0.0.0.0:8080");
+  auto b = ParseSocketAddress("tcp6://[::1]:0");
+  REQUIRE(b.ok());
+  CHECK(b->host == "::1");
+  CHECK(b->ToString() == "tcp6://[::1]:0");
+  CHECK(ParseSocketAddress("unix:///run/x.sock")->path == "/run/x.sock");
+  CHECK(ParseSocketAddress("udp://127.0.0.1:53")->kind == SocketAddress::Kind::kUdp);
+  CHECK(ParseSocketAddress("tcp://localhost:1")->host == "127.0.0.1");
+  CHECK_FALSE(ParseSocketAddress("http://x:1").ok());
+  CHECK_FALSE(ParseSocketAddress("unix://relative.sock").ok());
+  CHECK_FALSE(ParseSocketAddress("unix:///" + std::string(200, 'a')).ok());
+  CHECK_FALSE(ParseSocketAddress("tcp://127.0.0.1").ok());
+  CHECK_FALSE(ParseSocketAddress("tcp://127.0.0.1:x").ok());
+  CHECK_FALSE(ParseSocketAddress("tcp6://127.0.0.1:80").ok());
+}
+
+TEST_CASE("placeholders") {
+  TemplateVars v;
+  v.service = "web";
+  v.version = "v2";
+  v.fds = {{"http", 3}, {"admin", 4}};
+  v.ports = {{"http", 8080}};
+  v.probe_port = 41000;
+  CHECK(*ExpandTemplate("--fd={fd:admin} --port {port:http} {version} {service} {probe_port}", v) ==
+        "--fd=4 --port 8080 v2 web 41000");
+  CHECK(*ExpandTemplate("{\"json\": {\"a\": 1}} {Version} {} ${HOME}", v) == "{\"json\": {\"a\": 1}} {Version} {} ${HOME}");
+  CHECK_THAT(ExpandTemplate("{fd:nope}", v).status().message(), Catch::Contains("names no listener"));
+  CHECK_THAT(ExpandTemplate("{port:admin}", v).status().message(), Catch::Contains("no TCP or UDP listener"));
+  CHECK_THAT(ExpandTemplate("{versoin}", v).status().message(), Catch::Contains("unknown placeholder"));
+  v.probe_port.reset();
+  CHECK_FALSE(ExpandTemplate("{probe_port}", v).ok());
+}
+
+TEST_CASE("listener conventions: systemd, einhorn, nginx") {
+  auto env = ListenerEnvironment({"http", "admin"});
+  std::map<std::string, std::string> m(env.begin(), env.end());
+  CHECK(m["LISTEN_FDS"] == "2");
+  CHECK(m["LISTEN_FDNAMES"] == "http:admin");
+  CHECK(m["EINHORN_FD_COUNT"] == "2");
+  CHECK(m["EINHORN_FD_0"] == "3");
+  CHECK(m["EINHORN_FD_1"] == "4");
+  CHECK(m["NGINX"] == "3;4;");
+  CHECK(m.count("LISTEN_PID") == 0);  // set by the child itself
+  CHECK(ListenerEnvironment({}).empty());
+}
+
+TEST_CASE("sd_notify messages") {
+  auto m = ParseNotifyMessage("READY=1\nSTATUS=warming up: 50%\n\nbogus\n=x\nMAINPID=7");
+  CHECK(m.ready());
+  CHECK(*m.status() == "warming up: 50%");
+  CHECK(m.fields.at("MAINPID") == "7");
+  CHECK(m.fields.size() == 3);
+  CHECK_FALSE(ParseNotifyMessage("READY=0").ready());
+  CHECK(ParseNotifyMessage("STOPPING=1").stopping());
+  CHECK(ParseNotifyMessage(std::string("READY=1\0junk", 12)).fields.empty());  // NUL: not a valid line
+}
+
+TEST_CASE("durations") {
+  CHECK(*ParseDuration("250ms") == 250ms);
+  CHECK(*ParseDuration("5s") == 5s);
+  CHECK(*ParseDuration("1.5s") == 1500ms);
+  CHECK(*ParseDuration("2m") == 120s);
+  CHECK(*ParseDuration("3") == 3s);
+  CHECK_FALSE(ParseDuration("-1s"));
+  CHECK_FALSE(ParseDuration("5 s"));
+  CHECK_FALSE(ParseDuration("fast"));
+  CHECK(FormatDuration(1500ms) == "1500ms");
+  CHECK(FormatDuration(3s) == "3s");
+}
+
+TEST_CASE("restart backoff grows and is capped") {
+  RestartConfig c;
+  c.initial_backoff = 500ms;
+  c.multiplier = 2;
+  c.max_backoff = 3s;
+  CHECK(RestartDelay(c, 1) == 500ms);
+  CHECK(RestartDelay(c, 2) == 1s);
+  CHECK(RestartDelay(c, 3) == 2s);
+  CHECK(RestartDelay(c, 4) == 3s);
+  CHECK(RestartDelay(c, 100) == 3s);
+}
+
+TEST_CASE("probe targets") {
+  auto u = ParseProbeTarget("http://127.0.0.1:9000/healthz?x=1", true);
+  REQUIRE(u.ok());
+  CHECK(u->host == "127.0.0.1");
+  CHECK(u->port == 9000);
+  CHECK(u->path == "/healthz?x=1");
+  CHECK(ParseProbeTarget("http://[::1]:81", true)->host == "::1");
+  CHECK(ParseProbeTarget("http://127.0.0.1", true)->port == 80);
+  CHECK(ParseProbeTarget("127.0.0.1:22", false)->port == 22);
+  CHECK_FALSE(ParseProbeTarget("127.0.0.1", false).ok());
+  CHECK_FALSE(ParseProbeTarget("ftp://x", true).ok());
+}
