@@ -1,6 +1,7 @@
 // A small HTTP server that behaves the way the tests ask, to stand in for a real server
 // under batond. It takes its listener from LISTEN_FDS (fd 3) and answers every request
-// with "version=V pid=P". GET /fds lists its open fds; GET /env/NAME echoes a variable.
+// with "version=V pid=P". GET /fds lists its open fds; GET /env/NAME echoes a variable; GET /whoami
+// tells its pid and LISTEN_PID.
 //
 //   --version V        reported in every response
 //   --notify           send READY=1 to NOTIFY_SOCKET once serving
@@ -26,6 +27,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -43,12 +45,13 @@ void Notify(const std::string& msg) {
   ::close(fd);
 }
 
-std::string OpenFds() {
+// Open fds, leaving out the connection being served and the directory being read.
+std::string OpenFds(int conn) {
   std::string out;
   DIR* d = ::opendir("/proc/self/fd");
   int self = ::dirfd(d);
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] == '.' || std::atoi(e->d_name) == self) continue;
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) == self || std::atoi(e->d_name) == conn) continue;
     out += std::string(e->d_name) + " ";
   }
   ::closedir(d);
@@ -67,8 +70,11 @@ void Serve(int conn, const std::string& version, int handle_ms) {
   std::string path = req.substr(req.find(' ') + 1);
   path = path.substr(0, path.find(' '));
   std::string body;
-  if (path == "/fds") body = OpenFds();
-  else if (path.rfind("/env/", 0) == 0) {
+  if (path == "/fds") body = OpenFds(conn);
+  else if (path == "/whoami") {
+    const char* lp = std::getenv("LISTEN_PID");
+    body = "pid=" + std::to_string(::getpid()) + " LISTEN_PID=" + (lp ? lp : "(unset)");
+  } else if (path.rfind("/env/", 0) == 0) {
     const char* v = std::getenv(path.substr(5).c_str());
     body = v ? v : "(unset)";
   } else body = "version=" + version + " pid=" + std::to_string(::getpid());
@@ -110,8 +116,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(ready_delay));
-  int listener = 3;
-  ::fcntl(listener, F_SETFL, ::fcntl(listener, F_GETFL) | O_NONBLOCK);
+  std::vector<pollfd> fds;
+  for (int i = 0; i < std::atoi(lfds); ++i) {
+    ::fcntl(3 + i, F_SETFL, ::fcntl(3 + i, F_GETFL) | O_NONBLOCK);
+    fds.push_back({3 + i, POLLIN, 0});
+  }
   int probe = -1;
   if (probe_port > 0) {
     probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -125,6 +134,7 @@ int main(int argc, char** argv) {
       std::perror("test_worker: probe port");
       return 4;
     }
+    fds.push_back({probe, POLLIN, 0});
   }
   std::fprintf(stderr, "test_worker %s serving (pid %d)\n", version.c_str(), ::getpid());
   if (notify) Notify("READY=1\nSTATUS=serving " + version);
@@ -135,11 +145,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "test_worker %s: crashing as asked\n", version.c_str());
       return 3;
     }
-    pollfd fds[2] = {{listener, POLLIN, 0}, {probe, POLLIN, 0}};
-    if (::poll(fds, probe >= 0 ? 2 : 1, 50) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & POLLIN)) continue;
-      int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
+    for (const auto& p : fds) {
+      if (!(p.revents & POLLIN)) continue;
+      int conn = ::accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (conn >= 0) Serve(conn, version, handle_ms);
     }
   }

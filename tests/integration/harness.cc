@@ -1,0 +1,265 @@
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace baton::it {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/baton-it-XXXXXX";
+  path = ::mkdtemp(tmpl);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);  // poll interval of a deadline wait
+  }
+  return condition();
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv) {
+  int pipefd[2];
+  REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], 1);
+    ::dup2(pipefd[1], 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  CommandResult r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.output.append(buf, n);
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string HttpGet(int port, const std::string& path, std::string* error) {
+  auto fail = [&](const std::string& why) {
+    if (error) *error = why;
+    return std::string();
+  };
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    std::string why = std::string("connect: ") + std::strerror(errno);
+    ::close(fd);
+    return fail(why);
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return fail("write failed");
+  }
+  std::string res;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) res.append(buf, n);
+  int read_errno = errno;
+  ::close(fd);
+  if (n < 0) return fail(std::string("read: ") + std::strerror(read_errno));
+  auto header_end = res.find("\r\n\r\n");
+  if (res.rfind("HTTP/1.1 200", 0) != 0 || header_end == std::string::npos)
+    return fail(res.empty() ? "empty response (connection closed)" : "bad response: " + res.substr(0, 40));
+  std::string body = res.substr(header_end + 4);
+  auto cl = res.find("Content-Length: ");
+  if (cl != std::string::npos && std::stoul(res.substr(cl + 16)) != body.size()) return fail("truncated body");
+  return body;
+}
+
+bool ProcessAlive(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && line[close + 2] != 'Z';
+}
+
+Daemon::Daemon(const std::string& services_config) {
+  std::string text = "[daemon]\ncontrol_socket = \"@DIR@/ctl.sock\"\nstate_dir = \"@DIR@/state\"\nlog_level = \"debug\"\n\n" +
+                     services_config;
+  for (auto [from, to] : {std::pair<std::string, std::string>{"@DIR@", dir_.path}, {"@WORKER@", TEST_WORKER_PATH}}) {
+    for (size_t pos; (pos = text.find(from)) != std::string::npos;) text.replace(pos, from.size(), to);
+  }
+  std::ofstream(dir_.path + "/baton.toml") << text;
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) {
+    if (Stop(15s) < 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  for (int pid : seen_workers_)
+    if (ProcessAlive(pid)) ::kill(-pid, SIGKILL);
+}
+
+void Daemon::Start() {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a crashed test leaves no daemon behind
+    int log = ::open((dir_.path + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(log, 2);
+    ::dup2(log, 1);
+    std::string config = dir_.path + "/baton.toml";
+    ::execl(BATOND_PATH, BATOND_PATH, "-c", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  bool up = WaitFor([&] {
+    auto r = Api("GET", "/v1/status");
+    if (r.status != 200) return false;
+    for (const auto& s : r.body["services"])
+      if (s["state"] == "starting") return false;
+    return true;
+  });
+  INFO(Log());
+  REQUIRE(up);
+}
+
+int Daemon::Stop(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) return -1;
+  nlohmann::json daemon_status = Api("GET", "/v1/status").body;
+  for (const auto& s : daemon_status["services"])
+    for (const auto& g : s["generations"])
+      for (const auto& w : g["workers"])
+        if (w["pid"].get<int>() > 0) seen_workers_.push_back(w["pid"].get<int>());
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  bool exited = WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
+  if (!exited) return -1;
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+ClientResponse Daemon::Api(const std::string& method, const std::string& target, const std::string& body) {
+  return CallControl(socket(), method, target, body);
+}
+
+nlohmann::json Daemon::Service(const std::string& name) {
+  auto r = Api("GET", "/v1/services/" + name);
+  return r.status == 200 ? r.body : nlohmann::json();
+}
+
+int Daemon::Port(const std::string& service, const std::string& listener) {
+  nlohmann::json status = Service(service);  // named: a temporary would die before the loop body
+  for (const auto& l : status["listeners"])
+    if (l["name"] == listener) {
+      std::string addr = l["address"];
+      return std::stoi(addr.substr(addr.rfind(':') + 1));
+    }
+  return 0;
+}
+
+std::vector<int> Daemon::WorkerPids(const std::string& service, const std::string& gen_state) {
+  std::vector<int> pids;
+  nlohmann::json status = Service(service);
+  for (const auto& g : status["generations"])
+    if (g["state"] == gen_state)
+      for (const auto& w : g["workers"])
+        if (w["pid"].get<int>() > 0) pids.push_back(w["pid"].get<int>());
+  seen_workers_.insert(seen_workers_.end(), pids.begin(), pids.end());
+  return pids;
+}
+
+CommandResult Daemon::Ctl(std::vector<std::string> args) {
+  args.insert(args.begin(), {BATONCTL_PATH, "-s", socket()});
+  return RunCommand(args);
+}
+
+std::string Daemon::Log() const {
+  std::ifstream in(dir_.path + "/batond.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() > 6000 ? "..." + s.substr(s.size() - 6000) : s;
+}
+
+Load::Load(int port, int threads) : port_(port) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+Load::~Load() { Stop(); }
+
+void Load::Stop() {
+  stop_ = true;
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+void Load::Run() {
+  while (!stop_) {
+    std::string error;
+    std::string body = HttpGet(port_, "/", &error);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (body.empty()) {
+      ++failed_;
+      ++failures_[error];
+      continue;
+    }
+    ++ok_;
+    auto v = body.find("version=");
+    std::string version = v == std::string::npos ? "?" : body.substr(v + 8, body.find(' ', v) - v - 8);
+    ++versions_[version];
+    last_version_ = version;
+  }
+}
+
+std::map<std::string, uint64_t> Load::versions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return versions_;
+}
+
+std::string Load::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const auto& [why, n] : failures_) out += why + " x" + std::to_string(n) + "; ";
+  return out;
+}
+
+bool Load::WaitForVersion(const std::string& version, std::chrono::milliseconds limit) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_version_.clear();
+  }
+  return WaitFor([&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_version_ == version;
+  }, limit);
+}
+
+}  // namespace baton::it

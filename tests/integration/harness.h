@@ -1,0 +1,97 @@
+// Integration test harness: runs the real batond in a temporary directory with real
+// workers on loopback, and waits on conditions with deadlines (never fixed sleeps).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ctl/client.h"
+
+namespace baton::it {
+
+using namespace std::chrono_literals;
+
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::string path;
+};
+
+// Polls `condition` until it holds or `limit` passes; returns whether it held.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds limit = 10s);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+CommandResult RunCommand(const std::vector<std::string>& argv);
+
+// GET / over a fresh connection; returns the body, or "" with `error` set.
+std::string HttpGet(int port, const std::string& path = "/", std::string* error = nullptr);
+
+bool ProcessAlive(int pid);
+
+class Daemon {
+ public:
+  // Writes `config` (with @DIR@ replaced by the temp dir and @WORKER@ by the test worker)
+  // to DIR/baton.toml. The control socket is DIR/ctl.sock and the state dir DIR/state.
+  explicit Daemon(const std::string& services_config);
+  ~Daemon();
+
+  // Starts batond and waits until it answers and every service has left "starting".
+  void Start();
+  // SIGTERM, then waits for exit; returns the exit code (-1 on timeout).
+  int Stop(std::chrono::milliseconds limit = 20s);
+
+  ClientResponse Api(const std::string& method, const std::string& target, const std::string& body = "");
+  nlohmann::json Service(const std::string& name);
+  int Port(const std::string& service, const std::string& listener = "http");
+  std::vector<int> WorkerPids(const std::string& service, const std::string& gen_state = "live");
+  CommandResult Ctl(std::vector<std::string> args);
+  std::string Log() const;
+
+  const std::string& dir() const { return dir_.path; }
+  std::string socket() const { return dir_.path + "/ctl.sock"; }
+  int pid() const { return pid_; }
+
+ private:
+  TempDir dir_;
+  int pid_ = -1;
+  std::vector<int> seen_workers_;  // killed at teardown if anything went wrong
+};
+
+// Sends requests over fresh connections from several threads until stopped, and keeps
+// score: successes, failures by reason, versions seen.
+class Load {
+ public:
+  Load(int port, int threads);
+  ~Load();
+  void Stop();
+  uint64_t ok() const { return ok_; }
+  uint64_t failed() const { return failed_; }
+  std::map<std::string, uint64_t> versions() const;
+  std::string failures() const;
+  // Waits until a response from `version` has been seen after this call.
+  bool WaitForVersion(const std::string& version, std::chrono::milliseconds limit = 10s);
+
+ private:
+  void Run();
+  int port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> ok_{0}, failed_{0};
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> versions_;
+  std::map<std::string, uint64_t> failures_;
+  std::string last_version_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace baton::it
