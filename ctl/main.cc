@@ -42,10 +42,11 @@ int ReportError(const baton::ClientResponse& r) {
 
 void PrintStatus(const nlohmann::json& status) {
   const auto& d = status["daemon"];
-  std::cout << "batond pid " << Str(d, "pid") << ", version " << Str(d, "version") << ", up "
+  if (!d.empty())
+    std::cout << "batond pid " << Str(d, "pid") << ", version " << Str(d, "version") << ", up "
             << Age(d.value("started_at", 0.0)) << "\n";
   for (const auto& s : status["services"]) {
-    std::cout << "\n" << Str(s, "name") << "  " << Str(s, "state") << "  version " << Str(s, "version") << "\n";
+    std::cout << (d.empty() ? "" : "\n") << Str(s, "name") << "  " << Str(s, "state") << "  version " << Str(s, "version") << "\n";
     for (const auto& l : s["listeners"]) std::cout << "  listen " << Str(l, "name") << " " << Str(l, "address") << "\n";
     for (const auto& g : s["generations"]) {
       std::cout << "  gen " << Str(g, "id") << "  " << Str(g, "version") << "  " << Str(g, "state") << "  age "

@@ -249,15 +249,18 @@ Result<nlohmann::json> Supervisor::History(const std::string& service) {
 Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress,
                                Done done) {
   uint64_t id = next_subscriber_++;
-  std::string name = svc.name();
-  subscribers_[id] = [name, progress](const ServiceEvent& e) {
-    if (e.service == name && progress) progress(e);
-  };
   Status s = svc.Handover(release, kind, [this, id, done](const HandoverResult& r) {
     subscribers_.erase(id);
     done(r);
   });
-  if (!s.ok()) subscribers_.erase(id);
+  if (!s.ok()) return s;
+  // Progress is what happens to the new generation, and the draining of the old one;
+  // other generations' events (a drain still finishing) would only confuse.
+  std::string name = svc.name();
+  int64_t gen = svc.pending_generation();
+  subscribers_[id] = [name, gen, progress](const ServiceEvent& e) {
+    if (e.service == name && progress && (e.generation == gen || e.type == "draining")) progress(e);
+  };
   return s;
 }
 

@@ -91,6 +91,8 @@ class Service {
   bool OwnsPid(int pid) const;
   const Generation* live() const;
   bool handover_in_progress() const { return handover_.has_value(); }
+  // The id of the generation a handover in progress is starting, else 0.
+  int64_t pending_generation() const { return handover_ ? handover_->new_gen : 0; }
   const std::string& fatal_reason() const { return fatal_reason_; }
   std::string StateName() const;
   nlohmann::json Describe() const;

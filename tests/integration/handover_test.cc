@@ -222,3 +222,45 @@ http = "tcp://127.0.0.1:0"
   for (int pid : pids) CHECK_FALSE(ProcessAlive(pid));
   CHECK_THAT(d.Log(), Catch::Contains("stopping on SIGTERM"));
 }
+
+TEST_CASE("probes reach the worker being checked through its private {probe_port}") {
+  Daemon d(R"(
+[service.web]
+command = ["@WORKER@", "--version", "{version}", "--probe-port", "{probe_port}", "--ready-delay", "300"]
+bake_time = "0s"
+[service.web.listen]
+http = "tcp://127.0.0.1:0"
+[service.web.ready]
+http = "http://127.0.0.1:{probe_port}/health"
+tcp = true
+exec = ["/bin/sh", "-c", "test -n \"$BATON_PROBE_PORT\""]
+timeout = "3s"
+interval = "50ms"
+)");
+  d.Start();
+  auto s = d.Service("web");
+  CHECK(s["state"] == "running");
+  CHECK(s["generations"][0]["workers"][0]["probe_port"].get<int>() > 0);
+  // A release that never binds its probe port fails on the probe, naming it.
+  auto r = d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2"});
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("not ready within 3s") && Catch::Contains("Connection refused") &&
+                           Catch::Contains("/health"));
+  CHECK(d.Service("web")["version"] == "initial");
+}
+
+TEST_CASE("READY=1 from a descendant of the worker counts for the worker") {
+  Daemon d(R"(
+[service.web]
+command = ["/bin/sh", "-c", "python3 -c 'import os, socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b\"READY=1\", os.environ[\"NOTIFY_SOCKET\"])'; exec sleep 60"]
+[service.web.ready]
+notify = true
+timeout = "5s"
+)");
+  d.Start();
+  auto s = d.Service("web");
+  INFO(s.dump(2) << d.Log());
+  CHECK(s["state"] == "running");
+  CHECK(s["last_handover"]["promoted"] == true);
+}

@@ -31,6 +31,39 @@ int ProcessGroup(int pid) {
   return pgrp;
 }
 
+// Connects to a Unix stream socket, sends `request`, returns the first reply bytes ("" on error).
+std::string UnixExchange(const std::string& path, const std::string& request) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  char buf[512] = {};
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()))
+    (void)!::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  return buf;
+}
+
+std::string Ipv6Get(int port) {
+  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons(static_cast<uint16_t>(port));
+  addr.sin6_addr = in6addr_loopback;
+  char buf[512] = {};
+  std::string req = "GET / HTTP/1.1\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()))
+    (void)!::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  return buf;
+}
+
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -46,17 +79,19 @@ replicas = 2
 [service.web.listen]
 http = "tcp://127.0.0.1:0"
 admin = "unix://@DIR@/admin.sock"
+v6 = "tcp6://[::1]:0"
+dns = "udp://127.0.0.1:0"
 [service.web.ready]
 notify = true
 )");
   d.Start();
   int port = d.Port("web");
-  CHECK(Trim(HttpGet(port, "/fds")) == "0 1 2 3 4");
-  CHECK(Trim(HttpGet(port, "/env/LISTEN_FDS")) == "2");
-  CHECK(Trim(HttpGet(port, "/env/LISTEN_FDNAMES")) == "http:admin");
-  CHECK(Trim(HttpGet(port, "/env/EINHORN_FD_COUNT")) == "2");
+  CHECK(Trim(HttpGet(port, "/fds")) == "0 1 2 3 4 5 6");
+  CHECK(Trim(HttpGet(port, "/env/LISTEN_FDS")) == "4");
+  CHECK(Trim(HttpGet(port, "/env/LISTEN_FDNAMES")) == "http:admin:v6:dns");
+  CHECK(Trim(HttpGet(port, "/env/EINHORN_FD_COUNT")) == "4");
   CHECK(Trim(HttpGet(port, "/env/EINHORN_FD_1")) == "4");
-  CHECK(Trim(HttpGet(port, "/env/NGINX")) == "3;4;");
+  CHECK(Trim(HttpGet(port, "/env/NGINX")) == "3;4;5;6;");
   // LISTEN_PID is the pid of the very worker that answers.
   for (int i = 0; i < 4; ++i) {
     std::string who = Trim(HttpGet(port, "/whoami"));
@@ -69,24 +104,12 @@ notify = true
     for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
       fds.push_back(e.path().filename());
     std::sort(fds.begin(), fds.end());
-    CHECK(fds == std::vector<std::string>{"0", "1", "2", "3", "4"});
+    CHECK(fds == std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6"});
     CHECK(ProcessGroup(pid) == pid);
   }
-  // The unix listener works too.
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string path = d.dir() + "/admin.sock";
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  std::string req = "GET / HTTP/1.1\r\n\r\n";
-  CHECK(::write(fd, req.data(), req.size()) > 0);
-  char buf[256] = {};
-  CHECK(::read(fd, buf, sizeof buf - 1) > 0);
-  CHECK_THAT(std::string(buf), Catch::Contains("version=initial"));
-  ::close(fd);
+  // The TCP6 and unix listeners work too.
+  CHECK_THAT(Trim(Ipv6Get(d.Port("web", "v6"))), Catch::Contains("version=initial"));
+  CHECK_THAT(UnixExchange(d.dir() + "/admin.sock", "GET / HTTP/1.1\r\n\r\n"), Catch::Contains("version=initial"));
 }
 
 TEST_CASE("worker output lands in batond's log tagged with service, version and pid") {
@@ -159,19 +182,7 @@ http = "tcp://127.0.0.1:0"
   auto big = d.Api("POST", "/v1/services/web/upgrade", std::string(2 << 20, 'x'));
   CHECK((big.status == 413 || !big.error.empty()));
   // Garbage that is not HTTP at all.
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, d.socket().c_str(), sizeof addr.sun_path - 1);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  std::string junk = "\x01\x02 NOT HTTP\r\n\r\n";
-  CHECK(::write(fd, junk.data(), junk.size()) > 0);
-  char buf[512] = {};
-  CHECK(::read(fd, buf, sizeof buf - 1) > 0);
-  CHECK_THAT(std::string(buf), Catch::StartsWith("HTTP/1.1 400"));
-  ::close(fd);
+  CHECK_THAT(UnixExchange(d.socket(), "\x01\x02 NOT HTTP\r\n\r\n"), Catch::StartsWith("HTTP/1.1 400"));
   CHECK(d.Api("GET", "/v1/status").status == 200);
   // The control socket is private to its owner.
   struct stat st;
