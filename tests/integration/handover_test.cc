@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/harness.h"
 
@@ -57,6 +58,37 @@ TEST_CASE("upgrades under continuous load refuse and fail no connection") {
   CHECK(load.failed() == 0);
   CHECK(load.ok() > 100);
   CHECK(load.versions().count("v3") == 0);
+}
+
+TEST_CASE("a rolling handover in batches loses no request") {
+  Daemon d(WebService(4, "[service.web.rollout]\nbatch = 2\n"));
+  d.Start();
+  Load load(d.Port("web"), 4);
+  REQUIRE(load.WaitForVersion("v1"));
+  auto r = d.Ctl({"upgrade", "web", "--version", "v2"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("batch_ready"));
+  REQUIRE(load.WaitForVersion("v2"));
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  CHECK(d.WorkerPids("web").size() == 4);
+}
+
+TEST_CASE("a second handover while one is in progress is refused with a conflict") {
+  Daemon d(WebService(1));
+  d.Start();
+  std::thread slow([&] {
+    d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify",
+           "--ready-delay", "1500"});
+  });
+  REQUIRE(WaitFor([&] { return d.Service("web").contains("handover"); }));
+  auto r = d.Api("POST", "/v1/services/web/upgrade", R"({"version": "v3"})");
+  CHECK(r.status == 409);
+  CHECK_THAT(r.body["error"]["message"].get<std::string>(), Catch::Contains("v2"));
+  slow.join();
+  CHECK(d.Service("web")["version"] == "v2");
 }
 
 TEST_CASE("a failed readiness keeps the old version serving, and the reason reaches batonctl") {
