@@ -1,11 +1,15 @@
+// Supervisor: start-up, wiring between modules, signals and shutdown.
 #include "supervisor/supervisor.h"
 
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "supervisor/base/log.h"
 
@@ -45,6 +49,25 @@ int ParentPid(int pid) {
   return ppid;
 }
 
+// Many control clients and many listeners need more than the usual 1024 fds. Returns the
+// limit batond started with, which workers get back (some servers still use select()).
+rlimit RaiseFdLimit() {
+  rlimit original{};
+  ::getrlimit(RLIMIT_NOFILE, &original);
+  rlimit raised = original;
+  raised.rlim_cur = std::min<rlim_t>(original.rlim_max, 65536);
+  if (raised.rlim_cur > original.rlim_cur) ::setrlimit(RLIMIT_NOFILE, &raised);
+  return original;
+}
+
+Result<std::optional<unsigned>> ResolveGroup(const std::string& name) {
+  if (name.empty()) return std::optional<unsigned>();
+  if (name.find_first_not_of("0123456789") == std::string::npos) return std::optional<unsigned>(std::stoul(name));
+  group* g = ::getgrnam(name.c_str());
+  if (!g) return Status::InvalidArgument("daemon.socket_group: no group named '" + name + "'");
+  return std::optional<unsigned>(g->gr_gid);
+}
+
 }  // namespace
 
 Supervisor::Supervisor(Config config)
@@ -56,12 +79,16 @@ Supervisor::Supervisor(Config config)
       api_(*this) {}
 
 Supervisor::~Supervisor() {
+  std::vector<std::string> unix_paths;
+  for (auto* list : {&services_, &removing_})
+    for (auto& slot : *list)
+      for (auto& l : slot->listeners)
+        if (l.address.kind == SocketAddress::Kind::kUnix) unix_paths.push_back(l.address.path);
   services_.clear();
+  removing_.clear();
   control_.reset();
   notify_.reset();
-  for (auto& [name, list] : listeners_)
-    for (auto& l : list)
-      if (l.address.kind == SocketAddress::Kind::kUnix) ::unlink(l.address.path.c_str());
+  for (const auto& p : unix_paths) ::unlink(p.c_str());
 }
 
 std::unique_ptr<Supervisor> Supervisor::Create(Config config, CreateError* error) {
@@ -75,9 +102,37 @@ std::unique_ptr<Supervisor> Supervisor::Create(Config config, CreateError* error
   return s;
 }
 
+Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig& svc,
+                                                             std::map<std::string, BoundListener>* reusable) {
+  std::vector<BoundListener> out;
+  for (const auto& l : svc.listeners) {
+    std::string key = l.address.ToString();
+    if (reusable && l.address.port != 0 && reusable->count(key)) {
+      BoundListener reused = std::move(reusable->at(key));
+      reusable->erase(key);
+      reused.name = l.name;
+      out.push_back(std::move(reused));
+      continue;
+    }
+    auto bound = BindListener(l);
+    if (!bound.ok())
+      return Status::InvalidArgument(config_.path + ":" + std::to_string(l.line) + ": service." + svc.name +
+                                     ".listen." + l.name + ": " + bound.status().message());
+    spdlog::info("{}: listening on {} as '{}'", svc.name, bound->address.ToString(), l.name);
+    out.push_back(std::move(*bound));
+  }
+  return out;
+}
+
 Status Supervisor::Init(int* exit_code) {
   started_wall_ = clock_->WallSeconds();
+  launcher_.SetChildFdLimit(RaiseFdLimit());
   const auto& d = config_.daemon;
+  auto group = ResolveGroup(d.socket_group);
+  if (!group.ok()) {
+    *exit_code = kExitUsage;
+    return Status::InvalidArgument(config_.path + ": " + group.status().message());
+  }
   std::error_code ec;
   std::filesystem::create_directories(d.state_dir, ec);
   if (ec) return Status::FromErrno("create state_dir " + d.state_dir, ec.value());
@@ -89,17 +144,14 @@ Status Supervisor::Init(int* exit_code) {
   if (!warning.empty()) spdlog::warn("{}", warning);
   history_ = std::move(*history);
 
+  std::vector<std::vector<BoundListener>> bound;
   for (const auto& svc : config_.services) {
-    for (const auto& l : svc.listeners) {
-      auto bound = BindListener(l);
-      if (!bound.ok()) {
-        *exit_code = kExitUsage;  // e.g. port in use: the config must change
-        return Status::InvalidArgument(config_.path + ":" + std::to_string(l.line) + ": service." + svc.name +
-                                       ".listen." + l.name + ": " + bound.status().message());
-      }
-      spdlog::info("{}: listening on {} as '{}'", svc.name, bound->address.ToString(), l.name);
-      listeners_[svc.name].push_back(std::move(*bound));
+    auto listeners = BindListeners(svc, nullptr);
+    if (!listeners.ok()) {
+      *exit_code = kExitUsage;  // e.g. port in use: the config must change
+      return listeners.status();
     }
+    bound.push_back(std::move(*listeners));
   }
 
   auto notify = NotifyServer::Create(io_, d.state_dir + "/notify.sock",
@@ -107,46 +159,49 @@ Status Supervisor::Init(int* exit_code) {
   if (!notify.ok()) return notify.status();
   notify_ = std::move(*notify);
 
-  auto control = ControlServer::Create(io_, d.control_socket, api_);
+  ControlAccess access{d.allow_uids, d.allow_gids, *group, d.control_timeout};
+  auto control = ControlServer::Create(io_, d.control_socket, access, api_);
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
 
-  auto base_env = BaseEnvironment();
-  for (const auto& svc : config_.services) {
-    ServiceIo sio;
-    for (const auto& l : listeners_[svc.name])
-      sio.listeners.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0,
-                                          l.address.ToString()});
-    sio.notify_socket = notify_->path();
-    sio.base_env = base_env;
-    sio.pick_probe_port = [] { return PickFreeLoopbackPort(); };
-    std::string name = svc.name;
-    sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
-      Status s = history_->Record(name, release, result, clock_->WallSeconds());
-      if (!s.ok()) spdlog::error("{}: history not saved: {}", name, s.message());
-    };
-    auto service = std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio),
-                                             [this](const ServiceEvent& e) { Publish(e); });
-    service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
-    services_.push_back(std::move(service));
-  }
+  for (size_t i = 0; i < config_.services.size(); ++i) AddService(config_.services[i], std::move(bound[i]));
   return Status::Ok();
 }
 
-void Supervisor::StartServices() {
-  for (auto& svc : services_) {
-    const std::string& name = svc->name();
-    Release release{svc->config().version, std::nullopt, {}, clock_->WallSeconds()};
-    if (auto last = history_->LastPromoted(name)) {
-      release = *last;
-      spdlog::info("{}: resuming the last promoted release {}", name, release.version);
-      svc->SetPreviousRelease(history_->PreviousPromoted(name, release.version));
-    }
-    Status s = svc->Handover(release, HandoverKind::kStart, [name](const HandoverResult& r) {
-      if (!r.promoted) spdlog::error("{}: start of {} failed: {}", name, r.version, r.reason);
-    });
-    if (!s.ok()) spdlog::error("{}: cannot start {}: {}", name, release.version, s.message());
+void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners) {
+  auto slot = std::make_unique<ServiceSlot>(ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines)});
+  ServiceIo sio;
+  for (const auto& l : slot->listeners)
+    sio.listeners.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0, l.address.ToString()});
+  sio.notify_socket = notify_->path();
+  sio.base_env = BaseEnvironment();
+  sio.pick_probe_port = [] { return PickFreeLoopbackPort(); };
+  std::string name = svc.name;
+  sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
+    Status s = history_->Record(name, release, result, clock_->WallSeconds());
+    if (!s.ok()) spdlog::error("{}: history not saved: {}", name, s.message());
+  };
+  sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
+    OnOutput(name, gen, pid, stream, line);
+  };
+  slot->service = std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio),
+                                            [this](const ServiceEvent& e) { Publish(e); });
+  slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
+  services_.push_back(std::move(slot));
+}
+
+void Supervisor::StartService(Service& svc) {
+  const std::string& name = svc.name();
+  Release release{svc.config().version, std::nullopt, {}, clock_->WallSeconds()};
+  if (auto last = history_->LastPromoted(name)) {
+    release = *last;
+    spdlog::info("{}: resuming the last promoted release {}", name, release.version);
+    svc.SetPreviousRelease(history_->PreviousPromoted(name, release.version));
   }
+  Status s = svc.Handover(release, HandoverKind::kStart, [name](const HandoverResult& r) {
+    if (!r.promoted) spdlog::error("{}: start of {} failed: {}", name, r.version, r.reason);
+  });
+  if (!s.ok()) spdlog::error("{}: cannot start {}: {}", name, release.version, s.message());
 }
 
 int Supervisor::Run() {
@@ -163,7 +218,7 @@ int Supervisor::Run() {
     });
   };
   wait_signal();
-  StartServices();
+  for (auto& slot : services_) StartService(*slot->service);
   spdlog::info("batond running: {} service(s), control socket {}", services_.size(), config_.daemon.control_socket);
   io_.run();
   spdlog::info("batond stopped");
@@ -172,7 +227,10 @@ int Supervisor::Run() {
 
 void Supervisor::OnSignal(int sig) {
   if (sig == SIGHUP) {
-    spdlog::warn("SIGHUP: configuration reload is not supported by this version; nothing changed");
+    if (stopping_) return;
+    spdlog::info("SIGHUP: reloading {}", config_.path);
+    auto r = Reload();
+    if (!r.ok()) spdlog::error("reload rejected, the running configuration is kept: {}", r.status().message());
     return;
   }
   if (stopping_) {
@@ -186,106 +244,60 @@ void Supervisor::OnSignal(int sig) {
 void Supervisor::Shutdown() {
   stopping_ = true;
   control_.reset();  // no new requests while draining
-  auto remaining = std::make_shared<size_t>(services_.size());
+  auto remaining = std::make_shared<size_t>(services_.size() + removing_.size());
   auto finish = [this] {
     signals_.cancel();
     notify_.reset();
     io_.stop();
   };
-  if (services_.empty()) return finish();
-  for (auto& svc : services_)
-    svc->Shutdown([remaining, finish] {
-      if (--*remaining == 0) finish();
-    });
+  if (*remaining == 0) return finish();
+  for (auto* list : {&services_, &removing_})
+    for (auto& slot : *list)
+      slot->service->Shutdown([remaining, finish] {
+        if (--*remaining == 0) finish();
+      });
 }
 
 void Supervisor::OnNotify(int pid, const NotifyMessage& msg) {
   // The sender may be a worker or one of its descendants (systemd-notify, a shell script).
   for (int p = pid, depth = 0; p > 1 && depth < 16; p = ParentPid(p), ++depth) {
-    for (auto& svc : services_)
-      if (svc->OwnsPid(p)) return svc->OnNotify(p, msg);
+    for (auto* list : {&services_, &removing_})
+      for (auto& slot : *list)
+        if (slot->service->OwnsPid(p)) return slot->service->OnNotify(p, msg);
   }
   ++notify_ignored_;
   spdlog::debug("notify: ignored a message from pid {}, which is no worker of ours", pid);
 }
 
 void Supervisor::Publish(const ServiceEvent& e) {
-  // Copy: a subscriber may unsubscribe (or others) while we iterate.
-  auto subscribers = subscribers_;
+  auto subscribers = subscribers_;  // a subscriber may unsubscribe while we iterate
   for (auto& [id, fn] : subscribers) fn(e);
 }
 
-Service* Supervisor::Find(const std::string& name) {
-  for (auto& s : services_)
-    if (s->name() == name) return s.get();
-  return nullptr;
-}
-
-nlohmann::json Supervisor::DaemonStatus() {
-  nlohmann::json services = nlohmann::json::array();
-  for (auto& s : services_) services.push_back(s->Describe());
-  return {{"daemon",
-           {{"pid", ::getpid()},
-            {"version", BATON_VERSION},
-            {"started_at", started_wall_},
-            {"uptime_s", clock_->WallSeconds() - started_wall_},
-            {"config", config_.path},
-            {"state", stopping_ ? "stopping" : "running"},
-            {"notify_ignored", notify_ignored_}}},
-          {"services", std::move(services)}};
-}
-
-Result<nlohmann::json> Supervisor::ServiceStatus(const std::string& service) {
-  Service* s = Find(service);
-  if (!s) return Status::NotFound("no service named '" + service + "'");
-  return s->Describe();
-}
-
-Result<nlohmann::json> Supervisor::History(const std::string& service) {
-  if (!Find(service)) return Status::NotFound("no service named '" + service + "'");
-  return nlohmann::json{{"service", service}, {"releases", history_->Entries(service)}};
-}
-
-Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress,
-                               Done done) {
+uint64_t Supervisor::Subscribe(std::function<void(const ServiceEvent&)> fn) {
   uint64_t id = next_subscriber_++;
-  Status s = svc.Handover(release, kind, [this, id, done](const HandoverResult& r) {
-    subscribers_.erase(id);
-    done(r);
-  });
-  if (!s.ok()) return s;
-  // Progress is what happens to the new generation, and the draining of the old one;
-  // other generations' events (a drain still finishing) would only confuse.
-  std::string name = svc.name();
-  int64_t gen = svc.pending_generation();
-  subscribers_[id] = [name, gen, progress](const ServiceEvent& e) {
-    if (e.service == name && progress && (e.generation == gen || e.type == "draining")) progress(e);
-  };
-  return s;
+  subscribers_[id] = std::move(fn);
+  return id;
 }
 
-Status Supervisor::Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) {
-  Service* svc = Find(service);
-  if (!svc) return Status::NotFound("no service named '" + service + "'");
-  Release release{request.version, request.command, request.env, clock_->WallSeconds()};
-  return RunHandover(*svc, release, HandoverKind::kUpgrade, std::move(progress), std::move(done));
-}
-
-Status Supervisor::Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
-                            Done done) {
-  Service* svc = Find(service);
-  if (!svc) return Status::NotFound("no service named '" + service + "'");
-  const Generation* live = svc->live();
-  std::optional<Release> target;
-  if (to) {
-    target = history_->Find(service, *to);
-    if (!target) return Status::NotFound("service '" + service + "' has no release with version '" + *to + "' in its history");
-  } else {
-    target = history_->PreviousPromoted(service, live ? live->release.version : "");
-    if (!target) return Status::FailedPrecondition("service '" + service + "' has no earlier promoted release to roll back to");
+void Supervisor::OnOutput(const std::string& service, const Generation& gen, int pid, OutputStream stream,
+                          std::string_view line) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return;
+  LogLine l{clock_->WallSeconds(), gen.release.version, gen.id, pid, stream == OutputStream::kStderr, std::string(line)};
+  if (!log_followers_.empty()) {
+    nlohmann::json j = l.ToJson(service);
+    auto followers = log_followers_;
+    for (auto& [id, follower] : followers)
+      if (follower.first == service) follower.second(j);
   }
-  target->created_at = clock_->WallSeconds();
-  return RunHandover(*svc, *target, HandoverKind::kRollback, std::move(progress), std::move(done));
+  slot->logs.Add(std::move(l));
+}
+
+Supervisor::ServiceSlot* Supervisor::Find(const std::string& name) {
+  for (auto& s : services_)
+    if (s->service->name() == name) return s.get();
+  return nullptr;
 }
 
 }  // namespace baton

@@ -1,6 +1,6 @@
 // The top object of batond: owns the event loop, the listeners, the notify and control
-// servers, the history and every Service, and wires their events. The only place that
-// sees everything; the modules it owns see only their narrow interfaces.
+// servers, the history, the worker logs and every Service, and wires their events. The
+// only place that sees everything; the modules it owns see only their narrow interfaces.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -14,6 +14,7 @@
 #include "supervisor/handover/service.h"
 #include "supervisor/health/asio_probe_runner.h"
 #include "supervisor/history/history_store.h"
+#include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
 #include "supervisor/process/posix_launcher.h"
 #include "supervisor/sockets/listener_set.h"
@@ -38,38 +39,61 @@ class Supervisor : public Commands {
   // Starts every service and runs the loop until SIGTERM/SIGINT and the drain finish.
   int Run();
 
-  // Commands (the control API's view of the daemon).
+  // Commands (the control API's view of the daemon): supervisor_commands.cc.
   nlohmann::json DaemonStatus() override;
   Result<nlohmann::json> ServiceStatus(const std::string& service) override;
   Result<nlohmann::json> History(const std::string& service) override;
   Status Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) override;
   Status Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
                   Done done) override;
+  Status Restart(const std::string& service, Progress progress, Done done) override;
+  Status Start(const std::string& service, Progress progress, Done done) override;
+  Status Stop(const std::string& service, Progress progress, std::function<void()> done) override;
+  Result<nlohmann::json> Scale(const std::string& service, int replicas) override;
+  Result<nlohmann::json> Signal(const std::string& service, const std::string& signal) override;
+  Result<nlohmann::json> Logs(const std::string& service, size_t lines) override;
+  Result<uint64_t> FollowLogs(const std::string& service, Line line) override;
+  uint64_t FollowEvents(Line line) override;
+  void Unsubscribe(uint64_t id) override;
+  Result<nlohmann::json> Reload() override;  // supervisor_reload.cc
+  std::string Metrics() override;
 
  private:
+  struct ServiceSlot {
+    std::unique_ptr<Service> service;
+    std::vector<BoundListener> listeners;  // in fd order
+    LogBuffer logs;
+  };
+
   explicit Supervisor(Config config);
   Status Init(int* exit_code);
-  void StartServices();
+  Result<std::vector<BoundListener>> BindListeners(const ServiceConfig& svc,
+                                                   std::map<std::string, BoundListener>* reusable);
+  void AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
+  void StartService(Service& svc);
   void OnSignal(int sig);
   void Shutdown();
   void OnNotify(int pid, const NotifyMessage& msg);
   void Publish(const ServiceEvent& e);
+  void OnOutput(const std::string& service, const Generation& gen, int pid, OutputStream stream, std::string_view line);
   Status RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress, Done done);
-  Service* Find(const std::string& name);
+  ServiceSlot* Find(const std::string& name);
+  uint64_t Subscribe(std::function<void(const ServiceEvent&)> fn);
 
   Config config_;
-  boost::asio::io_context io_;  // first: the launcher's and loop's own fds precede the listeners
+  boost::asio::io_context io_;  // first: the loop's own fds precede the listeners
   std::unique_ptr<Clock> clock_;
   PosixLauncher launcher_;
   AsioProbeRunner probes_;
   boost::asio::signal_set signals_;
   std::optional<HistoryStore> history_;
-  std::map<std::string, std::vector<BoundListener>> listeners_;
   std::unique_ptr<NotifyServer> notify_;
   ControlApi api_;
   std::unique_ptr<ControlServer> control_;
-  std::vector<std::unique_ptr<Service>> services_;
-  std::map<uint64_t, Progress> subscribers_;
+  std::vector<std::unique_ptr<ServiceSlot>> services_;  // in config order
+  std::vector<std::unique_ptr<ServiceSlot>> removing_;  // removed by a reload, still draining
+  std::map<uint64_t, std::function<void(const ServiceEvent&)>> subscribers_;
+  std::map<uint64_t, std::pair<std::string, Line>> log_followers_;  // id -> (service, sink)
   uint64_t next_subscriber_ = 1;
   double started_wall_ = 0;
   bool stopping_ = false;

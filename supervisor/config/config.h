@@ -72,6 +72,11 @@ struct DaemonConfig {
   std::string control_socket = "/run/baton/control.sock";
   std::string state_dir = "/var/lib/baton";
   std::string log_level = "info";
+  std::vector<unsigned> allow_uids;   // besides root and batond's own uid
+  std::vector<unsigned> allow_gids;
+  std::string socket_group;           // group name or number; makes the socket 0660
+  Duration control_timeout = 10s;     // a client must send its whole request within this
+  size_t log_lines = 1000;            // worker output lines kept per service
 };
 
 struct Config {

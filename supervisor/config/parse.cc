@@ -102,8 +102,31 @@ class Reader {
     return Status::Ok();
   }
 
+  Status IdList(const toml::table& t, const std::string& key, std::vector<unsigned>& out) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    const toml::array* arr = n->as_array();
+    if (!arr) return Error(*n, "daemon." + key, "expected an array of numeric ids");
+    for (auto&& item : *arr) {
+      if (!item.is_integer() || item.as_integer()->get() < 0 || item.as_integer()->get() > 4294967294)
+        return Error(item, "daemon." + key, "expected an array of numeric ids");
+      out.push_back(static_cast<unsigned>(item.as_integer()->get()));
+    }
+    return Status::Ok();
+  }
+
   Status Daemon(const toml::table& t, DaemonConfig& d) const {
-    if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level"}); !s.ok()) return s;
+    if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids",
+                                         "socket_group", "control_timeout", "log_lines"});
+        !s.ok())
+      return s;
+    if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
+    if (auto s = IdList(t, "allow_gids", d.allow_gids); !s.ok()) return s;
+    if (auto s = String(t, "daemon", "socket_group", d.socket_group); !s.ok()) return s;
+    if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
+    int log_lines = static_cast<int>(d.log_lines);
+    if (auto s = Int(t, "daemon", "log_lines", log_lines, 0, 1000000); !s.ok()) return s;
+    d.log_lines = static_cast<size_t>(log_lines);
     if (auto s = String(t, "daemon", "control_socket", d.control_socket); !s.ok()) return s;
     if (auto s = String(t, "daemon", "state_dir", d.state_dir); !s.ok()) return s;
     if (auto s = String(t, "daemon", "log_level", d.log_level); !s.ok()) return s;

@@ -1,5 +1,8 @@
 #include "supervisor/control/api.h"
 
+#include <charconv>
+#include <set>
+
 #include "supervisor/control/protocol.h"
 
 namespace baton {
@@ -18,11 +21,32 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return parts;
 }
 
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    out[std::string(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return out;
+}
+
 void ReplyError(Responder& r, const Status& s) {
   r.Reply(ControlApi::HttpStatusFor(s.code()), ControlApi::ErrorBody(ErrorCodeName(s.code()), s.message()));
 }
 
-// Reads an optional string field; an error names the field and the expected type.
+// Fails unless every field of `body` is one of `allowed`.
+Status OnlyFields(const nlohmann::json& body, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : body.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || k == a;
+    if (!ok) return Status::InvalidArgument("unknown field '" + k + "'");
+  }
+  return Status::Ok();
+}
+
 Status OptionalString(const nlohmann::json& body, const char* key, std::optional<std::string>& out) {
   if (!body.contains(key) || body[key].is_null()) return Status::Ok();
   if (!body[key].is_string()) return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
@@ -31,6 +55,7 @@ Status OptionalString(const nlohmann::json& body, const char* key, std::optional
 }
 
 Result<UpgradeRequest> ParseUpgrade(const nlohmann::json& body) {
+  if (Status s = OnlyFields(body, {"version", "command", "env"}); !s.ok()) return s;
   UpgradeRequest req;
   std::optional<std::string> version;
   if (Status s = OptionalString(body, "version", version); !s.ok()) return s;
@@ -38,10 +63,11 @@ Result<UpgradeRequest> ParseUpgrade(const nlohmann::json& body) {
   req.version = *version;
   if (body.contains("command") && !body["command"].is_null()) {
     const auto& cmd = body["command"];
-    if (!cmd.is_array() || cmd.empty()) return Status::InvalidArgument("field 'command' must be a non-empty array of strings");
+    auto bad = Status::InvalidArgument("field 'command' must be a non-empty array of strings");
+    if (!cmd.is_array() || cmd.empty()) return bad;
     std::vector<std::string> argv;
     for (const auto& a : cmd) {
-      if (!a.is_string()) return Status::InvalidArgument("field 'command' must be a non-empty array of strings");
+      if (!a.is_string()) return bad;
       argv.push_back(a.get<std::string>());
     }
     req.command = std::move(argv);
@@ -53,9 +79,22 @@ Result<UpgradeRequest> ParseUpgrade(const nlohmann::json& body) {
       req.env[k] = v.get<std::string>();
     }
   }
-  for (const auto& [k, v] : body.items())
-    if (k != "version" && k != "command" && k != "env") return Status::InvalidArgument("unknown field '" + k + "'");
   return req;
+}
+
+Result<size_t> ParseCount(const std::map<std::string, std::string>& query, const char* key, size_t def, size_t max) {
+  auto it = query.find(key);
+  if (it == query.end()) return def;
+  size_t v = 0;
+  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  if (ec != std::errc() || end != it->second.data() + it->second.size() || v > max)
+    return Status::InvalidArgument(std::string("query parameter '") + key + "' must be a number up to " + std::to_string(max));
+  return v;
+}
+
+bool IsTrue(const std::map<std::string, std::string>& query, const char* key) {
+  auto it = query.find(key);
+  return it != query.end() && (it->second == "1" || it->second == "true" || it->second.empty());
 }
 
 }  // namespace
@@ -66,7 +105,7 @@ int ControlApi::HttpStatusFor(ErrorCode code) {
     case ErrorCode::kInvalidArgument: return 400;
     case ErrorCode::kNotFound: return 404;
     case ErrorCode::kConflict: return 409;
-    case ErrorCode::kFailedPrecondition: return 503;
+    case ErrorCode::kFailedPrecondition: return 409;
     case ErrorCode::kFailed: return 422;
     case ErrorCode::kTimeout: return 504;
     case ErrorCode::kIoError: return 500;
@@ -79,49 +118,149 @@ nlohmann::json ControlApi::ErrorBody(const std::string& code, const std::string&
 }
 
 void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> responder) {
-  std::string path = request.target.substr(0, request.target.find('?'));
+  size_t q = request.target.find('?');
+  std::string path = request.target.substr(0, q);
+  auto query = ParseQuery(q == std::string::npos ? "" : std::string_view(request.target).substr(q + 1));
   auto parts = SplitPath(path);
-  auto method_not_allowed = [&](const char* allowed) {
-    responder->Reply(405, ErrorBody("method_not_allowed", request.method + " is not allowed on " + path +
-                                                              "; use " + allowed));
+  auto allow = [&](const char* method) {
+    if (request.method == method) return true;
+    responder->Reply(405, ErrorBody("method_not_allowed",
+                                    request.method + " is not allowed on " + path + "; use " + method));
+    return false;
   };
-  if (parts.empty() || parts[0] != protocol::kApiVersion) {
+  if (parts.size() == 1 && parts[0] == "metrics") {
+    if (allow("GET")) responder->ReplyText(200, "text/plain; version=0.0.4", commands_.Metrics());
+    return;
+  }
+  if (parts.empty() || parts[0] != protocol::kApiVersion)
     return responder->Reply(404, ErrorBody("not_found", "no such route: " + path + " (routes live under /v1)"));
-  }
-  if (parts.size() == 2 && parts[1] == "status") {
-    if (request.method != "GET") return method_not_allowed("GET");
-    return responder->Reply(200, commands_.DaemonStatus());
-  }
-  if (parts.size() >= 3 && parts[1] == "services") {
-    const std::string& service = parts[2];
-    if (parts.size() == 3) {
-      if (request.method != "GET") return method_not_allowed("GET");
-      auto st = commands_.ServiceStatus(service);
-      if (!st.ok()) return ReplyError(*responder, st.status());
-      return responder->Reply(200, *st);
-    }
-    if (parts.size() == 4 && parts[3] == "history") {
-      if (request.method != "GET") return method_not_allowed("GET");
-      auto h = commands_.History(service);
-      if (!h.ok()) return ReplyError(*responder, h.status());
-      return responder->Reply(200, *h);
-    }
-    if (parts.size() == 4 && (parts[3] == "upgrade" || parts[3] == "rollback")) {
-      if (request.method != "POST") return method_not_allowed("POST");
-      return RunHandover(service, request, std::move(responder), parts[3] == "rollback");
-    }
-  }
-  responder->Reply(404, ErrorBody("not_found", "no such route: " + path));
-}
 
-void ControlApi::RunHandover(const std::string& service, const ApiRequest& request,
-                             std::shared_ptr<Responder> responder, bool rollback) {
   nlohmann::json body = nlohmann::json::object();
   if (!request.body.empty()) {
     body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return responder->Reply(400, ErrorBody("bad_json", "request body is not valid JSON"));
     if (!body.is_object()) return responder->Reply(400, ErrorBody("bad_json", "request body must be a JSON object"));
   }
+
+  if (parts.size() == 2 && parts[1] == "status") {
+    if (allow("GET")) responder->Reply(200, commands_.DaemonStatus());
+    return;
+  }
+  if (parts.size() == 2 && parts[1] == "events") {
+    if (allow("GET")) Stream(responder, [&](Commands::Line line) -> Result<uint64_t> { return commands_.FollowEvents(line); });
+    return;
+  }
+  if (parts.size() == 2 && parts[1] == "reload") {
+    if (!allow("POST")) return;
+    auto r = commands_.Reload();
+    if (!r.ok()) return ReplyError(*responder, r.status());
+    return responder->Reply(200, *r);
+  }
+  if (parts.size() == 2 && parts[1] == "services") {
+    if (!allow("GET")) return;
+    return responder->Reply(200, {{"services", commands_.DaemonStatus()["services"]}});
+  }
+  if (parts.size() == 3 && parts[1] == "services") {
+    if (allow("GET")) {
+      auto st = commands_.ServiceStatus(parts[2]);
+      if (!st.ok()) return ReplyError(*responder, st.status());
+      responder->Reply(200, *st);
+    }
+    return;
+  }
+  if (parts.size() == 4 && parts[1] == "services") return HandleService(parts[2], parts[3], request, body, query, responder);
+  responder->Reply(404, ErrorBody("not_found", "no such route: " + path));
+}
+
+void ControlApi::HandleService(const std::string& service, const std::string& action, const ApiRequest& request,
+                               const nlohmann::json& body, const std::map<std::string, std::string>& query,
+                               std::shared_ptr<Responder> responder) {
+  const bool get = action == "history" || action == "logs";
+  const char* method = get ? "GET" : "POST";
+  static const std::set<std::string> kActions = {"history", "logs",  "upgrade", "rollback", "restart",
+                                                  "start",   "stop",  "scale",   "signal"};
+  if (!kActions.count(action))
+    return responder->Reply(404, ErrorBody("not_found", "no such route: /v1/services/" + service + "/" + action));
+  if (request.method != method)
+    return responder->Reply(405, ErrorBody("method_not_allowed", request.method + " is not allowed on /v1/services/" +
+                                                                     service + "/" + action + "; use " + method));
+  auto fail = [&](const Status& s) { ReplyError(*responder, s); };
+
+  if (action == "history") {
+    auto h = commands_.History(service);
+    return h.ok() ? responder->Reply(200, *h) : fail(h.status());
+  }
+  if (action == "logs") {
+    auto lines = ParseCount(query, "lines", 100, 100000);
+    if (!lines.ok()) return fail(lines.status());
+    if (!IsTrue(query, "follow")) {
+      auto l = commands_.Logs(service, *lines);
+      return l.ok() ? responder->Reply(200, *l) : fail(l.status());
+    }
+    auto past = commands_.Logs(service, *lines);
+    if (!past.ok()) return fail(past.status());
+    responder->StartStream();
+    for (const auto& line : (*past)["lines"]) responder->StreamLine(line);
+    Stream(responder, [&](Commands::Line line) { return commands_.FollowLogs(service, line); });
+    return;
+  }
+  if (action == "upgrade") {
+    auto req = ParseUpgrade(body);
+    if (!req.ok()) return fail(req.status());
+    return RunLong(request, responder, [&](auto progress, auto done) {
+      return commands_.Upgrade(service, *req, progress, done);
+    });
+  }
+  if (action == "rollback") {
+    std::optional<std::string> to;
+    if (Status s = OnlyFields(body, {"to"}); !s.ok()) return fail(s);
+    if (Status s = OptionalString(body, "to", to); !s.ok()) return fail(s);
+    return RunLong(request, responder, [&](auto progress, auto done) {
+      return commands_.Rollback(service, to, progress, done);
+    });
+  }
+  if (action == "restart" || action == "start") {
+    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+    return RunLong(request, responder, [&](auto progress, auto done) {
+      return action == "restart" ? commands_.Restart(service, progress, done) : commands_.Start(service, progress, done);
+    });
+  }
+  if (action == "stop") {
+    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+    auto streaming = std::make_shared<bool>(request.wants_stream);
+    Status s = commands_.Stop(
+        service, [responder, streaming](const ServiceEvent& e) {
+          if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
+        },
+        [responder, streaming, service] {
+          nlohmann::json result = {{"result", {{"service", service}, {"stopped", true}}}};
+          if (!*streaming) return responder->Reply(200, result);
+          responder->StreamLine(result);
+          responder->EndStream();
+        });
+    if (!s.ok()) return fail(s);
+    if (*streaming) responder->StartStream();
+    return;
+  }
+  if (action == "scale") {
+    if (Status s = OnlyFields(body, {"replicas"}); !s.ok()) return fail(s);
+    if (!body.contains("replicas") || !body["replicas"].is_number_integer())
+      return fail(Status::InvalidArgument("field 'replicas' is required (an integer)"));
+    auto r = commands_.Scale(service, body["replicas"].get<int>());
+    return r.ok() ? responder->Reply(200, *r) : fail(r.status());
+  }
+  // signal
+  if (Status s = OnlyFields(body, {"signal"}); !s.ok()) return fail(s);
+  std::optional<std::string> sig;
+  if (Status s = OptionalString(body, "signal", sig); !s.ok()) return fail(s);
+  if (!sig) return fail(Status::InvalidArgument("field 'signal' is required, e.g. \"HUP\""));
+  auto r = commands_.Signal(service, *sig);
+  return r.ok() ? responder->Reply(200, *r) : fail(r.status());
+}
+
+// A handover-like operation: the outcome as one answer, or progress then the outcome.
+void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> responder,
+                         const std::function<Status(Commands::Progress, Commands::Done)>& start) {
   auto streaming = std::make_shared<bool>(false);
   Commands::Progress progress = [responder, streaming](const ServiceEvent& e) {
     if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
@@ -136,23 +275,25 @@ void ControlApi::RunHandover(const std::string& service, const ApiRequest& reque
     b["result"] = r.ToJson();
     responder->Reply(422, b);
   };
-  Status s;
-  if (rollback) {
-    std::optional<std::string> to;
-    if (Status f = OptionalString(body, "to", to); !f.ok()) return ReplyError(*responder, f);
-    for (const auto& [k, v] : body.items())
-      if (k != "to") return ReplyError(*responder, Status::InvalidArgument("unknown field '" + k + "'"));
-    s = commands_.Rollback(service, to, progress, done);
-  } else {
-    auto req = ParseUpgrade(body);
-    if (!req.ok()) return ReplyError(*responder, req.status());
-    s = commands_.Upgrade(service, *req, progress, done);
-  }
+  Status s = start(progress, done);
   if (!s.ok()) return ReplyError(*responder, s);
   if (request.wants_stream) {
     *streaming = true;
     responder->StartStream();
   }
+}
+
+// An endless NDJSON stream, until the client goes away.
+void ControlApi::Stream(std::shared_ptr<Responder> responder,
+                        const std::function<Result<uint64_t>(Commands::Line)>& subscribe) {
+  std::weak_ptr<Responder> weak = responder;
+  auto id = subscribe([weak](const nlohmann::json& line) {
+    if (auto r = weak.lock()) r->StreamLine(line);
+  });
+  if (!id.ok()) return ReplyError(*responder, id.status());
+  responder->StartStream();  // no-op if already started
+  Commands& commands = commands_;
+  responder->OnClose([&commands, id = *id] { commands.Unsubscribe(id); });
 }
 
 }  // namespace baton

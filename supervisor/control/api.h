@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,19 +18,22 @@ namespace baton {
 
 struct ApiRequest {
   std::string method;  // "GET", "POST", ...
-  std::string target;  // path and query, e.g. /v1/status
+  std::string target;  // path and query, e.g. /v1/services/web/logs?lines=50
   std::string body;
   bool wants_stream = false;  // Accept: application/x-ndjson
 };
 
-// How an answer goes back. Exactly one of Reply, or StartStream ... EndStream, is used.
+// How an answer goes back. Exactly one of Reply, ReplyText, or StartStream ... EndStream.
 class Responder {
  public:
   virtual ~Responder() = default;
   virtual void Reply(int http_status, const nlohmann::json& body) = 0;
+  virtual void ReplyText(int http_status, const std::string& content_type, const std::string& body) = 0;
   virtual void StartStream() = 0;
   virtual void StreamLine(const nlohmann::json& line) = 0;
   virtual void EndStream() = 0;
+  // Called once if the client goes away before the answer is complete.
+  virtual void OnClose(std::function<void()> fn) = 0;
 };
 
 struct UpgradeRequest {
@@ -43,14 +47,27 @@ class Commands {
  public:
   using Progress = std::function<void(const ServiceEvent&)>;
   using Done = std::function<void(const HandoverResult&)>;
+  using Line = std::function<void(const nlohmann::json&)>;
   virtual ~Commands() = default;
   virtual nlohmann::json DaemonStatus() = 0;
   virtual Result<nlohmann::json> ServiceStatus(const std::string& service) = 0;
   virtual Result<nlohmann::json> History(const std::string& service) = 0;
-  // Returns an error at once, or OK and later calls `done` once (progress before it).
+  // Each returns an error at once, or OK and later calls `done` once (progress before it).
   virtual Status Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) = 0;
   virtual Status Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
                           Done done) = 0;
+  virtual Status Restart(const std::string& service, Progress progress, Done done) = 0;
+  virtual Status Start(const std::string& service, Progress progress, Done done) = 0;
+  virtual Status Stop(const std::string& service, Progress progress, std::function<void()> done) = 0;
+  virtual Result<nlohmann::json> Scale(const std::string& service, int replicas) = 0;
+  virtual Result<nlohmann::json> Signal(const std::string& service, const std::string& signal) = 0;
+  virtual Result<nlohmann::json> Logs(const std::string& service, size_t lines) = 0;
+  // Streams: each returns a subscription id for Unsubscribe.
+  virtual Result<uint64_t> FollowLogs(const std::string& service, Line line) = 0;
+  virtual uint64_t FollowEvents(Line line) = 0;
+  virtual void Unsubscribe(uint64_t id) = 0;
+  virtual Result<nlohmann::json> Reload() = 0;
+  virtual std::string Metrics() = 0;
 };
 
 class ControlApi {
@@ -62,8 +79,12 @@ class ControlApi {
   static nlohmann::json ErrorBody(const std::string& code, const std::string& message);
 
  private:
-  void RunHandover(const std::string& service, const ApiRequest& request, std::shared_ptr<Responder> responder,
-                   bool rollback);
+  void HandleService(const std::string& service, const std::string& action, const ApiRequest& request,
+                     const nlohmann::json& body, const std::map<std::string, std::string>& query,
+                     std::shared_ptr<Responder> responder);
+  void RunLong(const ApiRequest& request, std::shared_ptr<Responder> responder,
+               const std::function<Status(Commands::Progress, Commands::Done)>& start);
+  void Stream(std::shared_ptr<Responder> responder, const std::function<Result<uint64_t>(Commands::Line)>& subscribe);
   Commands& commands_;
 };
 

@@ -1,14 +1,17 @@
 #include "supervisor/control/http_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <deque>
 #include <filesystem>
 
@@ -24,24 +27,25 @@ using local = asio::local::stream_protocol;
 
 namespace {
 
-constexpr auto kReadTimeout = std::chrono::seconds(10);
+bool PeerAllowed(const ucred& cred, const ControlAccess& access) {
+  if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
+  for (unsigned uid : access.uids)
+    if (cred.uid == uid) return true;
+  for (unsigned gid : access.gids)
+    if (cred.gid == gid) return true;
+  return false;
+}
 
 class Session : public std::enable_shared_from_this<Session>, public Responder {
  public:
   Session(local::socket socket, ControlApi& api) : stream_(std::move(socket)), api_(api) {}
 
-  void Start() {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    bool allowed = ::getsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                   (cred.uid == 0 || cred.uid == ::geteuid());
-    if (!allowed) {
-      spdlog::warn("control: refused a connection from uid {} pid {}", cred.uid, cred.pid);
-      refused_ = true;
-    }
+  // `refused`: the peer failed the credential check; it gets 403 after its request.
+  void Start(bool refused, std::chrono::milliseconds read_timeout) {
+    refused_ = refused;
     parser_.body_limit(protocol::kMaxBodyBytes);
     parser_.header_limit(16 * 1024);
-    stream_.expires_after(kReadTimeout);
+    stream_.expires_after(read_timeout);
     http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->OnRead(ec);
     });
@@ -61,11 +65,31 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
     Send(out.str(), true);
   }
 
+  void ReplyText(int status, const std::string& content_type, const std::string& body) override {
+    if (started_) return;
+    started_ = true;
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "batond");
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::connection, "close");
+    res.body() = body;
+    res.prepare_payload();
+    std::ostringstream out;
+    out << res;
+    Send(out.str(), true);
+  }
+
   void StartStream() override {
     if (started_) return;
     started_ = true;
     Send("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n",
          false);
+    WatchForClose();
+  }
+
+  void OnClose(std::function<void()> fn) override {
+    if (closed_) return fn();
+    on_close_.push_back(std::move(fn));
   }
   void StreamLine(const nlohmann::json& line) override { Send(line.dump() + "\n", false); }
   void EndStream() override { Send("", true); }
@@ -115,10 +139,19 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
     });
   }
 
+  // A client of a stream sends nothing more; a read completing means it went away.
+  void WatchForClose() {
+    stream_.socket().async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->WatchForClose();
+    });
+  }
+
   void Close() {
     if (closed_) return;
     closed_ = true;
     queue_.clear();
+    for (auto& fn : std::exchange(on_close_, {})) fn();
     beast::error_code ignored;
     stream_.socket().shutdown(local::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -133,36 +166,54 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   bool started_ = false;
   bool closed_ = false;
   bool refused_ = false;
+  std::vector<std::function<void()>> on_close_;
+  std::array<char, 256> discard_{};
 };
 
 }  // namespace
 
 struct ControlServer::Impl {
-  Impl(asio::io_context& io, ControlApi& api) : acceptor(io), api(api) {}
+  Impl(asio::io_context& io, ControlApi& api) : acceptor(io), retry(io), api(api) {}
   local::acceptor acceptor;
+  asio::steady_timer retry;
   ControlApi& api;
+  ControlAccess access;
   std::string path;
+  uint64_t refused = 0;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 
   void Accept() {
     acceptor.async_accept([this, alive = alive](beast::error_code ec, local::socket socket) {
-      if (!*alive) return;
-      if (!ec) {
-        std::make_shared<Session>(std::move(socket), api)->Start();
-      } else if (ec == asio::error::operation_aborted) {
+      if (!*alive || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        // e.g. EMFILE: keep serving the connections we have, try again shortly.
+        spdlog::warn("control: accept failed: {}", ec.message());
+        retry.expires_after(std::chrono::milliseconds(100));
+        retry.async_wait([this, alive](beast::error_code ec) {
+          if (!ec && *alive) Accept();
+        });
         return;
-      } else {
-        spdlog::warn("control: accept failed: {}", ec.message());  // e.g. EMFILE: keep serving
       }
+      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      bool ok = ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                PeerAllowed(cred, access);
+      if (!ok) {
+        ++refused;
+        spdlog::warn("control: refused a connection from uid {} gid {} pid {}", cred.uid, cred.gid, cred.pid);
+      }
+      std::make_shared<Session>(std::move(socket), api)->Start(!ok, access.read_timeout);
       Accept();
     });
   }
 };
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& io, const std::string& path,
-                                                             ControlApi& api) {
+                                                             ControlAccess access, ControlApi& api) {
   auto impl = std::make_unique<Impl>(io, api);
   impl->path = path;
+  impl->access = std::move(access);
   std::error_code fec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
   struct stat st;
@@ -181,7 +232,11 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& i
     impl->acceptor.bind(local::endpoint(path), ec);
     ::umask(old);
   }
-  if (!ec) impl->acceptor.listen(128, ec);
+  if (!ec && impl->access.group) {
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), *impl->access.group) != 0 || ::chmod(path.c_str(), 0660) != 0)
+      ec = beast::error_code(errno, boost::system::system_category());
+  }
+  if (!ec) impl->acceptor.listen(1024, ec);
   if (ec) return Status::FromErrno("serve control socket " + path, ec.value());
   ::fcntl(impl->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
   impl->Accept();
@@ -190,10 +245,13 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& i
 
 ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+uint64_t ControlServer::refused() const { return impl_->refused; }
+
 ControlServer::~ControlServer() {
   *impl_->alive = false;
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->retry.cancel();
   ::unlink(impl_->path.c_str());
 }
 

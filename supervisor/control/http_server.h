@@ -1,10 +1,14 @@
-// The control socket: HTTP/1.1 (Boost.Beast) on a Unix socket created mode 0600. Each
-// connection's peer is checked with SO_PEERCRED (root and batond's own uid are allowed),
-// one request is read (bounded header and body, with a read deadline), handed to
-// ControlApi, and the connection closes after the answer. Loop thread only.
+// The control socket: HTTP/1.1 (Boost.Beast) on a Unix socket created mode 0600 (0660
+// with a group). Each connection's peer is checked with SO_PEERCRED against the allowed
+// uids and gids; one request is read (bounded header and body, within a deadline, so slow
+// or idle clients are dropped), handed to ControlApi, and the connection closes after the
+// answer. Streams keep a read pending to notice the client leaving. Loop thread only.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "supervisor/base/status.h"
@@ -14,11 +18,19 @@ namespace boost::asio { class io_context; }
 
 namespace baton {
 
+struct ControlAccess {
+  std::vector<unsigned> uids;  // allowed peer uids (root is always allowed)
+  std::vector<unsigned> gids;  // allowed peer gids
+  std::optional<unsigned> group;  // socket file group; makes the socket 0660
+  std::chrono::milliseconds read_timeout{10000};
+};
+
 class ControlServer {
  public:
   // Fails if another process is serving on `path`; a stale socket file is replaced.
   static Result<std::unique_ptr<ControlServer>> Create(boost::asio::io_context& io, const std::string& path,
-                                                       ControlApi& api);
+                                                       ControlAccess access, ControlApi& api);
+  uint64_t refused() const;
   ~ControlServer();
 
  private:

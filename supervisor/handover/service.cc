@@ -24,6 +24,7 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
                             std::to_string(handover_->new_gen) + ") is already in progress");
   }
   if (release.version.empty()) return Status::InvalidArgument("version must not be empty");
+  if (stop_done_) return Status::Conflict("service '" + name() + "' is stopping");
   std::vector<Probe> probes;
   auto spec = BuildLaunchSpec(release, 0, &probes);
   if (!spec.ok()) return spec.status();
@@ -88,6 +89,7 @@ void Service::Promote() {
   handover_.reset();
   gen->state = GenState::kLive;
   fatal_reason_.clear();
+  stopped_ = false;
   HandoverResult result;
   result.promoted = true;
   result.kind = done.kind;
@@ -104,6 +106,8 @@ void Service::Promote() {
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
     bake_timer_ = clock_.After(config_.bake_time, [this] { OnBakeExpired(); });
   last_result_ = result;
+  counters_.handovers_promoted++;
+  counters_.last_handover_seconds = result.duration_s;
   if (io_.on_result) io_.on_result(gen->release, result);
   done.done(result);
 }
@@ -126,6 +130,8 @@ void Service::FailHandover(const std::string& reason) {
   StopGeneration(*gen, GenState::kFailed);
   RefillLive();  // rolling batches may have retired old workers; crashed ones await a restart
   last_result_ = result;
+  counters_.handovers_failed++;
+  counters_.last_handover_seconds = result.duration_s;
   if (io_.on_result) io_.on_result(gen->release, result);
   done.done(result);
 }
@@ -159,7 +165,7 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
   std::string tail = w.StderrTail(3);
   Emit("crashed", &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
-  if (shutting_down_) return MaybeFinishShutdown();
+  if (shutting_down_ || stopped_) return MaybeFinishStop();
   if (bake_timer_ && previous_release_ && !handover_) {
     bake_timer_.reset();
     Release back = *previous_release_;
@@ -191,7 +197,7 @@ void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
   Emit("exited", &gen, 0, "worker " + std::to_string(w.id) + " " + w.last_exit->Describe());
   RetireIfDone(gen);
-  MaybeFinishShutdown();
+  MaybeFinishStop();
 }
 
 void Service::OnStopTimeout(Generation& gen, Worker& w) {
@@ -206,6 +212,7 @@ void Service::OnRestartDue(int64_t gen_id, int worker_id) {
   Worker* w = FindWorker(gen_id, worker_id);
   if (!gen || !w || w->phase != WorkerPhase::kBackoff || gen->state != GenState::kLive) return;
   w->restarts++;
+  counters_.restarts++;
   if (Status s = SpawnWorker(*gen, *w); !s.ok()) {
     Emit("restart_failed", gen, 0, s.message());
     w->phase = WorkerPhase::kExited;
@@ -237,19 +244,67 @@ void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status)
 
 void Service::Shutdown(std::function<void()> done) {
   shutting_down_ = true;
-  shutdown_done_ = std::move(done);
-  FailHandover("batond is shutting down");
-  bake_timer_.reset();
-  for (auto& gen : gens_)
-    if (gen->state == GenState::kLive || gen->state == GenState::kStarting) StopGeneration(*gen, GenState::kDraining);
-  kickoff_ = clock_.After(Duration(0), [this] { MaybeFinishShutdown(); });
+  StopAll(std::move(done));
 }
 
-void Service::MaybeFinishShutdown() {
-  if (!shutting_down_ || !shutdown_done_) return;
+Status Service::Stop(std::function<void()> done) {
+  if (shutting_down_) return Status::FailedPrecondition("batond is shutting down");
+  if (stop_done_) return Status::Conflict("service '" + name() + "' is already stopping");
+  stopped_ = true;
+  Emit("stopping", live(), 0, "stopped by the operator");
+  StopAll(std::move(done));
+  return Status::Ok();
+}
+
+void Service::StopAll(std::function<void()> done) {
+  stop_done_ = std::move(done);
+  FailHandover(shutting_down_ ? "batond is shutting down" : "the service was stopped");
+  bake_timer_.reset();
+  for (auto& gen : gens_) {
+    if (gen->state == GenState::kLive || gen->state == GenState::kStarting) StopGeneration(*gen, GenState::kDraining);
+    for (auto& w : gen->workers)
+      if (w->phase == WorkerPhase::kBackoff) StopWorker(*gen, *w);
+  }
+  kickoff_ = clock_.After(Duration(0), [this] { MaybeFinishStop(); });
+}
+
+void Service::MaybeFinishStop() {
+  if (!stop_done_) return;
   for (const auto& gen : gens_)
     if (gen->CountRunning() > 0) return;
-  std::exchange(shutdown_done_, nullptr)();
+  if (!shutting_down_) Emit("stopped", nullptr, 0, "every worker has exited");
+  std::exchange(stop_done_, nullptr)();
+}
+
+Status Service::Scale(int replicas) {
+  if (replicas < 1 || replicas > 1024) return Status::InvalidArgument("replicas must be between 1 and 1024");
+  if (handover_) return Status::Conflict("a handover of service '" + name() + "' is in progress; scale after it");
+  if (shutting_down_ || stop_done_) return Status::FailedPrecondition("service '" + name() + "' is stopping");
+  int before = config_.replicas;
+  config_.replicas = replicas;
+  if (Generation* gen = MutableLive()) {
+    for (auto it = gen->workers.rbegin(); it != gen->workers.rend() && gen->CountActive() > static_cast<size_t>(replicas); ++it)
+      if ((*it)->active()) StopWorker(*gen, **it);
+    RefillLive();
+  }
+  Emit("scaled", live(), 0, "replicas " + std::to_string(before) + " -> " + std::to_string(replicas));
+  return Status::Ok();
+}
+
+void Service::Reconfigure(const ServiceConfig& config, std::vector<ListenerRef> listeners) {
+  config_ = config;
+  io_.listeners = std::move(listeners);
+}
+
+int Service::Signal(int sig) {
+  int n = 0;
+  for (auto& gen : gens_)
+    for (auto& w : gen->workers)
+      if (w->pid) {
+        launcher_.SignalGroup(w->pid, sig);
+        ++n;
+      }
+  return n;
 }
 
 void Service::OnNotify(int worker_pid, const NotifyMessage& msg) {

@@ -45,6 +45,7 @@ struct ServiceEvent {
   std::string version;
   int pid = 0;
   std::string message;
+  double time = 0;  // Unix seconds
   nlohmann::json ToJson() const;
 };
 
@@ -63,6 +64,16 @@ struct ServiceIo {
   std::function<Result<int>()> pick_probe_port;
   // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
   std::function<void(const Release&, const HandoverResult&)> on_result;
+  // Every line a worker writes to stdout or stderr.
+  std::function<void(const Generation&, int pid, OutputStream, std::string_view)> on_output;
+};
+
+// Running totals, for metrics.
+struct ServiceCounters {
+  uint64_t handovers_promoted = 0;
+  uint64_t handovers_failed = 0;
+  uint64_t restarts = 0;
+  double last_handover_seconds = 0;
 };
 
 class Service {
@@ -78,8 +89,19 @@ class Service {
   // release is invalid or another handover is in progress; otherwise `done` is called
   // once with the outcome (never from inside this call).
   Status Handover(const Release& release, HandoverKind kind, Done done);
-  // Stops every worker (stop signal, then SIGKILL after stop.timeout); `done` once all exited.
+  // Stops every worker (stop signal, then SIGKILL after stop.timeout); `done` once all
+  // have exited. After Shutdown nothing starts again; after Stop, Handover starts anew.
   void Shutdown(std::function<void()> done);
+  Status Stop(std::function<void()> done);
+  // Changes the number of workers: the live generation grows or shrinks at once, and
+  // later handovers start this many.
+  Status Scale(int replicas);
+  // Sends `sig` to every running worker's process group; returns how many were signalled.
+  int Signal(int sig);
+  // Takes new settings (and listeners, in fd order). Running workers keep what they were
+  // started with; new workers and the next handover use the new settings. The live
+  // generation is not resized here: call Scale for that.
+  void Reconfigure(const ServiceConfig& config, std::vector<ListenerRef> listeners);
   void OnNotify(int worker_pid, const NotifyMessage& msg);
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
@@ -91,10 +113,12 @@ class Service {
   bool OwnsPid(int pid) const;
   const Generation* live() const;
   bool handover_in_progress() const { return handover_.has_value(); }
+  bool stopped() const { return stopped_; }
   // The id of the generation a handover in progress is starting, else 0.
   int64_t pending_generation() const { return handover_ ? handover_->new_gen : 0; }
   const std::string& fatal_reason() const { return fatal_reason_; }
   std::string StateName() const;
+  const ServiceCounters& counters() const { return counters_; }
   nlohmann::json Describe() const;
 
  private:
@@ -130,7 +154,8 @@ class Service {
   void StopGeneration(Generation& gen, GenState final_state);
   void RefillLive();
   void RetireIfDone(Generation& gen);
-  void MaybeFinishShutdown();
+  void StopAll(std::function<void()> done);
+  void MaybeFinishStop();
   void Emit(const std::string& type, const Generation* gen, int pid, const std::string& message);
   Generation* FindGen(int64_t id);
   Worker* FindWorker(int64_t gen_id, int worker_id);
@@ -153,8 +178,10 @@ class Service {
   std::unique_ptr<Timer> kickoff_;     // defers the first spawn out of Handover()
   std::unique_ptr<Timer> sweep_;       // erases exited generations from the loop
   std::string fatal_reason_;
-  bool shutting_down_ = false;
-  std::function<void()> shutdown_done_;
+  bool shutting_down_ = false;  // batond is exiting: nothing starts again
+  bool stopped_ = false;        // stopped by the operator: no restarts until a handover
+  std::function<void()> stop_done_;
+  ServiceCounters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks
 };
 

@@ -68,7 +68,7 @@ nlohmann::json HandoverResult::ToJson() const {
 }
 
 nlohmann::json ServiceEvent::ToJson() const {
-  nlohmann::json j = {{"type", type}, {"service", service}};
+  nlohmann::json j = {{"type", type}, {"service", service}, {"time", time}};
   if (generation) j["generation"] = generation;
   if (!version.empty()) j["version"] = version;
   if (pid) j["pid"] = pid;
@@ -77,7 +77,8 @@ nlohmann::json ServiceEvent::ToJson() const {
 }
 
 std::string Service::StateName() const {
-  if (shutting_down_) return "stopping";
+  if (shutting_down_ || stop_done_) return "stopping";
+  if (stopped_ && !handover_) return "stopped";
   if (!fatal_reason_.empty()) return "fatal";
   if (handover_) return live() ? "upgrading" : "starting";
   if (!live()) return "down";
@@ -128,6 +129,10 @@ nlohmann::json Service::Describe() const {
   if (last_result_) j["last_handover"] = last_result_->ToJson();
   if (!fatal_reason_.empty()) j["fatal_reason"] = fatal_reason_;
   if (previous_release_) j["previous_version"] = previous_release_->version;
+  j["counters"] = {{"handovers_promoted", counters_.handovers_promoted},
+                   {"handovers_failed", counters_.handovers_failed},
+                   {"restarts", counters_.restarts},
+                   {"last_handover_seconds", counters_.last_handover_seconds}};
   return j;
 }
 

@@ -105,11 +105,14 @@ Status Service::SpawnWorker(Generation& gen, Worker& w) {
   ProcessEvents events;
   std::weak_ptr<bool> alive = alive_;
   events.on_line = [this, alive, gen_id, worker_id](OutputStream stream, std::string_view line) {
-    if (alive.expired() || stream != OutputStream::kStderr) return;
-    if (Worker* w = FindWorker(gen_id, worker_id)) {
-      w->stderr_tail.emplace_back(line.substr(0, 500));
-      if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
-    }
+    if (alive.expired()) return;
+    Generation* g = FindGen(gen_id);
+    Worker* w = FindWorker(gen_id, worker_id);
+    if (!g || !w) return;
+    if (io_.on_output) io_.on_output(*g, w->pid, stream, line);
+    if (stream != OutputStream::kStderr) return;
+    w->stderr_tail.emplace_back(line.substr(0, 500));
+    if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
   };
   // The pid is only known after Launch returns; the exit callback reads it from the worker.
   auto pid_slot = std::make_shared<int>(0);
@@ -163,10 +166,11 @@ void Service::StopGeneration(Generation& gen, GenState final_state) {
 // replaces workers a rolling handover retired and crashed workers awaiting the outcome.
 void Service::RefillLive() {
   Generation* gen = MutableLive();
-  if (!gen || shutting_down_ || !fatal_reason_.empty()) return;
+  if (!gen || shutting_down_ || stopped_ || !fatal_reason_.empty()) return;
   for (auto& w : gen->workers)
     if (w->phase == WorkerPhase::kExited && gen->CountActive() < static_cast<size_t>(config_.replicas)) {
       w->restarts++;
+      counters_.restarts++;
       if (Status s = SpawnWorker(*gen, *w); !s.ok()) Emit("restart_failed", gen, 0, s.message());
     }
   while (gen->CountActive() < static_cast<size_t>(config_.replicas)) {
@@ -206,7 +210,8 @@ void Service::RetireIfDone(Generation& gen) {
 }
 
 void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message) {
-  ServiceEvent e{type, config_.name, gen ? gen->id : 0, gen ? gen->release.version : "", pid, message};
+  ServiceEvent e{type, config_.name, gen ? gen->id : 0, gen ? gen->release.version : "", pid, message,
+                 clock_.WallSeconds()};
   if (type == "failed" || type == "fatal" || type == "crashed" || type == "restart_failed")
     spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, type, message);
   else

@@ -182,7 +182,7 @@ struct ExecFailure {
 // Runs in the child between fork and exec: only async-signal-safe calls.
 [[noreturn]] void ChildMain(const char* path, char* const* argv, char* const* envp, char* listen_pid_digits,
                             const char* cwd, int devnull, int out_w, int err_w, int report_w, const int* fds,
-                            int nfds) {
+                            int nfds, const rlimit* fd_limit) {
   auto fail = [&](int stage) {
     ExecFailure f{stage, errno};
     (void)!::write(report_w, &f, sizeof f);
@@ -216,6 +216,7 @@ struct ExecFailure {
     for (int i = 0; i < n; ++i) listen_pid_digits[i] = digits[n - 1 - i];
     listen_pid_digits[n] = '\0';
   }
+  if (fd_limit) ::setrlimit(RLIMIT_NOFILE, fd_limit);
   if (cwd && ::chdir(cwd) != 0) fail(1);
   ::execve(path, argv, envp);
   fail(2);
@@ -263,7 +264,7 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   if (pid == 0)
     ChildMain(path.c_str(), argv.data(), envp.data(), listen_pid_digits, spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
               devnull.get(), out_w.get(), err_w.get(), report_w.get(), spec.fds.data(),
-              static_cast<int>(spec.fds.size()));
+              static_cast<int>(spec.fds.size()), child_fd_limit_ ? &*child_fd_limit_ : nullptr);
   ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once
   out_w.Reset();
   err_w.Reset();

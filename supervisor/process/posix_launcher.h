@@ -4,7 +4,10 @@
 // Not thread-safe: use from the loop thread only.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <map>
+#include <optional>
 #include <memory>
 
 #include "supervisor/process/launcher.h"
@@ -23,9 +26,12 @@ class PosixLauncher : public ProcessLauncher {
   Status CheckExecutable(const LaunchSpec& spec) const override;
   void SignalGroup(int pid, int sig) override;
   size_t running() const { return children_.size(); }
+  // The RLIMIT_NOFILE children get, when batond raised its own.
+  void SetChildFdLimit(rlimit limit) { child_fd_limit_ = limit; }
 
  private:
   boost::asio::io_context& io_;
+  std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
 };
 

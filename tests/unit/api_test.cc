@@ -12,13 +12,24 @@ struct RecordingResponder : Responder {
     status = s;
     body = b;
   }
+  void ReplyText(int s, const std::string& type, const std::string& b) override {
+    status = s;
+    content_type = type;
+    text = b;
+  }
   void StartStream() override { streaming = true; }
   void StreamLine(const nlohmann::json& l) override { lines.push_back(l); }
   void EndStream() override { ended = true; }
+  void OnClose(std::function<void()> fn) override { on_close.push_back(std::move(fn)); }
+  void Disconnect() {
+    for (auto& fn : on_close) fn();
+  }
   int status = 0;
   nlohmann::json body;
+  std::string content_type, text;
   bool streaming = false, ended = false;
   std::vector<nlohmann::json> lines;
+  std::vector<std::function<void()>> on_close;
 };
 
 struct FakeCommands : Commands {
@@ -41,7 +52,54 @@ struct FakeCommands : Commands {
     done = std::move(d);
     return Status::Ok();
   }
+  Status Restart(const std::string& s, Progress p, Done d) override {
+    calls.push_back("restart " + s);
+    done = std::move(d);
+    return Status::Ok();
+  }
+  Status Start(const std::string& s, Progress p, Done d) override {
+    calls.push_back("start " + s);
+    done = std::move(d);
+    return Status::Ok();
+  }
+  Status Stop(const std::string& s, Progress p, std::function<void()> d) override {
+    calls.push_back("stop " + s);
+    stopped = std::move(d);
+    return Status::Ok();
+  }
+  Result<nlohmann::json> Scale(const std::string& s, int replicas) override {
+    calls.push_back("scale " + s + " " + std::to_string(replicas));
+    return nlohmann::json{{"replicas", replicas}};
+  }
+  Result<nlohmann::json> Signal(const std::string& s, const std::string& sig) override {
+    calls.push_back("signal " + s + " " + sig);
+    return nlohmann::json{{"signal", sig}};
+  }
+  Result<nlohmann::json> Logs(const std::string& s, size_t n) override {
+    calls.push_back("logs " + s + " " + std::to_string(n));
+    return nlohmann::json{{"lines", {{{"line", "old"}}}}};
+  }
+  Result<uint64_t> FollowLogs(const std::string& s, Line line) override {
+    follower = std::move(line);
+    return uint64_t{7};
+  }
+  uint64_t FollowEvents(Line line) override {
+    follower = std::move(line);
+    return 9;
+  }
+  void Unsubscribe(uint64_t id) override { unsubscribed.push_back(id); }
+  Result<nlohmann::json> Reload() override {
+    if (reload_error) return Status::InvalidArgument("baton.toml:3:1: service.x.foo: unknown key");
+    return nlohmann::json{{"added", {"x"}}};
+  }
+  std::string Metrics() override { return "baton_daemon_uptime_seconds 1\n"; }
+
   bool busy = false;
+  bool reload_error = false;
+  std::vector<std::string> calls;
+  std::function<void()> stopped;
+  Line follower;
+  std::vector<uint64_t> unsubscribed;
   std::optional<UpgradeRequest> last_upgrade;
   std::optional<std::string> rollback_to;
   Progress progress;
@@ -149,4 +207,62 @@ TEST_CASE_METHOD(Fixture, "rollback takes an optional target and rejects other f
   CHECK(*commands.rollback_to == "v1");
   CHECK(Call("POST", "/v1/services/web/rollback", R"({"to": 1})")->status == 400);
   CHECK(Call("POST", "/v1/services/web/rollback", R"({"version": "v1"})")->status == 400);
+}
+
+TEST_CASE_METHOD(Fixture, "restart, start, stop, scale and signal reach their commands") {
+  auto r = Call("POST", "/v1/services/web/restart");
+  commands.done(Outcome(true));
+  CHECK(r->status == 200);
+  Call("POST", "/v1/services/web/start", "{}");
+  auto stop = Call("POST", "/v1/services/web/stop");
+  CHECK(stop->status == 0);
+  commands.stopped();
+  CHECK(stop->status == 200);
+  CHECK(stop->body["result"]["stopped"] == true);
+  CHECK(Call("POST", "/v1/services/web/scale", R"({"replicas": 3})")->body["replicas"] == 3);
+  CHECK(Call("POST", "/v1/services/web/scale", R"({"replicas": "3"})")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/scale", "{}")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/signal", R"({"signal": "HUP"})")->status == 200);
+  CHECK(Call("POST", "/v1/services/web/signal", "{}")->status == 400);
+  CHECK(Call("POST", "/v1/services/web/restart", R"({"now": true})")->status == 400);
+  CHECK(commands.calls == std::vector<std::string>{"restart web", "start web", "stop web", "scale web 3", "signal web HUP"});
+}
+
+TEST_CASE_METHOD(Fixture, "logs: the last N lines, or those and then a stream") {
+  CHECK(Call("GET", "/v1/services/web/logs?lines=5")->body["lines"][0]["line"] == "old");
+  CHECK(commands.calls.back() == "logs web 5");
+  CHECK(Call("GET", "/v1/services/web/logs?lines=x")->status == 400);
+  auto f = Call("GET", "/v1/services/web/logs?follow=1");
+  CHECK(f->streaming);
+  REQUIRE(f->lines.size() == 1);
+  commands.follower({{"line", "new"}});
+  CHECK(f->lines.back()["line"] == "new");
+  f->Disconnect();
+  CHECK(commands.unsubscribed == std::vector<uint64_t>{7});
+}
+
+TEST_CASE_METHOD(Fixture, "events stream until the client leaves") {
+  auto e = Call("GET", "/v1/events");
+  CHECK(e->streaming);
+  commands.follower({{"type", "spawned"}});
+  CHECK(e->lines.size() == 1);
+  e->Disconnect();
+  CHECK(commands.unsubscribed == std::vector<uint64_t>{9});
+  CHECK(Call("POST", "/v1/events")->status == 405);
+}
+
+TEST_CASE_METHOD(Fixture, "reload reports what changed, or why the new config was rejected") {
+  CHECK(Call("POST", "/v1/reload")->body["added"][0] == "x");
+  commands.reload_error = true;
+  auto r = Call("POST", "/v1/reload");
+  CHECK(r->status == 400);
+  CHECK_THAT(r->body["error"]["message"].get<std::string>(), Catch::Contains("baton.toml:3:1"));
+  CHECK(Call("GET", "/v1/reload")->status == 405);
+}
+
+TEST_CASE_METHOD(Fixture, "metrics are Prometheus text outside /v1") {
+  auto m = Call("GET", "/metrics");
+  CHECK(m->status == 200);
+  CHECK_THAT(m->content_type, Catch::StartsWith("text/plain"));
+  CHECK_THAT(m->text, Catch::Contains("baton_daemon_uptime_seconds"));
 }

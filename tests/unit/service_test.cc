@@ -405,3 +405,47 @@ TEST_CASE("sd_notify STATUS is kept per worker; READY from an unknown pid change
   h.service->OnNotify(1000, ParseNotifyMessage("STATUS=warming caches"));
   CHECK(h.service->Describe()["generations"][0]["workers"][0]["status"] == "warming caches");
 }
+
+TEST_CASE("stop drains every worker and suppresses restarts; a handover starts it again") {
+  Harness h(NotifyConfig(2));
+  h.StartLive("v1");
+  auto pids = h.PidsOf("v1");
+  bool stopped = false;
+  REQUIRE(h.service->Stop([&] { stopped = true; }).ok());
+  CHECK(h.service->StateName() == "stopping");
+  for (int pid : pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
+  for (int pid : pids) h.launcher.Exit(pid);
+  CHECK(stopped);
+  CHECK(h.service->StateName() == "stopped");
+  h.clock.Advance(60s);
+  CHECK(h.PidsOf("v1").empty());
+  h.Begin("v1", HandoverKind::kStart);
+  h.ReadyAll("v1");
+  REQUIRE(h.outcome->promoted);
+  CHECK(h.service->StateName() == "running");
+}
+
+TEST_CASE("scale grows and shrinks the live generation, and is refused mid-handover") {
+  Harness h(NotifyConfig(2));
+  h.StartLive("v1");
+  REQUIRE(h.service->Scale(4).ok());
+  CHECK(h.PidsOf("v1").size() == 4);
+  auto pids = h.PidsOf("v1");
+  REQUIRE(h.service->Scale(1).ok());
+  int stopped = 0;
+  for (int pid : pids) stopped += h.launcher.Signalled(pid, SIGTERM);
+  CHECK(stopped == 3);
+  CHECK_FALSE(h.launcher.SignalledAny(pids[0]));  // the oldest stays
+  CHECK(h.service->Scale(0).code() == ErrorCode::kInvalidArgument);
+  h.Begin("v2");
+  CHECK(h.service->Scale(3).code() == ErrorCode::kConflict);
+  h.ReadyAll("v2");
+  CHECK(h.PidsOf("v2").size() == 1);  // later handovers start the new count
+}
+
+TEST_CASE("signal reaches every running worker's process group") {
+  Harness h(NotifyConfig(2));
+  h.StartLive("v1");
+  CHECK(h.service->Signal(SIGHUP) == 2);
+  for (int pid : h.PidsOf("v1")) CHECK(h.launcher.Signalled(pid, SIGHUP));
+}

@@ -1,0 +1,106 @@
+#include "supervisor/control/metrics.h"
+
+#include <map>
+#include <sstream>
+
+namespace baton {
+
+namespace {
+
+std::string Escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+class Writer {
+ public:
+  void Family(const char* name, const char* type, const char* help) {
+    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  }
+  void Sample(const char* name, const std::map<std::string, std::string>& labels, double value) {
+    out_ << name;
+    if (!labels.empty()) {
+      out_ << "{";
+      bool first = true;
+      for (const auto& [k, v] : labels) {
+        out_ << (first ? "" : ",") << k << "=\"" << Escape(v) << "\"";
+        first = false;
+      }
+      out_ << "}";
+    }
+    out_ << " " << value << "\n";
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+double Num(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0;
+}
+
+}  // namespace
+
+std::string RenderMetrics(const nlohmann::json& status) {
+  Writer w;
+  const auto& d = status["daemon"];
+  w.Family("baton_daemon_uptime_seconds", "gauge", "Seconds since batond started.");
+  w.Sample("baton_daemon_uptime_seconds", {}, Num(d, "uptime_s"));
+  w.Family("baton_daemon_open_fds", "gauge", "File descriptors batond holds open.");
+  w.Sample("baton_daemon_open_fds", {}, Num(d, "open_fds"));
+  w.Family("baton_daemon_resident_memory_bytes", "gauge", "batond's resident set size.");
+  w.Sample("baton_daemon_resident_memory_bytes", {}, Num(d, "rss_bytes"));
+  w.Family("baton_daemon_notify_ignored_total", "counter", "sd_notify messages from pids that are no worker.");
+  w.Sample("baton_daemon_notify_ignored_total", {}, Num(d, "notify_ignored"));
+  w.Family("baton_daemon_control_refused_total", "counter", "Control connections refused by the peer check.");
+  w.Sample("baton_daemon_control_refused_total", {}, Num(d, "control_refused"));
+
+  const auto& services = status["services"];
+  w.Family("baton_service_up", "gauge", "1 if the service has a live generation.");
+  for (const auto& s : services) w.Sample("baton_service_up", {{"service", s["name"]}}, s["version"].is_null() ? 0 : 1);
+  w.Family("baton_service_info", "gauge", "The live version and the service state, as labels.");
+  for (const auto& s : services)
+    w.Sample("baton_service_info",
+             {{"service", s["name"]}, {"version", s["version"].is_string() ? s["version"].get<std::string>() : ""},
+              {"state", s["state"]}},
+             1);
+  w.Family("baton_service_generation", "gauge", "Id of the live generation (0 if none).");
+  w.Family("baton_service_workers", "gauge", "Workers by state, across the service's generations.");
+  for (const auto& s : services) {
+    double live_id = 0;
+    std::map<std::string, int> by_state;
+    for (const auto& g : s["generations"]) {
+      if (g["state"] == "live") live_id = g["id"].get<double>();
+      for (const auto& wk : g["workers"]) by_state[wk["state"]]++;
+    }
+    w.Sample("baton_service_generation", {{"service", s["name"]}}, live_id);
+    for (const char* st : {"starting", "ready", "stopping", "backoff", "exited"})
+      w.Sample("baton_service_workers", {{"service", s["name"]}, {"state", st}}, by_state[st]);
+  }
+  w.Family("baton_service_handovers_total", "counter", "Handovers by outcome since batond started.");
+  for (const auto& s : services) {
+    w.Sample("baton_service_handovers_total", {{"service", s["name"]}, {"outcome", "promoted"}},
+             Num(s["counters"], "handovers_promoted"));
+    w.Sample("baton_service_handovers_total", {{"service", s["name"]}, {"outcome", "failed"}},
+             Num(s["counters"], "handovers_failed"));
+  }
+  w.Family("baton_service_restarts_total", "counter", "Crash restarts of workers since batond started.");
+  for (const auto& s : services) w.Sample("baton_service_restarts_total", {{"service", s["name"]}}, Num(s["counters"], "restarts"));
+  w.Family("baton_service_last_handover_seconds", "gauge", "Duration of the last handover.");
+  for (const auto& s : services)
+    w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}}, Num(s["counters"], "last_handover_seconds"));
+  w.Family("baton_service_fatal", "gauge", "1 if the service stopped restarting after repeated failures.");
+  for (const auto& s : services) w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
+  return w.str();
+}
+
+}  // namespace baton

@@ -1,0 +1,181 @@
+// Supervisor as Commands: what the control API may ask of the daemon.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "supervisor/base/log.h"
+#include "supervisor/control/metrics.h"
+#include "supervisor/supervisor.h"
+
+namespace baton {
+
+namespace {
+
+Status NoService(const std::string& name) { return Status::NotFound("no service named '" + name + "'"); }
+
+size_t OpenFds() {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec))
+    ++n;
+  return n;
+}
+
+long ResidentBytes() {
+  std::ifstream in("/proc/self/statm");
+  long size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+}  // namespace
+
+nlohmann::json Supervisor::DaemonStatus() {
+  nlohmann::json services = nlohmann::json::array();
+  for (auto& s : services_) services.push_back(s->service->Describe());
+  return {{"daemon",
+           {{"pid", ::getpid()},
+            {"version", BATON_VERSION},
+            {"started_at", started_wall_},
+            {"uptime_s", clock_->WallSeconds() - started_wall_},
+            {"config", config_.path},
+            {"state", stopping_ ? "stopping" : "running"},
+            {"open_fds", OpenFds()},
+            {"rss_bytes", ResidentBytes()},
+            {"notify_ignored", notify_ignored_},
+            {"control_refused", control_ ? control_->refused() : 0}}},
+          {"services", std::move(services)}};
+}
+
+Result<nlohmann::json> Supervisor::ServiceStatus(const std::string& service) {
+  ServiceSlot* s = Find(service);
+  if (!s) return NoService(service);
+  return s->service->Describe();
+}
+
+Result<nlohmann::json> Supervisor::History(const std::string& service) {
+  if (!Find(service)) return NoService(service);
+  return nlohmann::json{{"service", service}, {"releases", history_->Entries(service)}};
+}
+
+Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress,
+                               Done done) {
+  uint64_t id = next_subscriber_++;
+  Status s = svc.Handover(release, kind, [this, id, done](const HandoverResult& r) {
+    subscribers_.erase(id);
+    done(r);
+  });
+  if (!s.ok()) return s;
+  // Progress is what happens to the new generation, and the draining of the old one;
+  // other generations' events (a drain still finishing) would only confuse.
+  std::string name = svc.name();
+  int64_t gen = svc.pending_generation();
+  subscribers_[id] = [name, gen, progress](const ServiceEvent& e) {
+    if (e.service == name && progress && (e.generation == gen || e.type == "draining")) progress(e);
+  };
+  return s;
+}
+
+Status Supervisor::Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  Release release{request.version, request.command, request.env, clock_->WallSeconds()};
+  return RunHandover(*slot->service, release, HandoverKind::kUpgrade, std::move(progress), std::move(done));
+}
+
+Status Supervisor::Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
+                            Done done) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  const Generation* live = slot->service->live();
+  std::optional<Release> target;
+  if (to) {
+    target = history_->Find(service, *to);
+    if (!target)
+      return Status::NotFound("service '" + service + "' has no release with version '" + *to + "' in its history");
+  } else {
+    target = history_->PreviousPromoted(service, live ? live->release.version : "");
+    if (!target)
+      return Status::FailedPrecondition("service '" + service + "' has no earlier promoted release to roll back to");
+  }
+  target->created_at = clock_->WallSeconds();
+  return RunHandover(*slot->service, *target, HandoverKind::kRollback, std::move(progress), std::move(done));
+}
+
+Status Supervisor::Restart(const std::string& service, Progress progress, Done done) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  const Generation* live = slot->service->live();
+  if (!live) return Status::FailedPrecondition("service '" + service + "' has nothing running to restart; use start");
+  return RunHandover(*slot->service, live->release, HandoverKind::kRestart, std::move(progress), std::move(done));
+}
+
+Status Supervisor::Start(const std::string& service, Progress progress, Done done) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  if (slot->service->live()) return Status::FailedPrecondition("service '" + service + "' is already running");
+  Release release{slot->service->config().version, std::nullopt, {}, clock_->WallSeconds()};
+  if (auto last = history_->LastPromoted(service)) release = *last;
+  return RunHandover(*slot->service, release, HandoverKind::kStart, std::move(progress), std::move(done));
+}
+
+Status Supervisor::Stop(const std::string& service, Progress progress, std::function<void()> done) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  uint64_t id = Subscribe([service, progress](const ServiceEvent& e) {
+    if (e.service == service && progress) progress(e);
+  });
+  Status s = slot->service->Stop([this, id, done] {
+    subscribers_.erase(id);
+    done();
+  });
+  if (!s.ok()) subscribers_.erase(id);
+  return s;
+}
+
+Result<nlohmann::json> Supervisor::Scale(const std::string& service, int replicas) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  if (Status s = slot->service->Scale(replicas); !s.ok()) return s;
+  return nlohmann::json{{"service", service}, {"replicas", replicas}};
+}
+
+Result<nlohmann::json> Supervisor::Signal(const std::string& service, const std::string& signal) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  int sig = ParseSignal(signal);
+  if (sig <= 0) return Status::InvalidArgument("unknown signal '" + signal + "'");
+  int n = slot->service->Signal(sig);
+  spdlog::info("{}: sent {} to {} worker(s) on request", service, SignalName(sig), n);
+  return nlohmann::json{{"service", service}, {"signal", SignalName(sig)}, {"workers", n}};
+}
+
+Result<nlohmann::json> Supervisor::Logs(const std::string& service, size_t lines) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& l : slot->logs.Last(lines)) out.push_back(l.ToJson(service));
+  return nlohmann::json{{"service", service}, {"lines", std::move(out)}, {"dropped", slot->logs.dropped()}};
+}
+
+Result<uint64_t> Supervisor::FollowLogs(const std::string& service, Line line) {
+  if (!Find(service)) return NoService(service);
+  uint64_t id = next_subscriber_++;
+  log_followers_[id] = {service, std::move(line)};
+  return id;
+}
+
+uint64_t Supervisor::FollowEvents(Line line) {
+  return Subscribe([line](const ServiceEvent& e) { line(e.ToJson()); });
+}
+
+void Supervisor::Unsubscribe(uint64_t id) {
+  subscribers_.erase(id);
+  log_followers_.erase(id);
+}
+
+std::string Supervisor::Metrics() { return RenderMetrics(DaemonStatus()); }
+
+}  // namespace baton

@@ -1,0 +1,64 @@
+#include <catch2/catch.hpp>
+
+#include "supervisor/config/diff.h"
+#include "supervisor/control/metrics.h"
+#include "supervisor/logs/log_buffer.h"
+
+using namespace baton;
+
+TEST_CASE("metrics render every family from the status document") {
+  nlohmann::json status = {
+      {"daemon", {{"uptime_s", 12.5}, {"open_fds", 17}, {"rss_bytes", 4096}, {"notify_ignored", 2}}},
+      {"services",
+       {{{"name", "web\"x"},
+         {"state", "running"},
+         {"version", "v2"},
+         {"generations",
+          {{{"id", 4}, {"state", "live"}, {"workers", {{{"state", "ready"}}, {{"state", "ready"}}}}},
+           {{"id", 3}, {"state", "draining"}, {"workers", {{{"state", "stopping"}}}}}}},
+         {"counters", {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}}}}}};
+  std::string text = RenderMetrics(status);
+  CHECK_THAT(text, Catch::Contains("baton_daemon_uptime_seconds 12.5\n"));
+  CHECK_THAT(text, Catch::Contains("baton_daemon_open_fds 17\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_generation{service=\"web\\\"x\"} 4\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_workers{service=\"web\\\"x\",state=\"ready\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_workers{service=\"web\\\"x\",state=\"stopping\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_handovers_total{outcome=\"failed\",service=\"web\\\"x\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_restarts_total{service=\"web\\\"x\"} 5\n"));
+  CHECK_THAT(text, Catch::Contains("# TYPE baton_service_handovers_total counter\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_info{service=\"web\\\"x\",state=\"running\",version=\"v2\"} 1\n"));
+}
+
+TEST_CASE("the log buffer keeps the last lines and counts what it dropped") {
+  LogBuffer buf(3);
+  for (int i = 0; i < 5; ++i) buf.Add(LogLine{0, "v1", 1, 10, false, "line " + std::to_string(i)});
+  CHECK(buf.size() == 3);
+  CHECK(buf.dropped() == 2);
+  auto last = buf.Last(2);
+  REQUIRE(last.size() == 2);
+  CHECK(last[0].text == "line 3");
+  CHECK(last[1].text == "line 4");
+  CHECK(buf.Last(100).size() == 3);
+  CHECK(last[0].ToJson("web")["stream"] == "stdout");
+}
+
+TEST_CASE("config diffs name what changed and whether a new generation is needed") {
+  ServiceConfig a;
+  a.name = "web";
+  a.command = {"srv"};
+  ServiceConfig b = a;
+  CHECK(DiffService(a, b).empty());
+  b.replicas = 3;
+  b.bake_time = std::chrono::seconds(1);
+  auto d = DiffService(a, b);
+  CHECK(d.changed == std::vector<std::string>{"replicas", "bake_time"});
+  CHECK_FALSE(d.needs_new_generation);
+  b.env["A"] = "1";
+  CHECK(DiffService(a, b).needs_new_generation);
+  ServiceConfig c = a;
+  c.listeners.push_back(ListenerConfig{"http", *ParseSocketAddress("tcp://127.0.0.1:80"), 4096, 3, 1});
+  ServiceConfig c_moved = c;
+  c_moved.listeners[0].line = 9;  // only its place in the file moved
+  CHECK(DiffService(c, c_moved).empty());
+  CHECK(DiffService(a, c).changed == std::vector<std::string>{"listen"});
+}
