@@ -1,32 +1,31 @@
-// batonctl: drives batond over its control socket. Exit codes: 0 success, 1 the operation
-// failed (e.g. the new generation was not promoted), 2 usage, 3 batond unreachable or
-// answered with an error.
+// batonctl: drives batond over its control socket. See batonctl(1).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 
 #include "ctl/client.h"
+#include "ctl/format.h"
 
 namespace {
 
-constexpr int kExitFailed = 1;
+using baton::ctl::Str;
+
+// Exit codes, documented in batonctl(1).
+constexpr int kExitFailed = 1;       // the operation ran and failed (new version not promoted)
 constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
+constexpr int kExitUnreachable = 3;  // no batond on the socket
+constexpr int kExitNotFound = 4;     // no such service or release
+constexpr int kExitRefused = 5;      // batond refused the request (conflict, bad argument, forbidden)
 
-std::string Str(const nlohmann::json& j, const char* key, const std::string& def = "-") {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
+struct Options {
+  std::string socket;
+  bool json = false;
+};
 
-std::string Age(double since) {
-  if (since <= 0) return "-";
-  long s = static_cast<long>(std::time(nullptr) - since);
-  if (s < 0) s = 0;
-  if (s < 120) return std::to_string(s) + "s";
-  if (s < 7200) return std::to_string(s / 60) + "m";
-  return std::to_string(s / 3600) + "h";
-}
+double Now() { return static_cast<double>(std::time(nullptr)); }
 
 int ReportError(const baton::ClientResponse& r) {
   if (!r.error.empty()) {
@@ -34,52 +33,33 @@ int ReportError(const baton::ClientResponse& r) {
     return kExitUnreachable;
   }
   if (r.body.is_object() && r.body.contains("error"))
-    std::cerr << "batonctl: " << Str(r.body["error"], "message") << " (" << Str(r.body["error"], "code") << ")\n";
+    std::cerr << "batonctl: " << Str(r.body["error"], "message") << "\n";
   else
     std::cerr << "batonctl: batond answered HTTP " << r.status << "\n";
-  return kExitUnreachable;
+  return r.status == 404 ? kExitNotFound : kExitRefused;
 }
 
-void PrintStatus(const nlohmann::json& status) {
-  const auto& d = status["daemon"];
-  if (!d.empty())
-    std::cout << "batond pid " << Str(d, "pid") << ", version " << Str(d, "version") << ", up "
-            << Age(d.value("started_at", 0.0)) << "\n";
-  for (const auto& s : status["services"]) {
-    std::cout << (d.empty() ? "" : "\n") << Str(s, "name") << "  " << Str(s, "state") << "  version " << Str(s, "version") << "\n";
-    for (const auto& l : s["listeners"]) std::cout << "  listen " << Str(l, "name") << " " << Str(l, "address") << "\n";
-    for (const auto& g : s["generations"]) {
-      std::cout << "  gen " << Str(g, "id") << "  " << Str(g, "version") << "  " << Str(g, "state") << "  age "
-                << Age(g.value("started_at", 0.0)) << "\n";
-      for (const auto& w : g["workers"]) {
-        std::cout << "    worker " << Str(w, "id") << "  pid " << Str(w, "pid") << "  " << Str(w, "state")
-                  << "  restarts " << Str(w, "restarts");
-        if (w.contains("last_exit")) std::cout << "  last exit: " << Str(w, "last_exit");
-        if (w.contains("status")) std::cout << "  status: " << Str(w, "status");
-        std::cout << "\n";
-      }
-    }
-    if (s.contains("handover"))
-      std::cout << "  in progress: " << Str(s["handover"], "kind") << " to " << Str(s["handover"], "version") << "\n";
-    if (s.contains("last_handover")) {
-      const auto& h = s["last_handover"];
-      std::cout << "  last handover: " << Str(h, "kind") << " to " << Str(h, "version") << ": "
-                << (h.value("promoted", false) ? "promoted" : "failed: " + Str(h, "reason")) << "\n";
-    }
-    if (s.contains("fatal_reason")) std::cout << "  fatal: " << Str(s, "fatal_reason") << "\n";
-  }
+// GET or POST with a JSON answer: prints it raw (--json) or through `human`.
+int Simple(const Options& o, const std::string& method, const std::string& target, const nlohmann::json& body,
+           const std::function<void(const nlohmann::json&)>& human) {
+  auto r = baton::CallControl(o.socket, method, target, body.is_null() ? "" : body.dump());
+  if (!r.error.empty() || r.status != 200) return ReportError(r);
+  if (o.json) std::cout << r.raw;
+  else human(r.body);
+  return 0;
 }
 
-// Streams progress, prints the outcome; exit 0 only if the new generation was promoted.
-int RunHandover(const std::string& socket, const std::string& target, const nlohmann::json& body, bool json) {
+// Upgrade, rollback, restart, start: progress as it happens, then the outcome. Exits 0
+// only if the new generation was promoted.
+int Handover(const Options& o, const std::string& target, const nlohmann::json& body) {
   nlohmann::json result;
-  auto r = baton::CallControl(socket, "POST", target, body.dump(), [&](const nlohmann::json& line) {
-    if (line.contains("event")) {
-      const auto& e = line["event"];
-      if (json) std::cout << line.dump() << "\n";
-      else std::cout << "  " << Str(e, "type") << ": " << Str(e, "message", "") << "\n";
-    } else if (line.contains("result")) {
-      result = line["result"];
+  double started = 0;
+  auto r = baton::CallControl(o.socket, "POST", target, body.dump(), [&](const nlohmann::json& line) {
+    if (o.json) std::cout << line.dump() << std::endl;
+    if (line.contains("result")) result = line["result"];
+    if (line.contains("event") && !o.json) {
+      if (started == 0) started = line["event"].value("time", Now());
+      baton::ctl::PrintEvent(line["event"], started);
     }
   });
   if (!r.error.empty() || r.status != 200) return ReportError(r);
@@ -87,16 +67,30 @@ int RunHandover(const std::string& socket, const std::string& target, const nloh
     std::cerr << "batonctl: the connection closed before the outcome arrived\n";
     return kExitUnreachable;
   }
-  if (json) std::cout << nlohmann::json{{"result", result}}.dump() << "\n";
-  if (result.value("promoted", false)) {
-    if (!json)
-      std::cout << "promoted " << Str(result, "version") << " (generation " << Str(result, "generation") << ") in "
-                << result.value("duration_s", 0.0) << "s\n";
+  bool promoted = result.value("promoted", false);
+  if (o.json) return promoted ? 0 : kExitFailed;
+  if (promoted) {
+    std::cout << baton::ctl::State("promoted") << " " << Str(result, "version") << " (generation "
+              << Str(result, "generation") << ") in " << baton::ctl::Seconds(result.value("duration_s", 0.0));
+    if (result.contains("drain_s"))
+      std::cout << "; " << Str(result, "from_version") << " drained in " << baton::ctl::Seconds(result["drain_s"].get<double>());
+    std::cout << "\n";
     return 0;
   }
-  if (!json) std::cerr << "FAILED: " << Str(result, "version") << " was not promoted: " << Str(result, "reason") << "\n"
-                       << Str(result, "from_version", "nothing") << " is still serving\n";
+  std::cerr << baton::ctl::State("failed") << ": " << Str(result, "version") << " was not promoted: "
+            << Str(result, "reason") << "\n";
+  std::cerr << Str(result, "from_version", "nothing") << " is still serving\n";
   return kExitFailed;
+}
+
+int Stream(const Options& o, const std::string& method, const std::string& target,
+           const std::function<void(const nlohmann::json&)>& human) {
+  auto r = baton::CallControl(o.socket, method, target, "", [&](const nlohmann::json& line) {
+    if (o.json) std::cout << line.dump() << std::endl;
+    else human(line);
+  });
+  if (!r.error.empty() || r.status != 200) return ReportError(r);
+  return 0;
 }
 
 }  // namespace
@@ -104,32 +98,53 @@ int RunHandover(const std::string& socket, const std::string& target, const nloh
 int main(int argc, char** argv) {
   CLI::App app{"batonctl: control a running batond"};
   app.require_subcommand(1);
+  Options o;
   const char* env_socket = std::getenv("BATON_SOCKET");
-  std::string socket = env_socket && *env_socket ? env_socket : "/run/baton/control.sock";
-  bool json = false;
-  app.add_option("-s,--socket", socket, "control socket (default: $BATON_SOCKET, else /run/baton/control.sock)");
-  app.add_flag("--json", json, "print JSON instead of text");
+  o.socket = env_socket && *env_socket ? env_socket : "/run/baton/control.sock";
+  app.add_option("-s,--socket", o.socket, "control socket (default: $BATON_SOCKET, else /run/baton/control.sock)");
+  app.add_flag("--json", o.json, "print the API's JSON unchanged (one object per line for streams)");
+  app.fallthrough();
 
-  auto* status = app.add_subcommand("status", "show the daemon, services, generations and workers");
-  std::string status_service;
-  status->add_option("service", status_service, "only this service");
+  std::string service, version, to, signal;
+  std::vector<std::string> command, env;
+  int replicas = 0;
+  size_t lines = 50;
+  bool follow = false, no_wait_drain = false;
 
-  auto* upgrade = app.add_subcommand("upgrade", "start a new generation and hand over to it when ready");
-  std::string up_service, up_version;
-  std::vector<std::string> up_command, up_env;
-  upgrade->add_option("service", up_service)->required();
-  upgrade->add_option("--version", up_version, "version of the new release")->required();
-  upgrade->add_option("command", up_command, "override the command: the arguments after --, e.g. -- ./server --port 1");
-  upgrade->add_option("--env", up_env, "override an environment variable, KEY=VALUE (repeatable)");
-
-  auto* rollback = app.add_subcommand("rollback", "hand back to the previous (or a named) promoted release");
-  std::string rb_service, rb_to;
-  rollback->add_option("service", rb_service)->required();
-  rollback->add_option("--to", rb_to, "version to return to (default: the previous promoted one)");
-
-  auto* history = app.add_subcommand("history", "list a service's releases and their outcomes");
-  std::string hist_service;
-  history->add_option("service", hist_service)->required();
+  auto* status = app.add_subcommand("status", "show the daemon and its services, or one service in detail");
+  status->add_option("service", service, "only this service, with its generations and workers");
+  auto* upgrade = app.add_subcommand("upgrade", "start a new release and hand over to it once it is ready");
+  upgrade->add_option("service", service)->required();
+  upgrade->add_option("--version", version, "version of the new release")->required();
+  upgrade->add_option("--env", env, "KEY=VALUE for this release (repeatable)");
+  upgrade->add_flag("--no-wait-drain", no_wait_drain, "return at promotion, without waiting for the old drain");
+  upgrade->add_option("command", command, "replace the command for this release: the arguments after --");
+  auto* rollback = app.add_subcommand("rollback", "hand back to the previous promoted release, or to --to");
+  rollback->add_option("service", service)->required();
+  rollback->add_option("--to", to, "version from the history to return to");
+  rollback->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
+  auto* restart = app.add_subcommand("restart", "start the same release again through a full handover");
+  restart->add_option("service", service)->required();
+  restart->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
+  auto* start = app.add_subcommand("start", "start a stopped service with its last promoted release");
+  start->add_option("service", service)->required();
+  auto* stop = app.add_subcommand("stop", "stop every worker of a service (stop signal, then SIGKILL)");
+  stop->add_option("service", service)->required();
+  auto* scale = app.add_subcommand("scale", "change the number of workers");
+  scale->add_option("service", service)->required();
+  scale->add_option("replicas", replicas)->required()->check(CLI::Range(1, 1024));
+  auto* sig = app.add_subcommand("signal", "send a signal to every worker's process group");
+  sig->add_option("service", service)->required();
+  sig->add_option("signal", signal, "e.g. HUP, USR1, TERM")->required();
+  auto* history = app.add_subcommand("history", "list a service's handovers and their outcomes");
+  history->add_option("service", service)->required();
+  auto* logs = app.add_subcommand("logs", "show what the workers wrote");
+  logs->add_option("service", service)->required();
+  logs->add_option("-n,--lines", lines, "how many of the last lines (default 50)");
+  logs->add_flag("-f,--follow", follow, "keep printing new lines");
+  auto* events = app.add_subcommand("events", "print everything batond does, as it happens");
+  auto* reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
+  auto* metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
 
   try {
     app.parse(argc, argv);
@@ -137,20 +152,19 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
+  const char* no_color = std::getenv("NO_COLOR");
+  baton::ctl::SetColor(::isatty(STDOUT_FILENO) && !(no_color && *no_color) && !o.json);
+  const std::string svc = "/v1/services/" + service;
+  const std::string wait = no_wait_drain ? "" : "?wait=drained";
 
   if (status->parsed()) {
-    std::string target = status_service.empty() ? "/v1/status" : "/v1/services/" + status_service;
-    auto r = baton::CallControl(socket, "GET", target);
-    if (!r.error.empty() || r.status != 200) return ReportError(r);
-    if (json) std::cout << r.body.dump(2) << "\n";
-    else if (status_service.empty()) PrintStatus(r.body);
-    else PrintStatus({{"daemon", nlohmann::json::object()}, {"services", {r.body}}});
-    return 0;
+    if (service.empty()) return Simple(o, "GET", "/v1/status", nullptr, baton::ctl::PrintStatus);
+    return Simple(o, "GET", svc, nullptr, baton::ctl::PrintService);
   }
   if (upgrade->parsed()) {
-    nlohmann::json body = {{"version", up_version}};
-    if (!up_command.empty()) body["command"] = up_command;
-    for (const auto& kv : up_env) {
+    nlohmann::json body = {{"version", version}};
+    if (!command.empty()) body["command"] = command;
+    for (const auto& kv : env) {
       auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {
         std::cerr << "batonctl: --env expects KEY=VALUE, got '" << kv << "'\n";
@@ -158,31 +172,53 @@ int main(int argc, char** argv) {
       }
       body["env"][kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    if (!json) std::cout << "upgrading " << up_service << " to " << up_version << "\n";
-    return RunHandover(socket, "/v1/services/" + up_service + "/upgrade", body, json);
+    return Handover(o, svc + "/upgrade" + wait, body);
   }
   if (rollback->parsed()) {
     nlohmann::json body = nlohmann::json::object();
-    if (!rb_to.empty()) body["to"] = rb_to;
-    if (!json) std::cout << "rolling back " << rb_service << (rb_to.empty() ? "" : " to " + rb_to) << "\n";
-    return RunHandover(socket, "/v1/services/" + rb_service + "/rollback", body, json);
+    if (!to.empty()) body["to"] = to;
+    return Handover(o, svc + "/rollback" + wait, body);
   }
-  if (history->parsed()) {
-    auto r = baton::CallControl(socket, "GET", "/v1/services/" + hist_service + "/history");
+  if (restart->parsed()) return Handover(o, svc + "/restart" + wait, nlohmann::json::object());
+  if (start->parsed()) return Handover(o, svc + "/start", nlohmann::json::object());
+  if (stop->parsed()) {
+    bool stopped = false;
+    int rc = Stream(o, "POST", svc + "/stop", [&](const nlohmann::json& line) {
+      if (line.contains("event")) baton::ctl::PrintEvent(line["event"], 0);
+      if (line.contains("result")) stopped = true;
+    });
+    if (rc == 0 && !o.json) std::cout << service << " " << baton::ctl::State(stopped ? "stopped" : "failed") << "\n";
+    return rc;
+  }
+  if (scale->parsed())
+    return Simple(o, "POST", svc + "/scale", {{"replicas", replicas}}, [&](const nlohmann::json&) {
+      std::cout << service << " scaled to " << replicas << " worker(s)\n";
+    });
+  if (sig->parsed())
+    return Simple(o, "POST", svc + "/signal", {{"signal", signal}}, [&](const nlohmann::json& b) {
+      std::cout << "sent " << Str(b, "signal") << " to " << Str(b, "workers") << " worker(s) of " << service << "\n";
+    });
+  if (history->parsed()) return Simple(o, "GET", svc + "/history", nullptr, baton::ctl::PrintHistory);
+  if (logs->parsed()) {
+    std::string target = svc + "/logs?lines=" + std::to_string(lines);
+    if (follow) return Stream(o, "GET", target + "&follow=1", baton::ctl::PrintLogLine);
+    return Simple(o, "GET", target, nullptr, [](const nlohmann::json& b) {
+      for (const auto& l : b["lines"]) baton::ctl::PrintLogLine(l);
+      if (b.value("dropped", 0) > 0) std::cout << "(" << b["dropped"] << " older lines were dropped)\n";
+    });
+  }
+  if (events->parsed()) return Stream(o, "GET", "/v1/events", [](const nlohmann::json& e) { baton::ctl::PrintEvent(e, 0); });
+  if (reload->parsed())
+    return Simple(o, "POST", "/v1/reload", nullptr, [](const nlohmann::json& r) {
+      for (const char* key : {"added", "removed", "restarting", "unchanged"})
+        if (!r[key].empty()) std::cout << key << ": " << r[key].dump() << "\n";
+      for (const auto& c : r["changed"]) std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
+      for (const auto& w : r["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
+    });
+  if (metrics->parsed()) {
+    auto r = baton::CallControl(o.socket, "GET", "/metrics");
     if (!r.error.empty() || r.status != 200) return ReportError(r);
-    if (json) {
-      std::cout << r.body.dump(2) << "\n";
-      return 0;
-    }
-    for (const auto& e : r.body["releases"]) {
-      std::time_t at = static_cast<std::time_t>(e.value("at", 0.0));
-      char when[32];
-      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::localtime(&at));
-      std::cout << when << "  gen " << Str(e, "generation") << "  " << Str(e, "version") << "  " << Str(e, "kind")
-                << "  " << Str(e, "outcome");
-      if (e.contains("reason")) std::cout << ": " << Str(e, "reason");
-      std::cout << "\n";
-    }
+    std::cout << r.raw;
     return 0;
   }
   return kExitUsage;

@@ -63,17 +63,18 @@ Result<nlohmann::json> Supervisor::History(const std::string& service) {
 Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress,
                                Done done) {
   uint64_t id = next_subscriber_++;
+  int64_t old = svc.live() ? svc.live()->id : 0;
   Status s = svc.Handover(release, kind, [this, id, done](const HandoverResult& r) {
     subscribers_.erase(id);
     done(r);
   });
   if (!s.ok()) return s;
-  // Progress is what happens to the new generation, and the draining of the old one;
-  // other generations' events (a drain still finishing) would only confuse.
+  // Progress is what happens to the new generation and the old one; other generations'
+  // events (an earlier drain still finishing) would only confuse.
   std::string name = svc.name();
   int64_t gen = svc.pending_generation();
-  subscribers_[id] = [name, gen, progress](const ServiceEvent& e) {
-    if (e.service == name && progress && (e.generation == gen || e.type == "draining")) progress(e);
+  subscribers_[id] = [name, gen, old, progress](const ServiceEvent& e) {
+    if (e.service == name && progress && (e.generation == gen || (old && e.generation == old))) progress(e);
   };
   return s;
 }

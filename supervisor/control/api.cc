@@ -259,14 +259,25 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
 }
 
 // A handover-like operation: the outcome as one answer, or progress then the outcome.
+// With ?wait=drained a promotion is answered once the previous generation has drained.
 void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> responder,
                          const std::function<Status(Commands::Progress, Commands::Done)>& start) {
-  auto streaming = std::make_shared<bool>(false);
-  Commands::Progress progress = [responder, streaming](const ServiceEvent& e) {
-    if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
+  struct State {
+    bool streaming = false;
+    bool wait_drain = false;
+    std::map<int64_t, double> drained;  // generation -> seconds, seen so far
+    std::optional<HandoverResult> pending;
+    uint64_t subscription = 0;
   };
-  Commands::Done done = [responder, streaming](const HandoverResult& r) {
-    if (*streaming) {
+  auto st = std::make_shared<State>();
+  auto query = ParseQuery(request.target.find('?') == std::string::npos
+                              ? ""
+                              : std::string_view(request.target).substr(request.target.find('?') + 1));
+  st->wait_drain = query["wait"] == "drained";
+  Commands& commands = commands_;
+  auto finish = [responder, st, &commands](HandoverResult r) {
+    if (st->subscription) commands.Unsubscribe(std::exchange(st->subscription, 0));
+    if (st->streaming) {
       responder->StreamLine({{"result", r.ToJson()}});
       return responder->EndStream();
     }
@@ -275,10 +286,43 @@ void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> r
     b["result"] = r.ToJson();
     responder->Reply(422, b);
   };
+  if (st->wait_drain) {
+    // Subscribed before the operation starts: a quick drain cannot be missed.
+    st->subscription = commands_.FollowEvents([st, finish](const nlohmann::json& e) {
+      if (e.value("type", "") != "drained") return;
+      std::string msg = e.value("message", "");
+      auto in = msg.rfind(" in ");
+      double secs = in == std::string::npos ? 0 : std::atof(msg.c_str() + in + 4);
+      st->drained[e.value("generation", int64_t{0})] = secs;
+      if (st->pending && st->pending->from_generation == e.value("generation", int64_t{0})) {
+        HandoverResult r = *std::exchange(st->pending, std::nullopt);
+        r.drain_s = secs;
+        finish(r);
+      }
+    });
+  }
+  Commands::Progress progress = [responder, st](const ServiceEvent& e) {
+    if (st->streaming) responder->StreamLine({{"event", e.ToJson()}});
+  };
+  Commands::Done done = [st, finish](const HandoverResult& r) {
+    if (!st->wait_drain || !r.promoted || r.from_generation == 0) return finish(r);
+    if (auto it = st->drained.find(r.from_generation); it != st->drained.end()) {
+      HandoverResult copy = r;
+      copy.drain_s = it->second;
+      return finish(copy);
+    }
+    st->pending = r;
+  };
   Status s = start(progress, done);
-  if (!s.ok()) return ReplyError(*responder, s);
+  if (!s.ok()) {
+    if (st->subscription) commands_.Unsubscribe(std::exchange(st->subscription, 0));
+    return ReplyError(*responder, s);
+  }
+  responder->OnClose([st, &commands] {
+    if (st->subscription) commands.Unsubscribe(std::exchange(st->subscription, 0));
+  });
   if (request.wants_stream) {
-    *streaming = true;
+    st->streaming = true;
     responder->StartStream();
   }
 }

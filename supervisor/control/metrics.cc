@@ -1,5 +1,6 @@
 #include "supervisor/control/metrics.h"
 
+#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -36,7 +37,9 @@ class Writer {
       }
       out_ << "}";
     }
-    out_ << " " << value << "\n";
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.15g", value);
+    out_ << " " << buf << "\n";
   }
   std::string str() const { return out_.str(); }
 

@@ -49,6 +49,7 @@ struct Generation {
   SteadyTime started{};
   double started_wall = 0;
   std::string reason;  // why it failed
+  std::optional<SteadyTime> stop_started;  // when it was told to drain or stop
 
   size_t CountActive() const;
   size_t CountRunning() const;  // workers with a live process

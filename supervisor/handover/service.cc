@@ -98,6 +98,7 @@ void Service::Promote() {
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
   if (old) {
     result.from_version = old->release.version;
+    result.from_generation = old->id;
     if (done.kind != HandoverKind::kAutoRollback) previous_release_ = old->release;
     Emit("draining", old, 0, "generation " + std::to_string(old->id) + " drains");
     StopGeneration(*old, GenState::kDraining);
@@ -125,7 +126,10 @@ void Service::FailHandover(const std::string& reason) {
   result.generation = gen->id;
   result.reason = reason;
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
-  if (const Generation* old = FindGen(done.old_gen)) result.from_version = old->release.version;
+  if (const Generation* old = FindGen(done.old_gen)) {
+    result.from_version = old->release.version;
+    result.from_generation = old->id;
+  }
   Emit("failed", gen, 0, reason);
   StopGeneration(*gen, GenState::kFailed);
   RefillLive();  // rolling batches may have retired old workers; crashed ones await a restart

@@ -32,9 +32,11 @@ struct HandoverResult {
   HandoverKind kind = HandoverKind::kUpgrade;
   std::string version;
   std::string from_version;  // empty when nothing was live
+  int64_t from_generation = 0;
   int64_t generation = 0;
   std::string reason;        // why it failed
   double duration_s = 0;
+  std::optional<double> drain_s;  // set when the caller waited for the old generation to drain
   nlohmann::json ToJson() const;
 };
 

@@ -62,7 +62,11 @@ nlohmann::json HandoverResult::ToJson() const {
                       {"version", version},
                       {"generation", generation},
                       {"duration_s", duration_s}};
-  if (!from_version.empty()) j["from_version"] = from_version;
+  if (!from_version.empty()) {
+    j["from_version"] = from_version;
+    j["from_generation"] = from_generation;
+  }
+  if (drain_s) j["drain_s"] = *drain_s;
   if (!reason.empty()) j["reason"] = reason;
   return j;
 }

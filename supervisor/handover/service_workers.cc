@@ -158,6 +158,7 @@ void Service::StopWorker(Generation& gen, Worker& w) {
 
 void Service::StopGeneration(Generation& gen, GenState final_state) {
   gen.state = final_state;
+  if (!gen.stop_started) gen.stop_started = clock_.Now();
   for (auto& w : gen.workers) StopWorker(gen, *w);
   RetireIfDone(gen);
 }
@@ -189,7 +190,13 @@ void Service::RefillLive() {
 void Service::RetireIfDone(Generation& gen) {
   if (gen.state != GenState::kDraining && gen.state != GenState::kFailed) return;
   if (gen.CountRunning() > 0) return;
-  if (gen.state == GenState::kDraining) gen.state = GenState::kExited;
+  if (gen.state == GenState::kDraining) {
+    gen.state = GenState::kExited;
+    double took = std::chrono::duration<double>(clock_.Now() - gen.stop_started.value_or(clock_.Now())).count();
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", took);
+    Emit("drained", &gen, 0, "generation " + std::to_string(gen.id) + " drained in " + secs + "s");
+  }
   nlohmann::json record = {{"id", gen.id},
                            {"version", gen.release.version},
                            {"state", GenStateName(gen.state)},

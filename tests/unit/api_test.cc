@@ -266,3 +266,25 @@ TEST_CASE_METHOD(Fixture, "metrics are Prometheus text outside /v1") {
   CHECK_THAT(m->content_type, Catch::StartsWith("text/plain"));
   CHECK_THAT(m->text, Catch::Contains("baton_daemon_uptime_seconds"));
 }
+
+TEST_CASE_METHOD(Fixture, "wait=drained answers a promotion once the previous generation has drained") {
+  auto r = Call("POST", "/v1/services/web/upgrade?wait=drained", R"({"version": "v2"})");
+  HandoverResult promoted = Outcome(true);
+  promoted.from_generation = 4;
+  commands.done(promoted);
+  CHECK(r->status == 0);  // still draining
+  commands.follower({{"type", "drained"}, {"generation", 3}, {"message", "generation 3 drained in 9.000s"}});
+  CHECK(r->status == 0);  // another generation
+  commands.follower({{"type", "drained"}, {"generation", 4}, {"message", "generation 4 drained in 1.250s"}});
+  CHECK(r->status == 200);
+  CHECK(r->body["result"]["drain_s"] == 1.25);
+  CHECK(commands.unsubscribed.size() == 1);
+
+  // A drain that finished before the outcome arrived is not missed.
+  auto quick = Call("POST", "/v1/services/web/upgrade?wait=drained", R"({"version": "v3"})");
+  commands.follower({{"type", "drained"}, {"generation", 5}, {"message", "generation 5 drained in 0.010s"}});
+  promoted.from_generation = 5;
+  commands.done(promoted);
+  CHECK(quick->status == 200);
+  CHECK(quick->body["result"]["drain_s"] == 0.01);
+}
