@@ -227,7 +227,7 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
   }
   if (action == "stop") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
-    auto streaming = std::make_shared<bool>(request.wants_stream);
+    auto streaming = std::make_shared<bool>(false);  // true once the stream's header is out
     Status s = commands_.Stop(
         service, [responder, streaming](const ServiceEvent& e) {
           if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
@@ -239,7 +239,10 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
           responder->EndStream();
         });
     if (!s.ok()) return fail(s);
-    if (*streaming) responder->StartStream();
+    if (request.wants_stream) {
+      *streaming = true;
+      responder->StartStream();
+    }
     return;
   }
   if (action == "scale") {

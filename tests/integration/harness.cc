@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,13 +111,65 @@ bool ProcessAlive(int pid) {
   return close != std::string::npos && line[close + 2] != 'Z';
 }
 
-Daemon::Daemon(const std::string& services_config) {
-  std::string text = "[daemon]\ncontrol_socket = \"@DIR@/ctl.sock\"\nstate_dir = \"@DIR@/state\"\nlog_level = \"debug\"\n\n" +
-                     services_config;
+Daemon::Daemon(const std::string& services_config, const std::string& daemon_extra) : daemon_extra_(daemon_extra) {
+  WriteConfig(services_config);
+}
+
+void Daemon::WriteConfig(const std::string& services_config) {
+  std::string text = "[daemon]\ncontrol_socket = \"@DIR@/ctl.sock\"\nstate_dir = \"@DIR@/state\"\nlog_level = \"debug\"\n" +
+                     daemon_extra_ + "\n" + services_config;
   for (auto [from, to] : {std::pair<std::string, std::string>{"@DIR@", dir_.path}, {"@WORKER@", TEST_WORKER_PATH}}) {
     for (size_t pos; (pos = text.find(from)) != std::string::npos;) text.replace(pos, from.size(), to);
   }
-  std::ofstream(dir_.path + "/baton.toml") << text;
+  std::ofstream(dir_.path + "/baton.toml.new") << text;
+  std::filesystem::rename(dir_.path + "/baton.toml.new", dir_.path + "/baton.toml");
+}
+
+LineStream::LineStream(const std::string& socket, const std::string& method, const std::string& target) {
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\nAccept: application/x-ndjson\r\n\r\n";
+  if (::write(fd_, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return;
+  // Read the header.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (buffer_.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) break;
+    buffer_.append(buf, n);
+  }
+  auto end = buffer_.find("\r\n\r\n");
+  if (end == std::string::npos) return;
+  if (buffer_.rfind("HTTP/1.1 ", 0) == 0) status_ = std::atoi(buffer_.c_str() + 9);
+  buffer_.erase(0, end + 4);
+}
+
+LineStream::~LineStream() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+nlohmann::json LineStream::Next(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    auto nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      auto line = nlohmann::json::parse(buffer_.substr(0, nl), nullptr, false);
+      buffer_.erase(0, nl + 1);
+      return line.is_discarded() ? nlohmann::json() : line;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return nullptr;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) return nullptr;
+    buffer_.append(buf, n);
+  }
 }
 
 Daemon::~Daemon() {

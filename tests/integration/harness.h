@@ -39,11 +39,26 @@ std::string HttpGet(int port, const std::string& path = "/", std::string* error 
 
 bool ProcessAlive(int pid);
 
+// An NDJSON stream from the control socket, read line by line with deadlines.
+class LineStream {
+ public:
+  LineStream(const std::string& socket, const std::string& method, const std::string& target);
+  ~LineStream();
+  // The next JSON line, or null if none arrived within `limit` or the stream ended.
+  nlohmann::json Next(std::chrono::milliseconds limit = 10s);
+  int status() const { return status_; }
+
+ private:
+  int fd_ = -1;
+  int status_ = 0;
+  std::string buffer_;
+};
+
 class Daemon {
  public:
   // Writes `config` (with @DIR@ replaced by the temp dir and @WORKER@ by the test worker)
   // to DIR/baton.toml. The control socket is DIR/ctl.sock and the state dir DIR/state.
-  explicit Daemon(const std::string& services_config);
+  explicit Daemon(const std::string& services_config, const std::string& daemon_extra = "");
   ~Daemon();
 
   // Starts batond and waits until it answers and every service has left "starting".
@@ -58,12 +73,15 @@ class Daemon {
   CommandResult Ctl(std::vector<std::string> args);
   std::string Log() const;
 
+  // Replaces the config file (same substitutions as the constructor).
+  void WriteConfig(const std::string& services_config);
   const std::string& dir() const { return dir_.path; }
   std::string socket() const { return dir_.path + "/ctl.sock"; }
   int pid() const { return pid_; }
 
  private:
   TempDir dir_;
+  std::string daemon_extra_;
   int pid_ = -1;
   std::vector<int> seen_workers_;  // killed at teardown if anything went wrong
 };
