@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
   size_t lines = 50;
   bool follow = false, no_wait_drain = false;
 
+  bool names_only = false;
   auto* status = app.add_subcommand("status", "show the daemon and its services, or one service in detail");
   status->add_option("service", service, "only this service, with its generations and workers");
+  status->add_flag("--names", names_only, "print only the service names, one per line");
   auto* upgrade = app.add_subcommand("upgrade", "start a new release and hand over to it once it is ready");
   upgrade->add_option("service", service)->required();
   upgrade->add_option("--version", version, "version of the new release")->required();
@@ -158,6 +160,10 @@ int main(int argc, char** argv) {
   const std::string wait = no_wait_drain ? "" : "?wait=drained";
 
   if (status->parsed()) {
+    if (names_only)
+      return Simple(o, "GET", "/v1/services", nullptr, [](const nlohmann::json& b) {
+        for (const auto& s : b["services"]) std::cout << Str(s, "name") << "\n";
+      });
     if (service.empty()) return Simple(o, "GET", "/v1/status", nullptr, baton::ctl::PrintStatus);
     return Simple(o, "GET", svc, nullptr, baton::ctl::PrintService);
   }
