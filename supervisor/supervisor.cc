@@ -106,10 +106,13 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
                                                              std::map<std::string, BoundListener>* reusable) {
   std::vector<BoundListener> out;
   for (const auto& l : svc.listeners) {
-    std::string key = l.address.ToString();
-    if (reusable && l.address.port != 0 && reusable->count(key)) {
-      BoundListener reused = std::move(reusable->at(key));
-      reusable->erase(key);
+    // The same listener as before (even on port 0), or a fixed address bound elsewhere.
+    std::string same = ReuseKey(svc.name, l.name, l.address);
+    std::string key = l.address.port != 0 || !l.address.is_inet() ? l.address.ToString() : same;
+    if (reusable && (reusable->count(same) || reusable->count(key))) {
+      const std::string& k = reusable->count(same) ? same : key;
+      BoundListener reused = std::move(reusable->at(k));
+      reusable->erase(k);
       reused.name = l.name;
       out.push_back(std::move(reused));
       continue;

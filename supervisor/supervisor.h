@@ -67,8 +67,13 @@ class Supervisor : public Commands {
 
   explicit Supervisor(Config config);
   Status Init(int* exit_code);
+  // Binds a service's listeners, taking sockets from `reusable` where they match: by
+  // ReuseKey (the same listener as before), or by bound address.
   Result<std::vector<BoundListener>> BindListeners(const ServiceConfig& svc,
                                                    std::map<std::string, BoundListener>* reusable);
+  static std::string ReuseKey(const std::string& service, const std::string& listener, const SocketAddress& configured) {
+    return service + "|" + listener + "|" + configured.ToString();
+  }
   void AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
   void StartService(Service& svc);
   void OnSignal(int sig);

@@ -76,11 +76,17 @@ Result<nlohmann::json> Supervisor::Reload() {
 
   // Bind what is new; reuse every socket whose address stays.
   std::map<std::string, BoundListener> reusable;
-  for (const auto& slot : services_)
-    for (const auto& l : slot->listeners) {
-      UniqueFd dup(::fcntl(l.fd.get(), F_DUPFD_CLOEXEC, 3));
-      if (dup) reusable[l.address.ToString()] = BoundListener{l.name, l.address, std::move(dup)};
+  for (const auto& slot : services_) {
+    const auto& configured = slot->service->config().listeners;
+    for (size_t i = 0; i < slot->listeners.size(); ++i) {
+      const BoundListener& l = slot->listeners[i];
+      for (const std::string& key : {l.address.ToString(),
+                                     ReuseKey(slot->service->name(), l.name, configured[i].address)}) {
+        UniqueFd dup(::fcntl(l.fd.get(), F_DUPFD_CLOEXEC, 3));
+        if (dup) reusable[key] = BoundListener{l.name, l.address, std::move(dup)};
+      }
     }
+  }
   std::map<std::string, std::vector<BoundListener>> bound;
   for (const auto* svc : added) {
     auto b = BindListeners(*svc, &reusable);

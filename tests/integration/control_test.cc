@@ -297,3 +297,26 @@ TEST_CASE("1000 idle clients neither stall the daemon nor other clients, and tim
   for (int fd : idle) ::close(fd);
   CHECK(d.Api("GET", "/v1/status").status == 200);
 }
+
+TEST_CASE("reload with a changed listener set keeps the unchanged socket and adds the new one") {
+  Daemon d(kService);
+  d.Start();
+  int port = d.Port("web");
+  Load load(port, 2);
+  REQUIRE(load.WaitForVersion("v1"));
+  std::string text = kService;
+  const std::string http = "http = \"tcp://127.0.0.1:0\"";
+  text.replace(text.find(http), http.size(), http + "\nadmin = \"tcp://127.0.0.1:0\"");
+  d.WriteConfig(text);
+  auto r = d.Api("POST", "/v1/reload");
+  INFO(r.raw);
+  REQUIRE(r.status == 200);
+  CHECK(r.body["changed"][0]["keys"] == nlohmann::json{"listen"});
+  CHECK(r.body["restarting"] == nlohmann::json{"web"});
+  CHECK(WaitFor([&] { return HttpGet(port, "/env/LISTEN_FDNAMES").find("http:admin") == 0; }));
+  CHECK(d.Port("web") == port);
+  CHECK_THAT(HttpGet(d.Port("web", "admin")), Catch::Contains("version=v1"));
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+}
