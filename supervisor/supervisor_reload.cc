@@ -5,6 +5,8 @@
 // anything is applied: if one cannot be bound, the reload is rejected whole.
 #include <fcntl.h>
 
+#include <array>
+
 #include <boost/asio/post.hpp>
 
 #include "supervisor/base/log.h"
@@ -80,8 +82,9 @@ Result<nlohmann::json> Supervisor::Reload() {
     const auto& configured = slot->service->config().listeners;
     for (size_t i = 0; i < slot->listeners.size(); ++i) {
       const BoundListener& l = slot->listeners[i];
-      for (const std::string& key : {l.address.ToString(),
-                                     ReuseKey(slot->service->name(), l.name, configured[i].address)}) {
+      const std::array<std::string, 2> keys = {l.address.ToString(),
+                                               ReuseKey(slot->service->name(), l.name, configured[i].address)};
+      for (const std::string& key : keys) {
         UniqueFd dup(::fcntl(l.fd.get(), F_DUPFD_CLOEXEC, 3));
         if (dup) reusable[key] = BoundListener{l.name, l.address, std::move(dup)};
       }
