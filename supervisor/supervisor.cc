@@ -247,18 +247,21 @@ void Supervisor::OnSignal(int sig) {
 void Supervisor::Shutdown() {
   stopping_ = true;
   control_.reset();  // no new requests while draining
-  auto remaining = std::make_shared<size_t>(services_.size() + removing_.size());
+  std::vector<Service*> draining;
+  for (auto* list : {&services_, &removing_})
+    for (auto& slot : *list)
+      if (!slot->drained) draining.push_back(slot->service.get());
+  auto remaining = std::make_shared<size_t>(draining.size());
   auto finish = [this] {
     signals_.cancel();
     notify_.reset();
     io_.stop();
   };
-  if (*remaining == 0) return finish();
-  for (auto* list : {&services_, &removing_})
-    for (auto& slot : *list)
-      slot->service->Shutdown([remaining, finish] {
-        if (--*remaining == 0) finish();
-      });
+  if (draining.empty()) return finish();
+  for (Service* svc : draining)
+    svc->Shutdown([remaining, finish] {
+      if (--*remaining == 0) finish();
+    });
 }
 
 void Supervisor::OnNotify(int pid, const NotifyMessage& msg) {

@@ -63,6 +63,7 @@ class Supervisor : public Commands {
     std::unique_ptr<Service> service;
     std::vector<BoundListener> listeners;  // in fd order
     LogBuffer logs;
+    bool drained = false;  // removed by a reload and every worker has exited
   };
 
   explicit Supervisor(Config config);

@@ -114,6 +114,7 @@ Result<nlohmann::json> Supervisor::Reload() {
     services_.erase(it);
     spdlog::info("reload: removing service {}", name);
     slot->service->Shutdown([this, slot] {
+      slot->drained = true;
       // Destroy from the loop, not from inside the service's own callback.
       boost::asio::post(io_, [this, slot] {
         std::erase_if(removing_, [slot](const auto& s) { return s.get() == slot; });

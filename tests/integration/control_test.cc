@@ -1,12 +1,10 @@
 // The control plane over the real socket: every route, the event stream, reload, peer
 // checks and many clients at once.
-#include <grp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -46,31 +44,9 @@ int ConnectUnix(const std::string& path) {
 
 // Runs batonctl as uid/gid 65534 (nobody/nogroup).
 CommandResult CtlAsNobody(const std::string& socket, const std::vector<std::string>& args) {
-  int pipefd[2];
-  REQUIRE(::pipe(pipefd) == 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], 1);
-    ::dup2(pipefd[1], 2);
-    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(99);
-    std::vector<std::string> all = {BATONCTL_PATH, "-s", socket};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
-  CommandResult r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.output.append(buf, n);
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  std::vector<std::string> all = {BATONCTL_PATH, "-s", socket};
+  all.insert(all.end(), args.begin(), args.end());
+  return RunCommand(all, 65534);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <poll.h>
@@ -40,13 +41,14 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds l
   return condition();
 }
 
-CommandResult RunCommand(const std::vector<std::string>& argv) {
+CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid) {
   int pipefd[2];
   REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(pipefd[1], 1);
     ::dup2(pipefd[1], 2);
+    if (as_uid && (::setgroups(0, nullptr) != 0 || ::setgid(*as_uid) != 0 || ::setuid(*as_uid) != 0)) ::_exit(99);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,7 +33,8 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
 };
-CommandResult RunCommand(const std::vector<std::string>& argv);
+// Runs a command to completion; with `as_uid`, as that uid and the gid of the same number.
+CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid = std::nullopt);
 
 // GET / over a fresh connection; returns the body, or "" with `error` set.
 std::string HttpGet(int port, const std::string& path = "/", std::string* error = nullptr);
