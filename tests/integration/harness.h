@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/loadgen.h"
 #include "ctl/client.h"
 
 namespace baton::it {
@@ -88,30 +89,16 @@ class Daemon {
   std::vector<int> seen_workers_;  // killed at teardown if anything went wrong
 };
 
-// Sends requests over fresh connections from several threads until stopped, and keeps
-// score: successes, failures by reason, versions seen.
-class Load {
+// Load from several client threads (half of them keeping connections alive) until
+// stopped; see bench/loadgen.h for what counts as a failure.
+class Load : public bench::LoadGenerator {
  public:
-  Load(int port, int threads);
-  ~Load();
-  void Stop();
-  uint64_t ok() const { return ok_; }
-  uint64_t failed() const { return failed_; }
-  std::map<std::string, uint64_t> versions() const;
-  std::string failures() const;
-  // Waits until a response from `version` has been seen after this call.
-  bool WaitForVersion(const std::string& version, std::chrono::milliseconds limit = 10s);
-
- private:
-  void Run();
-  int port_;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> ok_{0}, failed_{0};
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> versions_;
-  std::map<std::string, uint64_t> failures_;
-  std::string last_version_;
-  std::vector<std::thread> threads_;
+  Load(int port, int clients) : LoadGenerator({port, clients - clients / 2, clients / 2, "/"}) {}
+  std::string failures() const { return Report().Summary(); }
+  std::map<std::string, uint64_t> versions() const { return Report().versions; }
+  bool WaitForVersion(const std::string& version, std::chrono::milliseconds limit = 10s) {
+    return LoadGenerator::WaitForVersion(version, limit);
+  }
 };
 
 }  // namespace baton::it
