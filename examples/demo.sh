@@ -39,7 +39,7 @@ deadline = time.time() + 600
 while time.time() < deadline:
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
-        versions[body.split()[3]] += 1; ok += 1
+        versions[body.split()[0].split("=")[1]] += 1; ok += 1
     except Exception as e:
         errors += 1; print("error:", e, flush=True)
     print(f"ok={ok} errors={errors} versions={dict(versions)}", flush=True)

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """A plain Python HTTP server that takes its listening socket from batond.
 
-It follows the systemd socket-activation convention (LISTEN_FDS, LISTEN_PID, fd 3), tells
-batond it is ready with sd_notify READY=1, and drains on SIGTERM: it stops accepting,
-finishes the request in hand and exits. Usage: server.py VERSION [--crash-after SECONDS]
-[--fail]
+It follows the systemd socket-activation convention (LISTEN_FDS, LISTEN_PID, fd 3, taken
+with socket.fromfd), tells batond it is ready with sd_notify READY=1 (or by running
+systemd-notify --ready, with --systemd-notify), and drains on SIGTERM: it stops
+accepting, finishes the request in hand and exits.
+Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify]
 """
 import http.server
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -25,13 +27,18 @@ if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTE
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    # One request per connection: the server handles connections one at a time, so that a
+    # connection it accepted is always answered before it stops on SIGTERM.
     protocol_version = "HTTP/1.1"
+    timeout = 10
 
     def do_GET(self):
-        body = f"hello from version {version} (pid {os.getpid()})\n".encode()
+        body = f"version={version} pid={os.getpid()}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -43,7 +50,8 @@ class InheritedServer(http.server.HTTPServer):
     def __init__(self):
         super().__init__(("", 0), Handler, bind_and_activate=False)
         self.socket.close()
-        self.socket = socket.socket(fileno=3)
+        self.socket = socket.fromfd(3, socket.AF_INET, socket.SOCK_STREAM)
+        os.close(3)
 
 
 def notify(message):
@@ -67,7 +75,10 @@ server = InheritedServer()
 server.timeout = 0.2
 started = time.monotonic()
 print(f"server {version}: serving on the inherited socket", file=sys.stderr, flush=True)
-notify(f"READY=1\nSTATUS=serving version {version}")
+if "--systemd-notify" in sys.argv:
+    subprocess.run(["systemd-notify", "--ready", f"--status=serving version {version}"], check=True)
+else:
+    notify(f"READY=1\nSTATUS=serving version {version}")
 while not stopping:
     if crash_after is not None and time.monotonic() - started > crash_after:
         print(f"server {version}: segmentation fault (simulated)", file=sys.stderr, flush=True)

@@ -26,9 +26,14 @@ std::string ExitInfo::Describe() const {
   return "exited with status " + std::to_string(code);
 }
 
-std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env) {
+std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env,
+                              const std::string& cwd) {
   if (program.empty()) return "";
-  if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";
+  if (program.find('/') != std::string::npos) {
+    // A relative path is relative to the worker's cwd: the child changes directory first.
+    std::string where = program[0] != '/' && !cwd.empty() ? cwd + "/" + program : program;
+    return ::access(where.c_str(), X_OK) == 0 ? program : "";
+  }
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   if (const char* p = ::getenv("PATH")) path = p;
   for (const auto& [k, v] : env)
@@ -234,7 +239,7 @@ PosixLauncher::~PosixLauncher() {
 Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) {
   if (spec.argv.empty()) return Status::InvalidArgument("empty command");
   if (spec.fds.size() > 200) return Status::InvalidArgument("too many listeners");
-  std::string path = ResolveExecutable(spec.argv[0], spec.env);
+  std::string path = ResolveExecutable(spec.argv[0], spec.env, spec.cwd);
   if (path.empty()) return Status::NotFound("executable not found or not executable: " + spec.argv[0]);
 
   // Everything the child needs is allocated before fork.
@@ -302,7 +307,7 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
 }
 
 Status PosixLauncher::CheckExecutable(const LaunchSpec& spec) const {
-  if (spec.argv.empty() || ResolveExecutable(spec.argv[0], spec.env).empty())
+  if (spec.argv.empty() || ResolveExecutable(spec.argv[0], spec.env, spec.cwd).empty())
     return Status::InvalidArgument("executable not found or not executable: " +
                                    (spec.argv.empty() ? std::string("(empty)") : spec.argv[0]));
   return Status::Ok();

@@ -35,7 +35,9 @@ class PosixLauncher : public ProcessLauncher {
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
 };
 
-// Resolves argv[0] against PATH (from env, else batond's); empty if not executable.
-std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env);
+// Resolves argv[0] against PATH (from env, else batond's), or against `cwd` when it is a
+// relative path; empty if not executable.
+std::string ResolveExecutable(const std::string& program, const std::vector<std::pair<std::string, std::string>>& env,
+                              const std::string& cwd);
 
 }  // namespace baton
