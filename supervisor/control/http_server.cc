@@ -127,11 +127,12 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   }
 
   void WriteNext() {
-    if (queue_.empty()) return;
+    if (queue_.empty() || closed_) return;
     writing_ = true;
     auto& front = queue_.front();
     asio::async_write(stream_, asio::buffer(front.first), [self = shared_from_this()](beast::error_code ec, size_t) {
       self->writing_ = false;
+      if (self->closed_) return;  // closed meanwhile: the queue goes with the session
       bool close = self->queue_.front().second;
       self->queue_.pop_front();
       if (ec || close) return self->Close();
@@ -150,7 +151,7 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   void Close() {
     if (closed_) return;
     closed_ = true;
-    queue_.clear();
+    if (!writing_) queue_.clear();  // a write in flight still uses the front buffer
     for (auto& fn : std::exchange(on_close_, {})) fn();
     beast::error_code ignored;
     stream_.socket().shutdown(local::socket::shutdown_both, ignored);

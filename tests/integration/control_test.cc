@@ -296,3 +296,18 @@ TEST_CASE("reload with a changed listener set keeps the unchanged socket and add
   INFO(load.failures());
   CHECK(load.failed() == 0);
 }
+
+TEST_CASE("stream clients that leave mid-stream, during handovers, do not hurt the daemon") {
+  std::string config = kService;
+  config.replace(config.find("replicas = 2"), 12, "replicas = 16");
+  Daemon d(config);
+  d.Start();
+  for (int i = 0; i < 10; ++i) {
+    std::vector<std::unique_ptr<LineStream>> streams;
+    for (int k = 0; k < 4; ++k) streams.push_back(std::make_unique<LineStream>(d.socket(), "GET", "/v1/events"));
+    auto r = d.Api("POST", "/v1/services/web/upgrade", "{\"version\": \"v" + std::to_string(i + 2) + "\"}");
+    REQUIRE(r.status == 200);
+    streams.clear();  // gone while batond is still writing the drain's events to them
+  }
+  CHECK(d.Api("GET", "/v1/status").status == 200);
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""batond's own costs: handover latency it adds, idle cost, status latency, cold start.
+
+    python3 bench/scale.py [--build build/release] [--quick]
+
+1. Supervisor-added handover latency: from the new generation's last `ready` event to the
+   old generation's `draining` event (batond's own reaction time), p50/p99 over many
+   handovers; and the whole upgrade's wall time, for replicas 1 and 16, with a worker that
+   is ready at once (sd_notify right after start).
+2. Idle: batond's RSS, CPU time and context switches (its wakeups) over 60 s with 100
+   workers and no probes.
+3. GET /v1/status latency with 1000 workers.
+4. Cold start of 1000 workers (10 services x 100): batond start until all are ready.
+Uses only the standard library and the project's binaries.
+"""
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def api(sock_path, method, path, body=None, timeout=60):
+    conn = http.client.HTTPConnection("localhost", timeout=timeout)
+    conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.sock.settimeout(timeout)
+    conn.sock.connect(sock_path)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None)
+    res = conn.getresponse()
+    return res.status, json.loads(res.read() or b"null")
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+class Daemon:
+    def __init__(self, build, services):
+        self.tmp = tempfile.mkdtemp(prefix="baton-scale-")
+        self.sock = os.path.join(self.tmp, "ctl.sock")
+        worker = os.path.abspath(os.path.join(build, "tests/test_worker"))
+        text = f'[daemon]\ncontrol_socket = "{self.sock}"\nstate_dir = "{self.tmp}/state"\nlog_level = "warn"\n'
+        for name, replicas in services:
+            text += f"""
+[service.{name}]
+command = ["{worker}", "--version", "{{version}}", "--notify"]
+version = "v0"
+replicas = {replicas}
+bake_time = "0s"
+[service.{name}.listen]
+http = "tcp://127.0.0.1:0"
+[service.{name}.ready]
+notify = true
+timeout = "120s"
+[service.{name}.stop]
+timeout = "10s"
+"""
+        with open(os.path.join(self.tmp, "baton.toml"), "w") as f:
+            f.write(text)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([os.path.join(build, "supervisor/batond"), "-c", os.path.join(self.tmp, "baton.toml")],
+                                     stderr=open(os.path.join(self.tmp, "batond.log"), "w"))
+
+    def wait_running(self, limit=300):
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            try:
+                status, body = api(self.sock, "GET", "/v1/status")
+                if status == 200 and all(s["state"] == "running" for s in body["services"]):
+                    return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("services did not become ready")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=120)
+
+
+def proc_stats(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    switches = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.endswith("ctxt_switches:\t" + line.split("\t")[-1]) and "ctxt_switches" in line:
+                switches += int(line.split()[-1])
+    return cpu, rss, switches
+
+
+def handover_latency(build, replicas, rounds):
+    d = Daemon(build, [("web", replicas)])
+    try:
+        d.wait_running()
+        reaction, wall = [], []
+        for i in range(rounds):
+            events = []
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(d.sock)
+            conn.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            t0 = time.perf_counter()
+            status, body = api(d.sock, "POST", "/v1/services/web/upgrade", {"version": f"v{i + 1}"})
+            wall.append(time.perf_counter() - t0)
+            assert status == 200, body
+            new_gen = body["result"]["generation"]
+            old_gen = body["result"]["from_generation"]
+            conn.settimeout(5)
+            buf = b""
+            while b'"draining"' not in buf or b'"promoted"' not in buf:
+                buf += conn.recv(65536)
+            conn.close()
+            for line in buf.split(b"\n"):
+                if line.startswith(b"{"):
+                    events.append(json.loads(line))
+            last_ready = max(e["time"] for e in events if e["type"] == "ready" and e.get("generation") == new_gen)
+            draining = next(e["time"] for e in events if e["type"] == "draining" and e.get("generation") == old_gen)
+            reaction.append(draining - last_ready)
+        return reaction, wall
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("--quick", action="store_true", help="shorter idle window and fewer rounds")
+    args = ap.parse_args()
+    ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
+    print(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
+
+    rounds = 20 if args.quick else 100
+    for replicas in (1, 16):
+        reaction, wall = handover_latency(args.build, replicas, rounds)
+        print(f"handover, {replicas} replica(s), {rounds} rounds: batond's reaction (last ready -> old told to drain) "
+              f"p50 {ms(statistics.median(reaction))} p99 {ms(pct(reaction, 99))}; upgrade wall time p50 "
+              f"{ms(statistics.median(wall))} p99 {ms(pct(wall, 99))}")
+
+    window = 10 if args.quick else 60
+    d = Daemon(args.build, [("idle", 100)])
+    try:
+        d.wait_running()
+        time.sleep(2)  # let start-up settle before measuring
+        cpu0, _, sw0 = proc_stats(d.proc.pid)
+        time.sleep(window)
+        cpu1, rss, sw1 = proc_stats(d.proc.pid)
+        print(f"idle with 100 workers over {window} s: RSS {rss / 2**20:.1f} MiB, CPU {cpu1 - cpu0:.3f} s, "
+              f"{sw1 - sw0} context switches ({(sw1 - sw0) / window:.2f}/s)")
+    finally:
+        d.stop()
+
+    d = Daemon(args.build, [(f"s{i}", 100) for i in range(10)])
+    try:
+        took = d.wait_running()
+        print(f"cold start of 1000 workers (10 services x 100): all ready after {took:.2f} s")
+        lat = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            status, _ = api(d.sock, "GET", "/v1/status")
+            lat.append(time.perf_counter() - t0)
+            assert status == 200
+        cpu, rss, _ = proc_stats(d.proc.pid)
+        print(f"GET /v1/status with 1000 workers: p50 {ms(statistics.median(lat))} p99 {ms(pct(lat, 99))}; "
+              f"batond RSS {rss / 2**20:.1f} MiB")
+    finally:
+        d.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
