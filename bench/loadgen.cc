@@ -134,6 +134,8 @@ void LoadGenerator::Run(bool keepalive) {
     bool reused = fd >= 0;
     if (fd < 0 && (fd = Connect(options_.port, &error)) < 0) {
       Record(false, error, 0);
+      // Nothing listens (or the backlog is full): do not spin a core while it lasts.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
     bool server_closes = false;

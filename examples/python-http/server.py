@@ -5,7 +5,10 @@ It follows the systemd socket-activation convention (LISTEN_FDS, LISTEN_PID, fd 
 with socket.fromfd), tells batond it is ready with sd_notify READY=1 (or by running
 systemd-notify --ready, with --systemd-notify), and drains on SIGTERM: it stops
 accepting, finishes the request in hand and exits.
-Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify]
+Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify] [--bind PORT]
+
+--bind PORT makes it bind 127.0.0.1:PORT itself instead, as servers do under supervisors
+that do not pass sockets (the benchmark compares the two).
 """
 import http.server
 import os
@@ -22,7 +25,8 @@ if "--fail" in sys.argv:
     print(f"server {version}: cannot load configuration: missing key 'db.url'", file=sys.stderr, flush=True)
     sys.exit(78)
 
-if os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1:
+bind_port = int(sys.argv[sys.argv.index("--bind") + 1]) if "--bind" in sys.argv else None
+if bind_port is None and (os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1):
     sys.exit("server: expected a socket from batond (LISTEN_FDS/LISTEN_PID)")
 
 
@@ -48,6 +52,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class InheritedServer(http.server.HTTPServer):
     def __init__(self):
+        if bind_port is not None:
+            super().__init__(("127.0.0.1", bind_port), Handler)
+            return
         super().__init__(("", 0), Handler, bind_and_activate=False)
         self.socket.close()
         self.socket = socket.fromfd(3, socket.AF_INET, socket.SOCK_STREAM)
