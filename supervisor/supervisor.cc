@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <boost/asio/post.hpp>
+
 #include "supervisor/base/log.h"
 
 extern char** environ;
@@ -171,14 +173,32 @@ Status Supervisor::Init(int* exit_code) {
   return Status::Ok();
 }
 
+std::vector<ListenerRef> Supervisor::InheritedListeners(const ServiceConfig& svc,
+                                                        const std::vector<BoundListener>& bound) {
+  std::vector<ListenerRef> refs;
+  for (size_t i = 0; i < bound.size() && i < svc.listeners.size(); ++i) {
+    const BoundListener& l = bound[i];
+    if (svc.listeners[i].mode == ListenMode::kInherit)
+      refs.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0, l.address.ToString()});
+  }
+  return refs;
+}
+
 void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners) {
-  auto slot = std::make_unique<ServiceSlot>(ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines)});
+  auto slot = std::make_unique<ServiceSlot>(ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines),
+                                                        false, {}, {}});
+  ServiceSlot* raw = slot.get();
   ServiceIo sio;
-  for (const auto& l : slot->listeners)
-    sio.listeners.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0, l.address.ToString()});
+  sio.listeners = InheritedListeners(svc, slot->listeners);
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [] { return PickFreeLoopbackPort(); };
+  sio.proxied_connections = [raw](int64_t generation) {
+    size_t n = 0;
+    for (auto* list : {&raw->proxies, &raw->retired_proxies})
+      for (const auto& p : *list) n += p->Connections(generation);
+    return n;
+  };
   std::string name = svc.name;
   sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
     Status s = history_->Record(name, release, result, clock_->WallSeconds());
@@ -188,9 +208,44 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
     OnOutput(name, gen, pid, stream, line);
   };
   slot->service = std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio),
-                                            [this](const ServiceEvent& e) { Publish(e); });
+                                            [this, raw](const ServiceEvent& e) {
+                                              // A backend may have become routable.
+                                              if (e.type == "ready" || e.type == "promoted")
+                                                for (auto& p : raw->proxies) p->Resume();
+                                              Publish(e);
+                                            });
   slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
+  StartProxies(*slot);
   services_.push_back(std::move(slot));
+}
+
+void Supervisor::StartProxies(ServiceSlot& slot) {
+  for (auto& p : slot.proxies) {
+    p->StopAccepting();
+    if (p->counters().active > 0) slot.retired_proxies.push_back(std::move(p));
+  }
+  slot.proxies.clear();
+  const ServiceConfig& svc = slot.service->config();
+  ServiceSlot* raw = &slot;
+  for (size_t i = 0; i < slot.listeners.size() && i < svc.listeners.size(); ++i) {
+    const ListenerConfig& l = svc.listeners[i];
+    if (l.mode != ListenMode::kProxy) continue;
+    std::string listener = l.name;
+    auto router = [raw, listener](int64_t generation) -> std::optional<ProxyRoute> {
+      auto backend = raw->service->Backend(listener, generation);
+      if (!backend) return std::nullopt;
+      return ProxyRoute{backend->first, backend->second};
+    };
+    auto drained = [this, raw](int64_t generation) {
+      raw->service->OnProxyDrained(generation);
+      // Retired proxies with nothing open go, from the loop rather than their own callback.
+      boost::asio::post(io_, [raw] {
+        std::erase_if(raw->retired_proxies, [](const auto& p) { return p->counters().active == 0; });
+      });
+    };
+    slot.proxies.push_back(std::make_unique<ProxyListener>(io_, svc.name + "." + l.name, slot.listeners[i].fd.get(),
+                                                           l.proxy, router, drained));
+  }
 }
 
 void Supervisor::StartService(Service& svc) {
@@ -247,6 +302,9 @@ void Supervisor::OnSignal(int sig) {
 void Supervisor::Shutdown() {
   stopping_ = true;
   control_.reset();  // no new requests while draining
+  for (auto* list : {&services_, &removing_})
+    for (auto& slot : *list)
+      for (auto& p : slot->proxies) p->StopAccepting();
   std::vector<Service*> draining;
   for (auto* list : {&services_, &removing_})
     for (auto& slot : *list)

@@ -14,6 +14,7 @@
 #include "supervisor/handover/service.h"
 #include "supervisor/health/asio_probe_runner.h"
 #include "supervisor/history/history_store.h"
+#include "supervisor/ingress/proxy.h"
 #include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
 #include "supervisor/process/posix_launcher.h"
@@ -61,9 +62,11 @@ class Supervisor : public Commands {
  private:
   struct ServiceSlot {
     std::unique_ptr<Service> service;
-    std::vector<BoundListener> listeners;  // in fd order
+    std::vector<BoundListener> listeners;  // in config order, both modes
     LogBuffer logs;
     bool drained = false;  // removed by a reload and every worker has exited
+    std::vector<std::unique_ptr<ProxyListener>> proxies;  // the proxied listeners
+    std::vector<std::unique_ptr<ProxyListener>> retired_proxies;  // replaced by a reload, still open
   };
 
   explicit Supervisor(Config config);
@@ -76,6 +79,12 @@ class Supervisor : public Commands {
     return service + "|" + listener + "|" + configured.ToString();
   }
   void AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
+  // The listeners workers inherit (fd 3, 4, ...): those not in proxy mode.
+  static std::vector<ListenerRef> InheritedListeners(const ServiceConfig& svc, const std::vector<BoundListener>& bound);
+  // (Re)creates a slot's proxies for its proxied listeners; the previous ones stop
+  // accepting and stay until their connections close.
+  void StartProxies(ServiceSlot& slot);
+  nlohmann::json DescribeService(const ServiceSlot& slot) const;
   void StartService(Service& svc);
   void OnSignal(int sig);
   void Shutdown();

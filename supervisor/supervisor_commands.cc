@@ -34,7 +34,7 @@ long ResidentBytes() {
 
 nlohmann::json Supervisor::DaemonStatus() {
   nlohmann::json services = nlohmann::json::array();
-  for (auto& s : services_) services.push_back(s->service->Describe());
+  for (auto& s : services_) services.push_back(DescribeService(*s));
   return {{"daemon",
            {{"pid", ::getpid()},
             {"version", BATON_VERSION},
@@ -52,7 +52,38 @@ nlohmann::json Supervisor::DaemonStatus() {
 Result<nlohmann::json> Supervisor::ServiceStatus(const std::string& service) {
   ServiceSlot* s = Find(service);
   if (!s) return NoService(service);
-  return s->service->Describe();
+  return DescribeService(*s);
+}
+
+nlohmann::json Supervisor::DescribeService(const ServiceSlot& slot) const {
+  nlohmann::json j = slot.service->Describe();
+  const auto& configured = slot.service->config().listeners;
+  nlohmann::json proxies = nlohmann::json::array();
+  for (const auto& p : slot.proxies) {
+    std::string address;
+    for (size_t i = 0; i < configured.size() && i < slot.listeners.size(); ++i)
+      if (slot.service->name() + "." + configured[i].name == p->name()) address = slot.listeners[i].address.ToString();
+    const ProxyCounters& c = p->counters();
+    proxies.push_back({{"name", p->name().substr(slot.service->name().size() + 1)},
+                       {"address", address},
+                       {"paused", p->paused()},
+                       {"active", c.active},
+                       {"total", c.total},
+                       {"errors", c.errors},
+                       {"retries", c.retries},
+                       {"resets", c.resets},
+                       {"idle_closed", c.idle_closed},
+                       {"bytes_in", c.bytes_in},
+                       {"bytes_out", c.bytes_out}});
+  }
+  j["proxies"] = std::move(proxies);
+  for (auto& g : j["generations"]) {
+    size_t open = 0;
+    for (const auto* list : {&slot.proxies, &slot.retired_proxies})
+      for (const auto& p : *list) open += p->Connections(g["id"].get<int64_t>());
+    if (!slot.proxies.empty()) g["proxied_connections"] = open;
+  }
+  return j;
 }
 
 Result<nlohmann::json> Supervisor::History(const std::string& service) {

@@ -15,17 +15,6 @@
 
 namespace baton {
 
-namespace {
-
-std::vector<ListenerRef> Refs(const std::vector<BoundListener>& listeners) {
-  std::vector<ListenerRef> refs;
-  for (const auto& l : listeners)
-    refs.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0, l.address.ToString()});
-  return refs;
-}
-
-}  // namespace
-
 Result<nlohmann::json> Supervisor::Reload() {
   if (stopping_) return Status::FailedPrecondition("batond is stopping");
   auto loaded = LoadConfig(config_.path);
@@ -126,8 +115,10 @@ Result<nlohmann::json> Supervisor::Reload() {
     Service& svc = *c.slot->service;
     const bool resize = std::find(c.diff.changed.begin(), c.diff.changed.end(), "replicas") != c.diff.changed.end();
     int replicas = svc.config().replicas;
-    if (bound.count(svc.name())) c.slot->listeners = std::move(bound[svc.name()]);
-    svc.Reconfigure(*c.config, Refs(c.slot->listeners));
+    const bool relisten = bound.count(svc.name()) > 0;
+    if (relisten) c.slot->listeners = std::move(bound[svc.name()]);
+    svc.Reconfigure(*c.config, InheritedListeners(*c.config, c.slot->listeners));
+    if (relisten) StartProxies(*c.slot);
     report["changed"].push_back({{"service", svc.name()}, {"keys", c.diff.changed}});
     if (c.diff.needs_new_generation && !svc.stopped()) {
       // A new generation carries the new command, env or listeners, through the usual checks.
@@ -144,7 +135,7 @@ Result<nlohmann::json> Supervisor::Reload() {
         ServiceConfig c2 = *c.config;
         c2.replicas = replicas;
         return c2;
-      }(), Refs(c.slot->listeners));
+      }(), InheritedListeners(*c.config, c.slot->listeners));
       if (Status s = svc.Scale(c.config->replicas); !s.ok()) report["warnings"].push_back(svc.name() + ": " + s.message());
     }
   }

@@ -15,12 +15,29 @@ namespace baton {
 
 using namespace std::chrono_literals;
 
+// How a listener's connections reach the workers.
+//   kInherit: the workers receive the socket (fd 3+, LISTEN_FDS, NGINX=, ...) and accept.
+//   kProxy:   batond accepts and forwards each connection to a worker of the live
+//             generation, which binds a private loopback port of its own ({port:NAME}, PORT).
+enum class ListenMode { kInherit, kProxy };
+
+struct ProxyConfig {
+  bool proxy_protocol = false;    // send a PROXY protocol v2 header to the backend first
+  int max_connections = 10000;    // beyond this, connections wait in the accept queue
+  Duration idle_timeout = 600s;   // no byte either way for this long closes the connection
+  Duration connect_timeout = 2s;  // one connection attempt to a backend
+  int connect_retries = 3;        // further attempts, against the same generation
+  bool operator==(const ProxyConfig&) const = default;
+};
+
 struct ListenerConfig {
   std::string name;
   SocketAddress address;
   int backlog = 4096;
   int line = 0;  // where it was declared, for errors found later (e.g. port in use)
   int column = 0;
+  ListenMode mode = ListenMode::kInherit;
+  ProxyConfig proxy;  // when mode is kProxy
 };
 
 struct ReadyConfig {
@@ -38,6 +55,13 @@ struct ReadyConfig {
 struct StopConfig {
   int signal = SIGTERM;
   Duration timeout = 10s;  // grace before SIGKILL to the process group
+  // Proxy mode: how long a replaced generation keeps its proxied connections before it is
+  // sent the stop signal (it is signalled as soon as the last one closes).
+  Duration drain_timeout = 30s;
+  // Proxy mode: false signals the replaced generation at once, for servers whose stop
+  // signal is itself a graceful drain (nginx QUIT, gunicorn TERM) that closes idle
+  // keep-alive connections, which would otherwise hold the generation until drain_timeout.
+  bool wait_for_connections = true;
 };
 
 struct RestartConfig {
@@ -66,6 +90,11 @@ struct ServiceConfig {
   RolloutConfig rollout;
   Duration bake_time = 10s;
   int line = 0;
+  bool has_proxy() const {
+    for (const auto& l : listeners)
+      if (l.mode == ListenMode::kProxy) return true;
+    return false;
+  }
 };
 
 struct DaemonConfig {

@@ -9,7 +9,8 @@ namespace {
 bool SameListeners(const std::vector<ListenerConfig>& a, const std::vector<ListenerConfig>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (std::tie(a[i].name, a[i].address, a[i].backlog) != std::tie(b[i].name, b[i].address, b[i].backlog))
+    if (std::tie(a[i].name, a[i].address, a[i].backlog, a[i].mode, a[i].proxy) !=
+        std::tie(b[i].name, b[i].address, b[i].backlog, b[i].mode, b[i].proxy))
       return false;
   return true;
 }
@@ -40,7 +41,9 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.version == b.version, "version", false);
   note(a.replicas == b.replicas, "replicas", false);
   note(SameReady(a.ready, b.ready), "ready", false);
-  note(a.stop.signal == b.stop.signal && a.stop.timeout == b.stop.timeout, "stop", false);
+  note(a.stop.signal == b.stop.signal && a.stop.timeout == b.stop.timeout && a.stop.drain_timeout == b.stop.drain_timeout &&
+           a.stop.wait_for_connections == b.stop.wait_for_connections,
+       "stop", false);
   note(SameRestart(a.restart, b.restart), "restart", false);
   note(a.rollout.batch == b.rollout.batch, "rollout", false);
   note(a.bake_time == b.bake_time, "bake_time", false);

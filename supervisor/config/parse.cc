@@ -151,16 +151,22 @@ class Reader {
       if (v.is_string()) {
         text = v.as_string()->get();
       } else if (const toml::table* lt = v.as_table()) {
-        if (auto s = CheckKeys(*lt, key, {"address", "backlog"}); !s.ok()) return s;
+        if (auto s = CheckKeys(*lt, key, {"address", "backlog", "mode", "proxy_protocol", "max_connections",
+                                          "idle_timeout", "connect_timeout", "connect_retries"});
+            !s.ok())
+          return s;
         if (!lt->get("address")) return Error(v, key, "missing address");
         if (auto s = String(*lt, key, "address", text); !s.ok()) return s;
         if (auto s = Int(*lt, key, "backlog", l.backlog, 1, 1 << 20); !s.ok()) return s;
+        if (auto s = ProxyOptions(*lt, key, l); !s.ok()) return s;
       } else {
         return Error(v, key, "expected an address string such as \"tcp://127.0.0.1:8080\"");
       }
       auto addr = ParseSocketAddress(text);
       if (!addr.ok()) return Error(v, key, addr.status().message());
       l.address = *addr;
+      if (l.mode == ListenMode::kProxy && l.address.kind == SocketAddress::Kind::kUdp)
+        return Error(*v.as_table()->get("mode"), key + ".mode", "proxy mode forwards streams: use tcp, tcp6 or unix");
       l.column = static_cast<int>(k.source().begin.column);
       svc.listeners.push_back(std::move(l));
     }
@@ -169,6 +175,27 @@ class Reader {
               [](const ListenerConfig& a, const ListenerConfig& b) {
                 return std::tie(a.line, a.column) < std::tie(b.line, b.column);
               });
+    return Status::Ok();
+  }
+
+  Status ProxyOptions(const toml::table& t, const std::string& key, ListenerConfig& l) const {
+    std::string mode = "inherit";
+    if (auto s = String(t, key, "mode", mode); !s.ok()) return s;
+    if (mode == "proxy") l.mode = ListenMode::kProxy;
+    else if (mode != "inherit") return Error(*t.get("mode"), key + ".mode", "expected \"inherit\" or \"proxy\"");
+    for (const char* option : {"proxy_protocol", "max_connections", "idle_timeout", "connect_timeout",
+                               "connect_retries"})
+      if (l.mode != ListenMode::kProxy && t.get(option))
+        return Error(*t.get(option), key + "." + option, "applies only with mode = \"proxy\"");
+    ProxyConfig& p = l.proxy;
+    if (auto s = Bool(t, key, "proxy_protocol", p.proxy_protocol); !s.ok()) return s;
+    if (auto s = Int(t, key, "max_connections", p.max_connections, 1, 1000000); !s.ok()) return s;
+    if (auto s = Dur(t, key, "idle_timeout", p.idle_timeout); !s.ok()) return s;
+    if (auto s = Dur(t, key, "connect_timeout", p.connect_timeout); !s.ok()) return s;
+    if (auto s = Int(t, key, "connect_retries", p.connect_retries, 0, 100); !s.ok()) return s;
+    if (p.idle_timeout.count() == 0) return Error(*t.get("idle_timeout"), key + ".idle_timeout", "must be greater than 0");
+    if (p.connect_timeout.count() == 0)
+      return Error(*t.get("connect_timeout"), key + ".connect_timeout", "must be greater than 0");
     return Status::Ok();
   }
 
@@ -207,7 +234,10 @@ class Reader {
   }
 
   Status Stop(const toml::table& t, const std::string& prefix, StopConfig& st) const {
-    if (auto s = CheckKeys(t, prefix, {"signal", "timeout"}); !s.ok()) return s;
+    if (auto s = CheckKeys(t, prefix, {"signal", "timeout", "drain_timeout", "wait_for_connections"}); !s.ok())
+      return s;
+    if (auto s = Dur(t, prefix, "drain_timeout", st.drain_timeout); !s.ok()) return s;
+    if (auto s = Bool(t, prefix, "wait_for_connections", st.wait_for_connections); !s.ok()) return s;
     std::string sig;
     if (auto s = String(t, prefix, "signal", sig); !s.ok()) return s;
     if (!sig.empty()) {
@@ -235,9 +265,10 @@ class Reader {
     vars.service = svc.name;
     vars.version = svc.version;
     vars.probe_port = 1;
-    for (size_t i = 0; i < svc.listeners.size(); ++i) {
-      vars.fds[svc.listeners[i].name] = 3 + static_cast<int>(i);
-      if (svc.listeners[i].address.is_inet()) vars.ports[svc.listeners[i].name] = 1;
+    int fd = 3;  // proxied listeners are not passed to workers: they have a backend port instead
+    for (const auto& l : svc.listeners) {
+      if (l.mode == ListenMode::kInherit) vars.fds[l.name] = fd++;
+      if (l.address.is_inet() || l.mode == ListenMode::kProxy) vars.ports[l.name] = 1;
     }
     auto check = [&](const std::string& text, const toml::node& where, const std::string& key) -> Status {
       auto r = ExpandTemplate(text, vars);

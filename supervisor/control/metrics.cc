@@ -103,6 +103,29 @@ std::string RenderMetrics(const nlohmann::json& status) {
     w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}}, Num(s["counters"], "last_handover_seconds"));
   w.Family("baton_service_fatal", "gauge", "1 if the service stopped restarting after repeated failures.");
   for (const auto& s : services) w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
+  struct ProxyFamily {
+    const char* metric;
+    const char* key;
+    const char* type;
+    const char* help;
+  };
+  static constexpr ProxyFamily kProxy[] = {
+      {"baton_proxy_connections", "active", "gauge", "Proxied connections open now."},
+      {"baton_proxy_connections_total", "total", "counter", "Connections accepted by the proxy."},
+      {"baton_proxy_errors_total", "errors", "counter", "Connections closed because no backend could be reached."},
+      {"baton_proxy_retries_total", "retries", "counter", "Backend connection attempts that failed and were retried."},
+      {"baton_proxy_resets_total", "resets", "counter", "Resets passed on from one side to the other."},
+      {"baton_proxy_idle_closed_total", "idle_closed", "counter", "Connections closed by idle_timeout."},
+      {"baton_proxy_received_bytes_total", "bytes_in", "counter", "Bytes from clients to backends."},
+      {"baton_proxy_sent_bytes_total", "bytes_out", "counter", "Bytes from backends to clients."},
+  };
+  for (const auto& f : kProxy) {
+    w.Family(f.metric, f.type, f.help);
+    for (const auto& s : services)
+      if (s.contains("proxies"))
+        for (const auto& p : s["proxies"])
+          w.Sample(f.metric, {{"service", s["name"]}, {"listener", p["name"]}}, Num(p, f.key));
+  }
   return w.str();
 }
 

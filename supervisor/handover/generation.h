@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,7 @@ struct Worker {
   std::deque<std::string> stderr_tail;  // last lines, for failure reasons
   std::string notify_status;            // last STATUS= from sd_notify
   std::optional<int> probe_port;
+  std::map<std::string, int> backend_ports;   // proxied listener -> the loopback port it binds
   std::unique_ptr<ReadinessCheck> readiness;  // while starting
   std::unique_ptr<Timer> timer;               // stop escalation, or restart backoff
 
@@ -50,6 +52,7 @@ struct Generation {
   double started_wall = 0;
   std::string reason;  // why it failed
   std::optional<SteadyTime> stop_started;  // when it was told to drain or stop
+  std::unique_ptr<Timer> drain_timer;      // proxy mode: waiting for its connections to close
 
   size_t CountActive() const;
   size_t CountRunning() const;  // workers with a live process

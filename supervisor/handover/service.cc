@@ -26,7 +26,10 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   if (release.version.empty()) return Status::InvalidArgument("version must not be empty");
   if (stop_done_) return Status::Conflict("service '" + name() + "' is stopping");
   std::vector<Probe> probes;
-  auto spec = BuildLaunchSpec(release, 0, &probes);
+  std::map<std::string, int> backend_ports;
+  for (const auto& l : config_.listeners)
+    if (l.mode == ListenMode::kProxy) backend_ports[l.name] = 1;
+  auto spec = BuildLaunchSpec(release, 0, backend_ports, &probes);
   if (!spec.ok()) return spec.status();
   if (Status s = launcher_.CheckExecutable(*spec); !s.ok()) return s;
 
@@ -101,7 +104,7 @@ void Service::Promote() {
     result.from_generation = old->id;
     if (done.kind != HandoverKind::kAutoRollback) previous_release_ = old->release;
     Emit("draining", old, 0, "generation " + std::to_string(old->id) + " drains");
-    StopGeneration(*old, GenState::kDraining);
+    Drain(*old);
   }
   Emit("promoted", gen, 0, gen->release.version + " is live");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)

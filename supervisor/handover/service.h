@@ -63,7 +63,9 @@ struct ServiceIo {
   std::vector<ListenerRef> listeners;
   std::string notify_socket;
   std::vector<std::pair<std::string, std::string>> base_env;
-  std::function<Result<int>()> pick_probe_port;
+  std::function<Result<int>()> pick_probe_port;  // also picks proxy backend ports
+  // Proxy mode: connections still routed to a generation, over every proxied listener.
+  std::function<size_t(int64_t generation)> proxied_connections;
   // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
   std::function<void(const Release&, const HandoverResult&)> on_result;
   // Every line a worker writes to stdout or stderr.
@@ -105,6 +107,11 @@ class Service {
   // generation is not resized here: call Scale for that.
   void Reconfigure(const ServiceConfig& config, std::vector<ListenerRef> listeners);
   void OnNotify(int worker_pid, const NotifyMessage& msg);
+  // Proxy mode. A backend port for a new connection on `listener`: a ready worker of the
+  // live generation when `generation` is 0, else of that generation; round robin.
+  std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation) const;
+  // The last proxied connection to `generation` closed: a draining one can stop now.
+  void OnProxyDrained(int64_t generation);
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
   // Generation ids continue across restarts of batond.
@@ -151,7 +158,9 @@ class Service {
   // Mechanics.
   Status SpawnWorker(Generation& gen, Worker& w);
   Result<LaunchSpec> BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+                                     const std::map<std::string, int>& backend_ports,
                                      std::vector<Probe>* probes) const;
+  void Drain(Generation& old);
   void StopWorker(Generation& gen, Worker& w);
   void StopGeneration(Generation& gen, GenState final_state);
   void RefillLive();
@@ -184,6 +193,7 @@ class Service {
   bool stopped_ = false;        // stopped by the operator: no restarts until a handover
   std::function<void()> stop_done_;
   ServiceCounters counters_;
+  mutable size_t round_robin_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks
 };
 

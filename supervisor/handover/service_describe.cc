@@ -102,6 +102,7 @@ nlohmann::json Service::Describe() const {
       if (w->last_exit) wj["last_exit"] = w->last_exit->Describe();
       if (!w->notify_status.empty()) wj["status"] = w->notify_status;
       if (w->probe_port) wj["probe_port"] = *w->probe_port;
+      if (!w->backend_ports.empty()) wj["backend_ports"] = w->backend_ports;
       workers.push_back(std::move(wj));
     }
     nlohmann::json gj = {{"id", g->id},

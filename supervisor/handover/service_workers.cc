@@ -1,6 +1,7 @@
 // Service mechanics: building a worker's launch spec, spawning, stopping, retiring.
 #include <csignal>
 
+#include "supervisor/base/duration.h"
 #include "supervisor/base/log.h"
 #include "supervisor/handover/service.h"
 #include "supervisor/sockets/listener_set.h"
@@ -14,6 +15,7 @@ constexpr size_t kStderrTailLines = 10;
 }  // namespace
 
 Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+                                            const std::map<std::string, int>& backend_ports,
                                             std::vector<Probe>* probes) const {
   TemplateVars vars;
   vars.service = config_.name;
@@ -28,6 +30,8 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
     names.push_back(l.name);
     spec.fds.push_back(l.fd);
   }
+  // A proxied listener's {port:NAME} is the worker's own backend port.
+  for (const auto& [name, port] : backend_ports) vars.ports[name] = port;
   auto argv = ExpandAll(release.command ? *release.command : config_.command, vars);
   if (!argv.ok()) return argv.status();
   if (argv->empty() || (*argv)[0].empty()) return Status::InvalidArgument("command must name a program");
@@ -50,6 +54,11 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
   env["BATON_SERVICE"] = config_.name;
   env["BATON_VERSION"] = release.version;
   if (probe_port) env["BATON_PROBE_PORT"] = std::to_string(*probe_port);
+  for (const auto& l : config_.listeners)  // PORT, as platforms that assign ports set it
+    if (l.mode == ListenMode::kProxy && backend_ports.count(l.name)) {
+      env["PORT"] = std::to_string(backend_ports.at(l.name));
+      break;
+    }
   spec.env.assign(env.begin(), env.end());
 
   if (probes) {
@@ -69,6 +78,9 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
       if (!exec.ok()) return Status::InvalidArgument("ready.exec: " + exec.status().message());
       probes->push_back(Probe{Probe::Kind::kExec, "", std::move(*exec), spec.env});
     }
+    // Proxy mode: the backend port must accept connections before any are routed to it.
+    for (const auto& [name, port] : backend_ports)
+      probes->push_back(Probe{Probe::Kind::kTcp, "127.0.0.1:" + std::to_string(port), {}, {}});
   }
   return spec;
 }
@@ -89,14 +101,22 @@ bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
 }
 
 Status Service::SpawnWorker(Generation& gen, Worker& w) {
+  auto pick = [this]() { return io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no free ports")); };
   w.probe_port.reset();
   if (NeedsProbePort(config_, gen.release)) {
-    auto port = io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no probe ports"));
+    auto port = pick();
     if (!port.ok()) return port.status();
     w.probe_port = *port;
   }
+  w.backend_ports.clear();  // a fresh port each start: the last process may still hold the old one
+  for (const auto& l : config_.listeners)
+    if (l.mode == ListenMode::kProxy) {
+      auto port = pick();
+      if (!port.ok()) return port.status();
+      w.backend_ports[l.name] = *port;
+    }
   std::vector<Probe> probes;
-  auto spec = BuildLaunchSpec(gen.release, w.probe_port, &probes);
+  auto spec = BuildLaunchSpec(gen.release, w.probe_port, w.backend_ports, &probes);
   if (!spec.ok()) return spec.status();
   spec->env.emplace_back("BATON_GENERATION", std::to_string(gen.id));
 
@@ -156,7 +176,50 @@ void Service::StopWorker(Generation& gen, Worker& w) {
   });
 }
 
+// The replaced generation: in proxy mode it keeps serving the connections routed to it
+// until they close or stop.drain_timeout ends, and only then gets the stop signal.
+void Service::Drain(Generation& old) {
+  size_t open = io_.proxied_connections ? io_.proxied_connections(old.id) : 0;
+  if (open == 0 || !config_.stop.wait_for_connections) return StopGeneration(old, GenState::kDraining);
+  old.state = GenState::kDraining;
+  old.stop_started = clock_.Now();
+  Emit("proxy_drain", &old, 0, std::to_string(open) + " proxied connection(s) still open; stop signal when they close or after " +
+                                FormatDuration(config_.stop.drain_timeout));
+  int64_t id = old.id;
+  old.drain_timer = clock_.After(config_.stop.drain_timeout, [this, id] {
+    Generation* g = FindGen(id);
+    if (!g) return;
+    Emit("drain_timeout", g, 0, "proxied connections still open after stop.drain_timeout; stopping");
+    g->drain_timer.reset();
+    StopGeneration(*g, GenState::kDraining);
+  });
+}
+
+void Service::OnProxyDrained(int64_t generation) {
+  Generation* g = FindGen(generation);
+  if (!g || g->state != GenState::kDraining || !g->drain_timer) return;
+  g->drain_timer.reset();
+  StopGeneration(*g, GenState::kDraining);
+}
+
+std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation) const {
+  const Generation* gen = nullptr;
+  for (const auto& g : gens_)
+    if (generation == 0 ? g->state == GenState::kLive : g->id == generation) gen = g.get();
+  if (!gen) return std::nullopt;
+  size_t n = gen->workers.size();
+  for (size_t i = 0; i < n; ++i) {
+    const Worker& w = *gen->workers[(round_robin_ + i) % n];
+    auto port = w.backend_ports.find(listener);
+    if (w.phase != WorkerPhase::kReady || port == w.backend_ports.end()) continue;
+    round_robin_ = (round_robin_ + i + 1) % n;
+    return std::make_pair(gen->id, port->second);
+  }
+  return std::nullopt;
+}
+
 void Service::StopGeneration(Generation& gen, GenState final_state) {
+  gen.drain_timer.reset();
   gen.state = final_state;
   if (!gen.stop_started) gen.stop_started = clock_.Now();
   for (auto& w : gen.workers) StopWorker(gen, *w);

@@ -87,7 +87,10 @@ std::vector<std::pair<std::string, std::string>> ListenerEnvironment(const std::
 }
 
 Result<int> PickFreeLoopbackPort() {
-  ListenerConfig probe{"probe", SocketAddress{SocketAddress::Kind::kTcp, "127.0.0.1", 0, ""}, 1, 0};
+  ListenerConfig probe;
+  probe.name = "probe";
+  probe.address = SocketAddress{SocketAddress::Kind::kTcp, "127.0.0.1", 0, ""};
+  probe.backlog = 1;
   auto bound = BindListener(probe);
   if (!bound.ok()) return bound.status();
   return static_cast<int>(bound->address.port);

@@ -246,11 +246,12 @@ nlohmann::json Daemon::Service(const std::string& name) {
 
 int Daemon::Port(const std::string& service, const std::string& listener) {
   nlohmann::json status = Service(service);  // named: a temporary would die before the loop body
-  for (const auto& l : status["listeners"])
-    if (l["name"] == listener) {
-      std::string addr = l["address"];
-      return std::stoi(addr.substr(addr.rfind(':') + 1));
-    }
+  for (const char* kind : {"listeners", "proxies"})
+    for (const auto& l : status[kind])
+      if (l["name"] == listener) {
+        std::string addr = l["address"];
+        return std::stoi(addr.substr(addr.rfind(':') + 1));
+      }
   return 0;
 }
 

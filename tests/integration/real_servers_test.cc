@@ -70,6 +70,24 @@ timeout = "20s"
                    "unknown directive \"no_such_directive\"");
 }
 
+TEST_CASE("nginx in proxy mode, binding its own port, upgrades 20 times under load without a failed request") {
+  Daemon d(Header("nginx") + R"(
+command = ["./nginx/run.sh", "{version}", "{port:http}", "{probe_port}"]
+[service.nginx.listen]
+http = { address = "tcp://127.0.0.1:0", mode = "proxy" }
+[service.nginx.ready]
+http = "http://127.0.0.1:{port:http}/"
+timeout = "10s"
+interval = "20ms"
+[service.nginx.stop]
+signal = "QUIT"
+timeout = "20s"
+wait_for_connections = false
+)");
+  ZeroDropUpgrades(d, "nginx", {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
+                   "unknown directive \"no_such_directive\"");
+}
+
 TEST_CASE("lighttpd, with its listener from LISTEN_FDS, upgrades 20 times under load without a failed request") {
   Daemon d(Header("lighttpd") + R"(
 command = ["./lighttpd/run.sh", "{version}", "{port:http}", "{probe_port}"]

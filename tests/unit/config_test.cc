@@ -179,3 +179,45 @@ TEST_CASE("signal names") {
   CHECK(ParseSignal("NOPE") == -1);
   CHECK(SignalName(SIGKILL) == "SIGKILL");
 }
+
+TEST_CASE("proxy mode listeners") {
+  auto c = Parse(R"(
+[service.web]
+command = ["python3", "-m", "http.server", "{port:http}", "--bind", "127.0.0.1"]
+[service.web.listen]
+http = { address = "tcp://127.0.0.1:8080", mode = "proxy", proxy_protocol = true, max_connections = 50, idle_timeout = "30s", connect_timeout = "500ms", connect_retries = 5 }
+admin = "unix:///tmp/admin.sock"
+[service.web.stop]
+drain_timeout = "45s"
+)");
+  REQUIRE(c.ok());
+  const auto& l = c->services[0].listeners;
+  REQUIRE(l.size() == 2);
+  CHECK(l[0].mode == ListenMode::kProxy);
+  CHECK(l[0].proxy.proxy_protocol);
+  CHECK(l[0].proxy.max_connections == 50);
+  CHECK(l[0].proxy.idle_timeout == 30s);
+  CHECK(l[0].proxy.connect_timeout == 500ms);
+  CHECK(l[0].proxy.connect_retries == 5);
+  CHECK(l[1].mode == ListenMode::kInherit);
+  CHECK(c->services[0].has_proxy());
+  CHECK(c->services[0].stop.drain_timeout == 45s);
+
+  const std::string head = "[service.a]\ncommand = [\"x\", \"{port:p}\"]\n[service.a.listen]\n";
+  SECTION("a proxied listener has a port but no fd") {
+    CHECK(Parse(head + "p = { address = \"unix:///tmp/p.sock\", mode = \"proxy\" }\n").ok());
+    CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\", \"{fd:p}\"]\n[service.a.listen]\n"
+                       "p = { address = \"tcp://127.0.0.1:80\", mode = \"proxy\" }\n"),
+               Catch::StartsWith("baton.toml:2:") && Catch::Contains("{fd:p}"));
+  }
+  SECTION("errors") {
+    CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:80\", mode = \"proxi\" }\n"),
+               Catch::StartsWith("baton.toml:4:") && Catch::Contains("service.a.listen.p.mode"));
+    CHECK_THAT(ErrorOf(head + "p = { address = \"udp://127.0.0.1:80\", mode = \"proxy\" }\n"),
+               Catch::Contains("proxy mode forwards streams"));
+    CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:80\", idle_timeout = \"5s\" }\n"),
+               Catch::Contains("service.a.listen.p.idle_timeout: applies only with mode = \"proxy\""));
+    CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:80\", mode = \"proxy\", max_connections = 0 }\n"),
+               Catch::Contains("service.a.listen.p.max_connections: must be between"));
+  }
+}

@@ -2,6 +2,8 @@
 // a fake probe runner: no processes, no sockets, no sleeps.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "supervisor/handover/service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_launcher.h"
@@ -40,6 +42,7 @@ struct Harness {
     io.notify_socket = "/run/notify.sock";
     io.pick_probe_port = [this] { return Result<int>(next_probe_port++); };
     io.on_result = [this](const Release&, const HandoverResult& r) { results.push_back(r); };
+    io.proxied_connections = [this](int64_t generation) { return proxied_open[generation]; };
     service = std::make_unique<Service>(clock, launcher, probes, std::move(config), std::move(io),
                                         [this](const ServiceEvent& e) { events.push_back(e); });
   }
@@ -82,6 +85,7 @@ struct Harness {
   FakeLauncher launcher;
   FakeProbeRunner probes;
   int next_probe_port = 40000;
+  std::map<int64_t, size_t> proxied_open;  // generation -> connections the proxy holds open
   std::unique_ptr<Service> service;
   std::vector<ServiceEvent> events;
   std::vector<HandoverResult> results;
@@ -448,4 +452,138 @@ TEST_CASE("signal reaches every running worker's process group") {
   h.StartLive("v1");
   CHECK(h.service->Signal(SIGHUP) == 2);
   for (int pid : h.PidsOf("v1")) CHECK(h.launcher.Signalled(pid, SIGHUP));
+}
+
+// Proxy mode: the worker binds a private port batond picked, and batond routes to it.
+ServiceConfig ProxyConfig_() {
+  ServiceConfig c = NotifyConfig(2);
+  c.command = {"server", "--version", "{version}", "--port", "{port:web}"};
+  ListenerConfig web;
+  web.name = "web";
+  web.mode = ListenMode::kProxy;
+  c.listeners.push_back(web);
+  c.stop.drain_timeout = 20s;
+  return c;
+}
+
+TEST_CASE("proxy mode: each worker gets its own backend port as {port:NAME} and PORT, checked by a TCP probe") {
+  Harness h(ProxyConfig_());
+  h.Begin("v1", HandoverKind::kStart);
+  REQUIRE(h.launcher.launched.size() == 2);
+  std::set<std::string> ports;
+  for (const auto& l : h.launcher.launched) {
+    std::map<std::string, std::string> env(l.spec.env.begin(), l.spec.env.end());
+    CHECK(l.spec.argv[4] == env["PORT"]);
+    ports.insert(env["PORT"]);
+  }
+  CHECK(ports.size() == 2);
+  // Both workers' backend ports are probed; nothing is routable before they are ready.
+  REQUIRE(h.probes.attempts.size() == 2);
+  CHECK(h.probes.attempts[0].probe.kind == Probe::Kind::kTcp);
+  CHECK(h.probes.attempts[0].probe.target == "127.0.0.1:" + h.launcher.launched[0].spec.argv[4]);
+  CHECK_FALSE(h.service->Backend("web", 0));
+  h.probes.CompleteNext(Status::Ok());
+  h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");  // notify is configured too: both checks must pass
+  REQUIRE(h.outcome);
+  CHECK(h.outcome->promoted);
+}
+
+TEST_CASE("proxy mode: backends rotate over the live generation's ready workers only") {
+  Harness h(ProxyConfig_());
+  h.Begin("v1", HandoverKind::kStart);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");
+  REQUIRE(h.outcome->promoted);
+  int64_t live = h.outcome->generation;
+  auto a = h.service->Backend("web", 0), b = h.service->Backend("web", 0), c = h.service->Backend("web", 0);
+  REQUIRE((a && b && c));
+  CHECK(a->first == live);
+  CHECK(a->second != b->second);
+  CHECK(a->second == c->second);
+  CHECK_FALSE(h.service->Backend("other", 0));
+
+  // A new generation is not routable while it starts, however ready its workers are.
+  h.Begin("v2");
+  h.probes.CompleteNext(Status::Ok());
+  for (int i = 0; i < 4; ++i) CHECK(h.service->Backend("web", 0)->first == live);
+  // A crashed live worker is skipped until it is ready again.
+  int crashed = h.PidsOf("v1")[0];
+  h.launcher.Exit(crashed, ExitInfo{1, 0});
+  auto only = h.service->Backend("web", 0);
+  for (int i = 0; i < 4; ++i) CHECK(h.service->Backend("web", 0)->second == only->second);
+}
+
+TEST_CASE("proxy mode: the old generation is signalled only after its proxied connections close") {
+  Harness h(ProxyConfig_());
+  h.Begin("v1", HandoverKind::kStart);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");
+  int64_t old_gen = h.outcome->generation;
+  std::vector<int> old_pids = h.PidsOf("v1");
+  h.proxied_open[old_gen] = 3;
+
+  h.Begin("v2");
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v2");
+  REQUIRE(h.outcome->promoted);
+  CHECK(h.service->Backend("web", 0)->first == h.outcome->generation);
+  for (int pid : old_pids) CHECK_FALSE(h.launcher.SignalledAny(pid));
+  // The old generation still takes retries of its own connections.
+  CHECK(h.service->Backend("web", old_gen)->first == old_gen);
+
+  h.clock.Advance(10s);
+  for (int pid : old_pids) CHECK_FALSE(h.launcher.SignalledAny(pid));
+  h.proxied_open[old_gen] = 0;
+  h.service->OnProxyDrained(old_gen);
+  for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
+}
+
+TEST_CASE("proxy mode: stop.drain_timeout ends the wait for connections that stay open") {
+  Harness h(ProxyConfig_());
+  h.Begin("v1", HandoverKind::kStart);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");
+  int64_t old_gen = h.outcome->generation;
+  std::vector<int> old_pids = h.PidsOf("v1");
+  h.proxied_open[old_gen] = 1;
+  h.Begin("v2");
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v2");
+  h.clock.Advance(19s);
+  CHECK_FALSE(h.launcher.SignalledAny(old_pids[0]));
+  h.clock.Advance(1s);
+  for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
+  CHECK(h.HasEvent("drain_timeout"));
+}
+
+TEST_CASE("proxy mode: with stop.wait_for_connections off, the old generation is signalled at promotion") {
+  ServiceConfig c = ProxyConfig_();
+  c.stop.wait_for_connections = false;  // its stop signal drains gracefully by itself
+  Harness h(c);
+  h.Begin("v1", HandoverKind::kStart);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");
+  h.proxied_open[h.outcome->generation] = 5;
+  std::vector<int> old_pids = h.PidsOf("v1");
+  h.Begin("v2");
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v2");
+  REQUIRE(h.outcome->promoted);
+  for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
+}
+
+TEST_CASE("proxy mode: a failed new generation is never routed to") {
+  Harness h(ProxyConfig_());
+  h.Begin("v1", HandoverKind::kStart);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v1");
+  int64_t live = h.outcome->generation;
+  h.Begin("v2");
+  h.launcher.Exit(h.PidsOf("v2")[0], ExitInfo{1, 0});  // e.g. its port was taken
+  REQUIRE(h.outcome);
+  CHECK_FALSE(h.outcome->promoted);
+  int64_t failed = h.outcome->generation;
+  CHECK(h.service->Backend("web", 0)->first == live);
+  CHECK_FALSE(h.service->Backend("web", failed));
 }

@@ -1,0 +1,329 @@
+#include "supervisor/ingress/proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "supervisor/base/log.h"
+#include "supervisor/ingress/proxy_protocol.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+using Descriptor = asio::posix::stream_descriptor;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+constexpr size_t kSpliceChunk = 1 << 20;  // at most what one splice into an empty pipe moves
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails harmlessly on unix sockets
+}
+
+// Close with a reset (RST) instead of an orderly FIN.
+void ArmReset(int fd) {
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+}  // namespace
+
+struct ProxyListener::Acceptor {
+  Descriptor fd;
+};
+
+// One direction of a connection: bytes read from `from` wait in the pipe until `to`
+// takes them. A pipe is either empty or being drained, never read into while full.
+struct ProxyListener::Flow {
+  Descriptor* from = nullptr;
+  Descriptor* to = nullptr;
+  UniqueFd pipe_read, pipe_write;
+  size_t in_pipe = 0;
+  bool eof = false;   // `from` sent FIN
+  bool done = false;  // FIN passed on to `to`
+  bool upstream = false;  // client -> backend
+};
+
+struct ProxyListener::Connection {
+  Connection(asio::io_context& io, int client_fd) : client(io, client_fd), backend(io), timer(io) {}
+  uint64_t id = 0;
+  ProxyRoute route;
+  int attempts = 0;
+  sockaddr_storage client_addr{}, local_addr{};
+  Descriptor client, backend;
+  asio::steady_timer timer;  // connect timeout, retry delay, then idle timeout
+  Flow up, down;
+  bool connected = false;
+  SteadyClock::time_point last_activity = SteadyClock::now();
+};
+
+ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listener_fd, ProxyConfig config,
+                             Router router, DrainedFn drained)
+    : io_(io), name_(std::move(name)), config_(config), router_(std::move(router)), drained_(std::move(drained)) {
+  int dup = ::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3);
+  listener_ = std::make_unique<Acceptor>(Acceptor{Descriptor(io_)});
+  if (dup < 0) {
+    spdlog::error("proxy {}: cannot duplicate the listener: {}", name_, std::strerror(errno));
+    accepting_ = false;
+    return;
+  }
+  original_flags_ = ::fcntl(dup, F_GETFL);
+  ::fcntl(dup, F_SETFL, original_flags_ | O_NONBLOCK);
+  listener_->fd.assign(dup);
+  AcceptSome();
+}
+
+ProxyListener::~ProxyListener() {
+  *alive_ = false;
+  connections_.clear();
+}
+
+size_t ProxyListener::Connections(int64_t generation) const {
+  auto it = per_generation_.find(generation);
+  return it == per_generation_.end() ? 0 : it->second;
+}
+
+void ProxyListener::Resume() {
+  if (!paused_ || !accepting_) return;
+  paused_ = false;
+  AcceptSome();
+}
+
+void ProxyListener::StopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  if (listener_->fd.is_open()) ::fcntl(listener_->fd.native_handle(), F_SETFL, original_flags_);
+  boost::system::error_code ignored;
+  listener_->fd.close(ignored);
+}
+
+void ProxyListener::WaitAccept() {
+  if (waiting_ || !accepting_) return;
+  waiting_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  listener_->fd.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
+    if (alive.expired()) return;
+    waiting_ = false;
+    if (!ec) AcceptSome();
+  });
+}
+
+// Accepts until the queue is empty (the loop's readiness is edge-triggered), or pauses
+// with connections left in the queue when no backend is routable or the limit is reached.
+void ProxyListener::AcceptSome() {
+  while (accepting_ && !paused_) {
+    if (counters_.active >= static_cast<uint64_t>(config_.max_connections)) {
+      paused_ = true;
+      return;
+    }
+    std::optional<ProxyRoute> route = router_(0);
+    if (!route) {
+      paused_ = true;
+      return;
+    }
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    int fd = ::accept4(listener_->fd.native_handle(), reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (!WouldBlock(errno)) spdlog::warn("proxy {}: accept: {}", name_, std::strerror(errno));
+      return WaitAccept();  // EAGAIN; or EMFILE and the like: try again when readable
+    }
+    auto c = std::make_unique<Connection>(io_, fd);
+    c->id = next_id_++;
+    c->route = *route;
+    c->client_addr = peer;
+    len = sizeof c->local_addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&c->local_addr), &len);
+    SetNoDelay(fd);
+    counters_.active++;
+    counters_.total++;
+    per_generation_[route->generation]++;
+    Connection& ref = *c;
+    connections_.emplace(c->id, std::move(c));
+    Connect(ref);
+  }
+}
+
+ProxyListener::Connection* ProxyListener::Find(uint64_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void ProxyListener::Connect(Connection& c) {
+  c.attempts++;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return RetryOrFail(c.id, std::string("socket: ") + std::strerror(errno));
+  boost::system::error_code ignored;
+  c.backend.close(ignored);
+  c.backend.assign(fd);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(c.route.port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return OnConnected(c.id);
+  if (errno != EINPROGRESS) return RetryOrFail(c.id, std::strerror(errno));
+  std::weak_ptr<bool> alive = alive_;
+  uint64_t id = c.id;
+  c.backend.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    Connection* c = Find(id);
+    if (!c || c->connected) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(c->backend.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return RetryOrFail(id, std::strerror(err));
+    OnConnected(id);
+  });
+  c.timer.expires_after(config_.connect_timeout);
+  c.timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    Connection* c = Find(id);
+    if (c && !c->connected) RetryOrFail(id, "connect timed out");
+  });
+}
+
+void ProxyListener::RetryOrFail(uint64_t id, const std::string& why) {
+  Connection* c = Find(id);
+  if (!c) return;
+  boost::system::error_code ignored;
+  c->backend.close(ignored);
+  c->timer.cancel();
+  if (c->attempts > config_.connect_retries) {
+    counters_.errors++;
+    spdlog::warn("proxy {}: generation {} port {}: {} after {} attempt(s); closing the client connection", name_,
+                 c->route.generation, c->route.port, why, c->attempts);
+    return Close(id, true, false);
+  }
+  counters_.retries++;
+  // Against the same generation: another of its workers, or the same one again.
+  if (auto route = router_(c->route.generation)) c->route.port = route->port;
+  std::weak_ptr<bool> alive = alive_;
+  c->timer.expires_after(std::chrono::milliseconds(25 * c->attempts));
+  c->timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    if (Connection* c = Find(id)) Connect(*c);
+  });
+}
+
+void ProxyListener::OnConnected(uint64_t id) {
+  Connection* c = Find(id);
+  if (!c) return;
+  c->connected = true;
+  c->timer.cancel();
+  int fd = c->backend.native_handle();
+  SetNoDelay(fd);
+  if (config_.proxy_protocol) {
+    // The first bytes on a fresh connection: the socket buffer is empty, so all of it fits.
+    std::string header = ProxyV2Header(c->client_addr, c->local_addr);
+    if (::send(fd, header.data(), header.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(header.size()))
+      return RetryOrFail(id, std::string("sending the PROXY header: ") + std::strerror(errno));
+  }
+  for (Flow* f : {&c->up, &c->down}) {
+    int p[2];
+    if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+      spdlog::warn("proxy {}: pipe: {}", name_, std::strerror(errno));
+      counters_.errors++;
+      return Close(id, true, true);
+    }
+    f->pipe_read.Reset(p[0]);
+    f->pipe_write.Reset(p[1]);
+  }
+  c->up.from = &c->client;
+  c->up.to = &c->backend;
+  c->up.upstream = true;
+  c->down.from = &c->backend;
+  c->down.to = &c->client;
+  ArmIdle(*c);
+  Pump(*c, c->up);
+  if ((c = Find(id))) Pump(*c, c->down);
+}
+
+// Moves bytes one way until the source has nothing more or the destination is full,
+// then waits for whichever it needs. Passes on FIN (half-close) and resets.
+void ProxyListener::Pump(Connection& c, Flow& f) {
+  uint64_t id = c.id;
+  std::weak_ptr<bool> alive = alive_;
+  auto resume = [this, alive, id, upstream = f.upstream](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    if (Connection* c = Find(id)) Pump(*c, upstream ? c->up : c->down);
+  };
+  while (!f.done) {
+    if (f.in_pipe > 0) {
+      ssize_t n = ::splice(f.pipe_read.get(), nullptr, f.to->native_handle(), nullptr, f.in_pipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        f.in_pipe -= static_cast<size_t>(n);
+        (f.upstream ? counters_.bytes_in : counters_.bytes_out) += static_cast<uint64_t>(n);
+        c.last_activity = SteadyClock::now();
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && WouldBlock(errno)) return f.to->async_wait(Descriptor::wait_write, resume);
+      // The destination is gone (EPIPE, ECONNRESET): tell the source the same way.
+      counters_.resets++;
+      return f.upstream ? Close(id, true, false) : Close(id, false, true);
+    }
+    if (f.eof) {
+      ::shutdown(f.to->native_handle(), SHUT_WR);
+      f.done = true;
+      break;
+    }
+    ssize_t n = ::splice(f.from->native_handle(), nullptr, f.pipe_write.get(), nullptr, kSpliceChunk,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      f.in_pipe = static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      f.eof = true;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (WouldBlock(errno)) return f.from->async_wait(Descriptor::wait_read, resume);
+    counters_.resets++;  // the source reset the connection: pass the reset on
+    return f.upstream ? Close(id, false, true) : Close(id, true, false);
+  }
+  if (c.up.done && c.down.done) Close(id, false, false);
+}
+
+void ProxyListener::ArmIdle(Connection& c) {
+  auto due = c.last_activity + config_.idle_timeout;
+  c.timer.expires_at(due);
+  std::weak_ptr<bool> alive = alive_;
+  uint64_t id = c.id;
+  c.timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    Connection* c = Find(id);
+    if (!c) return;
+    if (SteadyClock::now() - c->last_activity < config_.idle_timeout) return ArmIdle(*c);
+    counters_.idle_closed++;
+    Close(id, false, false);
+  });
+}
+
+void ProxyListener::Close(uint64_t id, bool reset_client, bool reset_backend) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection& c = *it->second;
+  if (reset_client) ArmReset(c.client.native_handle());
+  if (reset_backend && c.backend.is_open()) ArmReset(c.backend.native_handle());
+  int64_t generation = c.route.generation;
+  connections_.erase(it);  // closes both sockets and the pipes; pending waits are aborted
+  counters_.active--;
+  bool drained = --per_generation_[generation] == 0;
+  if (drained) per_generation_.erase(generation);
+  if (paused_ && counters_.active < static_cast<uint64_t>(config_.max_connections)) Resume();
+  if (drained && drained_) drained_(generation);
+}
+
+}  // namespace baton

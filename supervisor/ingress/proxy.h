@@ -1,0 +1,101 @@
+// Proxy mode: batond accepts on a public listener and forwards each connection to a
+// worker's private loopback port, moving the bytes with splice(2) through a pipe per
+// direction (no copy through user space), non-blocking, on the one event loop.
+//
+// A connection is routed once, when accepted, to a worker of the live generation, and
+// stays with that generation until it closes: a handover changes where new connections
+// go, never where existing ones are. While no backend is routable, or max_connections
+// are open, the listener is not accepted from: clients wait in the kernel's accept queue
+// instead of being refused.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "supervisor/base/unique_fd.h"
+#include "supervisor/config/config.h"
+
+namespace baton {
+
+struct ProxyRoute {
+  int64_t generation = 0;
+  int port = 0;  // on 127.0.0.1
+};
+
+struct ProxyCounters {
+  uint64_t active = 0;
+  uint64_t total = 0;        // accepted
+  uint64_t errors = 0;       // closed because no backend could be reached, retries included
+  uint64_t retries = 0;      // backend connection attempts that failed and were retried
+  uint64_t resets = 0;       // a reset from one side passed on to the other
+  uint64_t idle_closed = 0;  // closed by idle_timeout
+  uint64_t bytes_in = 0;     // client -> backend
+  uint64_t bytes_out = 0;    // backend -> client
+};
+
+class ProxyListener {
+ public:
+  // A backend for a new connection: of the live generation when `generation` is 0, else
+  // of that generation (a retry). nullopt when there is none.
+  using Router = std::function<std::optional<ProxyRoute>(int64_t generation)>;
+  // The last connection routed to `generation` has closed.
+  using DrainedFn = std::function<void(int64_t generation)>;
+
+  // Accepts from a duplicate of `listener_fd` (made non-blocking; the caller keeps its fd).
+  ProxyListener(boost::asio::io_context& io, std::string name, int listener_fd, ProxyConfig config, Router router,
+                DrainedFn drained);
+  ~ProxyListener();  // closes every connection
+  ProxyListener(const ProxyListener&) = delete;
+  ProxyListener& operator=(const ProxyListener&) = delete;
+
+  // Accepts again if accepting was paused for want of a backend.
+  void Resume();
+  // Stops accepting for good; open connections carry on until they close. The listener's
+  // file flags are restored, as workers may inherit it after a reload changes its mode.
+  void StopAccepting();
+  void Reconfigure(const ProxyConfig& config) { config_ = config; }
+
+  const std::string& name() const { return name_; }
+  const ProxyCounters& counters() const { return counters_; }
+  size_t Connections(int64_t generation) const;
+  bool paused() const { return paused_; }
+
+ private:
+  struct Acceptor;
+  struct Connection;
+  struct Flow;
+
+  void WaitAccept();
+  void AcceptSome();
+  void Connect(Connection& c);
+  void OnConnected(uint64_t id);
+  void RetryOrFail(uint64_t id, const std::string& why);
+  void Pump(Connection& c, Flow& f);
+  void ArmIdle(Connection& c);
+  void Close(uint64_t id, bool reset_client, bool reset_backend);
+  Connection* Find(uint64_t id);
+
+  boost::asio::io_context& io_;
+  std::string name_;
+  ProxyConfig config_;
+  Router router_;
+  DrainedFn drained_;
+  std::unique_ptr<Acceptor> listener_;
+  std::map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::map<int64_t, size_t> per_generation_;
+  uint64_t next_id_ = 1;
+  bool paused_ = false;
+  bool accepting_ = true;
+  bool waiting_ = false;
+  int original_flags_ = 0;  // of the listener's open file, restored when accepting stops
+  ProxyCounters counters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards handlers queued on the loop
+};
+
+}  // namespace baton
