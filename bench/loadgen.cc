@@ -1,5 +1,7 @@
 #include "bench/loadgen.h"
 
+#include <nlohmann/json.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -75,7 +77,10 @@ Outcome Exchange(int fd, const std::string& path, bool keepalive, std::string* v
         have_length = true;
         body_len = std::stoul(lower.substr(cl + 15));
       }
-      *server_closes = lower.find("connection: close") != std::string::npos;
+      // HTTP/1.0 closes after each response unless it says keep-alive (RFC 9112, 9.3).
+      bool http10 = lower.rfind("http/1.0", 0) == 0;
+      *server_closes = lower.find("connection: close") != std::string::npos ||
+                       (http10 && lower.find("connection: keep-alive") == std::string::npos);
     }
     if (header_end != std::string::npos && have_length && res.size() >= header_end + 4 + body_len) break;
   }
@@ -98,6 +103,13 @@ std::string LoadReport::Summary() const {
   for (const auto& [v, n] : versions) out << " " << v << "=" << n;
   for (const auto& [e, n] : errors) out << "; error '" << e << "' x" << n;
   return out.str();
+}
+
+std::string LoadReport::Json() const {
+  nlohmann::json j = {{"ok", ok},         {"failed", failed}, {"stale_retries", stale_retries},
+                      {"errors", errors}, {"versions", versions}, {"p50_ms", p50_ms},
+                      {"p99_ms", p99_ms}, {"max_ms", max_ms}};
+  return j.dump();
 }
 
 LoadGenerator::LoadGenerator(LoadOptions options) : options_(std::move(options)) {

@@ -35,6 +35,7 @@ struct LoadReport {
   std::map<std::string, uint64_t> versions;  // version -> responses
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   std::string Summary() const;
+  std::string Json() const;  // the same figures, one JSON object, for scripts
 };
 
 class LoadGenerator {

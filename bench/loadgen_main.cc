@@ -1,5 +1,5 @@
 // bench/loadgen: HTTP load against 127.0.0.1:PORT until SIGINT/SIGTERM or --seconds, then
-// a report. Usage: loadgen --port P [--fresh N] [--keepalive N] [--seconds S] [--path /]
+// a report. Usage: loadgen --port P [--fresh N] [--keepalive N] [--seconds S] [--path /] [--json]
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -16,15 +16,22 @@ void OnSignal(int) { g_stop = 1; }
 int main(int argc, char** argv) {
   baton::bench::LoadOptions o;
   double seconds = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool json = false;
+  for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
+    if (a == "--json") {
+      json = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) a = "";
     if (a == "--port") o.port = std::atoi(argv[i + 1]);
     else if (a == "--fresh") o.fresh_clients = std::atoi(argv[i + 1]);
     else if (a == "--keepalive") o.keepalive_clients = std::atoi(argv[i + 1]);
     else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     else if (a == "--path") o.path = argv[i + 1];
     else {
-      std::cerr << "usage: loadgen --port P [--fresh N] [--keepalive N] [--seconds S] [--path /]\n";
+      std::cerr << "usage: loadgen --port P [--fresh N] [--keepalive N] [--seconds S] [--path /] [--json]\n";
       return 2;
     }
   }
@@ -40,6 +47,6 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   gen.Stop();
   auto r = gen.Report();
-  std::cout << r.Summary() << std::endl;
+  std::cout << (json ? r.Json() : r.Summary()) << std::endl;
   return r.failed == 0 ? 0 : 1;
 }

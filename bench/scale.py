@@ -104,6 +104,8 @@ def handover_latency(build, replicas, rounds):
     try:
         d.wait_running()
         reaction, wall = [], []
+        cpu0, _, _ = proc_stats(d.proc.pid)
+        peak_rss = 0
         for i in range(rounds):
             events = []
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -126,43 +128,49 @@ def handover_latency(build, replicas, rounds):
             last_ready = max(e["time"] for e in events if e["type"] == "ready" and e.get("generation") == new_gen)
             draining = next(e["time"] for e in events if e["type"] == "draining" and e.get("generation") == old_gen)
             reaction.append(draining - last_ready)
-        return reaction, wall
+            peak_rss = max(peak_rss, proc_stats(d.proc.pid)[1])
+        cpu1, _, _ = proc_stats(d.proc.pid)
+        return reaction, wall, (cpu1 - cpu0) / rounds, peak_rss
     finally:
         d.stop()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build/release")
-    ap.add_argument("--quick", action="store_true", help="shorter idle window and fewer rounds")
-    args = ap.parse_args()
+def collect(build, quick, log=print):
+    """Runs every measurement; returns rows of (measure, figure)."""
     ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
-    print(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
+    rows = []
 
-    rounds = 20 if args.quick else 100
+    def add(measure, figure):
+        rows.append((measure, figure))
+        log(f"{measure}: {figure}")
+
+    rounds = 20 if quick else 100
     for replicas in (1, 16):
-        reaction, wall = handover_latency(args.build, replicas, rounds)
-        print(f"handover, {replicas} replica(s), {rounds} rounds: batond's reaction (last ready -> old told to drain) "
-              f"p50 {ms(statistics.median(reaction))} p99 {ms(pct(reaction, 99))}; upgrade wall time p50 "
-              f"{ms(statistics.median(wall))} p99 {ms(pct(wall, 99))}")
+        reaction, wall, cpu, rss = handover_latency(build, replicas, rounds)
+        add(f"batond's reaction, last `ready` -> old generation told to drain, {replicas} replica(s), {rounds} handovers",
+            f"p50 {ms(statistics.median(reaction))}, p99 {ms(pct(reaction, 99))}")
+        add(f"upgrade wall time seen by the client, {replicas} replica(s)",
+            f"p50 {ms(statistics.median(wall))}, p99 {ms(pct(wall, 99))}")
+        add(f"batond during those handovers, {replicas} replica(s)",
+            f"{ms(cpu)} CPU per handover, peak RSS {rss / 2**20:.1f} MiB")
 
-    window = 10 if args.quick else 60
-    d = Daemon(args.build, [("idle", 100)])
+    window = 10 if quick else 60
+    d = Daemon(build, [("idle", 100)])
     try:
         d.wait_running()
         time.sleep(2)  # let start-up settle before measuring
         cpu0, _, sw0 = proc_stats(d.proc.pid)
         time.sleep(window)
         cpu1, rss, sw1 = proc_stats(d.proc.pid)
-        print(f"idle with 100 workers over {window} s: RSS {rss / 2**20:.1f} MiB, CPU {cpu1 - cpu0:.3f} s, "
-              f"{sw1 - sw0} context switches ({(sw1 - sw0) / window:.2f}/s)")
+        add(f"idle with 100 workers, no probes, {window} s",
+            f"RSS {rss / 2**20:.1f} MiB, {cpu1 - cpu0:.3f} s CPU, {sw1 - sw0} context switches")
     finally:
         d.stop()
 
-    d = Daemon(args.build, [(f"s{i}", 100) for i in range(10)])
+    d = Daemon(build, [(f"s{i}", 100) for i in range(10)])
     try:
         took = d.wait_running()
-        print(f"cold start of 1000 workers (10 services x 100): all ready after {took:.2f} s")
+        add("cold start of 1000 workers (10 services x 100)", f"all ready after {took:.2f} s")
         lat = []
         for _ in range(50):
             t0 = time.perf_counter()
@@ -170,10 +178,25 @@ def main():
             lat.append(time.perf_counter() - t0)
             assert status == 200
         cpu, rss, _ = proc_stats(d.proc.pid)
-        print(f"GET /v1/status with 1000 workers: p50 {ms(statistics.median(lat))} p99 {ms(pct(lat, 99))}; "
-              f"batond RSS {rss / 2**20:.1f} MiB")
+        add("`GET /v1/status` with 1000 workers (50 requests)",
+            f"p50 {ms(statistics.median(lat))}, p99 {ms(pct(lat, 99))}; batond RSS {rss / 2**20:.1f} MiB")
     finally:
         d.stop()
+    return rows
+
+
+def markdown(rows):
+    return "\n".join(["| measure | figure |", "|---|---|"] + [f"| {m} | {f} |" for m, f in rows])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("--quick", action="store_true", help="shorter idle window and fewer rounds")
+    args = ap.parse_args()
+    rows = collect(args.build, args.quick)
+    print()
+    print(markdown(rows))
     return 0
 
 

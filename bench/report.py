@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""The benchmark harness: runs bench/compare.py and bench/scale.py, prints their tables and
+writes them, with a description of the machine and the command, into docs/BENCHMARKS.md
+(between the harness markers, replacing the previous run).
+
+    ./run bench            # installs the peers (supervisor, haproxy, nginx), builds, runs this
+    python3 bench/report.py [--build build/release] [--upgrades 100] [--quick] [--write docs/BENCHMARKS.md]
+"""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402
+import scale  # noqa: E402
+
+BEGIN = "<!-- harness results: written by bench/report.py -->"
+END = "<!-- end of harness results -->"
+
+
+def version_of(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout + out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_gib = int(f.readline().split()[1]) / 2**20
+    try:
+        debian = open("/etc/debian_version").read().strip()
+    except OSError:
+        debian = "?"
+    return [
+        f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Linux {platform.release()}, Debian {debian}",
+        f"peers: {version_of(['nginx', '-v'])}; {version_of(['haproxy', '-v'])}; "
+        f"supervisord {version_of(['supervisord', '--version'])}; Python {platform.python_version()}",
+        "the load generator, batond and the workers share the same cores",
+    ]
+
+
+def splice(path, section):
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + BEGIN + "\n" + section + END + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + section + END + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(compare.ROOT, "build/release"))
+    ap.add_argument("--upgrades", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="fewer rounds and a shorter idle window")
+    ap.add_argument("--write", metavar="FILE", help="splice the results into this Markdown file")
+    args = ap.parse_args()
+    started = time.strftime("%Y-%m-%d")
+    print("== failed requests across upgrades", flush=True)
+    compared = compare.collect(args.build, args.upgrades, log=lambda s: print(s, flush=True))
+    print("== batond's own costs", flush=True)
+    costs = scale.collect(args.build, args.quick, log=lambda s: print(s, flush=True))
+    defaults = args.upgrades == 100 and not args.quick
+    command = "./run bench" if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
+    section = "\n".join([
+        "## Harness results",
+        "",
+        f"Measured {started} with `{command}`.",
+        "",
+        *[f"- {line}" for line in machine()],
+        "",
+        "### Failed requests across upgrades under load",
+        "",
+        compare.markdown(compared, args.upgrades),
+        "",
+        "### batond's own costs",
+        "",
+        scale.markdown(costs),
+        "",
+    ])
+    print()
+    print(section)
+    if args.write:
+        splice(args.write, section)
+        print(f"written to {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
