@@ -21,6 +21,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 constexpr size_t kSpliceChunk = 1 << 20;  // at most what one splice into an empty pipe moves
+constexpr size_t kSparePipes = 256;       // kept for new connections: saves pipe2 and close calls
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -142,8 +143,10 @@ void ProxyListener::AcceptSome() {
     c->id = next_id_++;
     c->route = *route;
     c->client_addr = peer;
-    len = sizeof c->local_addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&c->local_addr), &len);
+    if (config_.proxy_protocol) {
+      len = sizeof c->local_addr;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&c->local_addr), &len);
+    }
     SetNoDelay(fd);
     counters_.active++;
     counters_.total++;
@@ -229,6 +232,12 @@ void ProxyListener::OnConnected(uint64_t id) {
       return RetryOrFail(id, std::string("sending the PROXY header: ") + std::strerror(errno));
   }
   for (Flow* f : {&c->up, &c->down}) {
+    if (!spare_pipes_.empty()) {
+      f->pipe_read = std::move(spare_pipes_.back().first);
+      f->pipe_write = std::move(spare_pipes_.back().second);
+      spare_pipes_.pop_back();
+      continue;
+    }
     int p[2];
     if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
       spdlog::warn("proxy {}: pipe: {}", name_, std::strerror(errno));
@@ -274,7 +283,9 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
       return f.upstream ? Close(id, true, false) : Close(id, false, true);
     }
     if (f.eof) {
-      ::shutdown(f.to->native_handle(), SHUT_WR);
+      // Pass the half-close on, unless the other way is finished too: closing says it all.
+      const Flow& other = f.upstream ? c.down : c.up;
+      if (!other.done) ::shutdown(f.to->native_handle(), SHUT_WR);
       f.done = true;
       break;
     }
@@ -318,6 +329,9 @@ void ProxyListener::Close(uint64_t id, bool reset_client, bool reset_backend) {
   if (reset_client) ArmReset(c.client.native_handle());
   if (reset_backend && c.backend.is_open()) ArmReset(c.backend.native_handle());
   int64_t generation = c.route.generation;
+  for (Flow* f : {&c.up, &c.down})
+    if (f->pipe_read && f->in_pipe == 0 && spare_pipes_.size() < kSparePipes)
+      spare_pipes_.emplace_back(std::move(f->pipe_read), std::move(f->pipe_write));
   connections_.erase(it);  // closes both sockets and the pipes; pending waits are aborted
   counters_.active--;
   bool drained = --per_generation_[generation] == 0;

@@ -17,6 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
@@ -89,6 +91,7 @@ class ProxyListener {
   std::unique_ptr<Acceptor> listener_;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::map<int64_t, size_t> per_generation_;
+  std::vector<std::pair<UniqueFd, UniqueFd>> spare_pipes_;  // empty pipes of closed connections, reused
   uint64_t next_id_ = 1;
   bool paused_ = false;
   bool accepting_ = true;

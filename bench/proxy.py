@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Throughput and latency through batond's proxy mode, against HAProxy in TCP mode and a
+direct connection, to the same backend on the same machine.
+
+    python3 bench/proxy.py [--build build/release] [--seconds 10]
+
+The backend is one nginx worker (sendfile on) started by batond in proxy mode: batond
+forwards its public port to it, HAProxy 2.6 (mode tcp; with and without `option
+splice-auto`) forwards another, and the direct case connects to the backend port itself.
+Measured per path:
+- small requests: bench/loadgen for --seconds, 4 keep-alive clients, then 4 clients
+  opening a connection per request: requests per second, p50 and p99;
+- bulk: 4 clients each downloading a 256 MiB file 2 times: MiB/s.
+The load generator shares the machine's cores with the proxy and the backend.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import free_port, wait_port  # noqa: E402
+from scale import api  # noqa: E402
+
+BIG = 256 * 2**20
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    server {{
+        listen 127.0.0.1:@BACKEND_PORT@;
+        location = / {{ return 200 "version=v1\\n"; }}
+        location = /big {{ alias {run}/big; }}
+    }}
+}}
+"""
+
+
+def download(port, times, totals, index):
+    got = 0
+    buf = bytearray(1 << 20)
+    for _ in range(times):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            while n := s.recv_into(buf):
+                got += n
+    totals[index] = got
+
+
+def bulk(port, clients=4, times=2):
+    totals = [0] * clients
+    threads = [threading.Thread(target=download, args=(port, times, totals, i)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - t0
+    if min(totals) < times * BIG:
+        raise RuntimeError(f"a download came back short: {totals}")
+    return sum(totals) / 2**20 / took
+
+
+def small(build, port, seconds, fresh):
+    out = subprocess.run([os.path.join(build, "bench/loadgen"), "--port", str(port), "--fresh", str(4 if fresh else 0),
+                          "--keepalive", str(0 if fresh else 4), "--seconds", str(seconds), "--json"],
+                         capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout)
+    if r["failed"]:
+        raise RuntimeError(f"failed requests: {r}")
+    return r["ok"] / seconds, r["p50_ms"], r["p99_ms"]
+
+
+def live_backend_port(sock, limit=20):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            _, status = api(sock, "GET", "/v1/services/web")
+            for g in status["generations"]:
+                if g["state"] == "live":
+                    return g["workers"][0]["backend_ports"]["http"]
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the backend did not start")
+
+
+def start_haproxy(tmp, backend_port, splice):
+    port = free_port()
+    conf = os.path.join(tmp, f"haproxy-{splice}.cfg")
+    with open(conf, "w") as f:
+        f.write(f"""global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  {"option splice-auto" if splice else ""}
+frontend f
+  bind 127.0.0.1:{port}
+  default_backend b
+backend b
+  server s 127.0.0.1:{backend_port}
+""")
+    proc = subprocess.Popen(["haproxy", "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def collect(build, seconds, log=print):
+    """Returns rows of (path, keep-alive req/s, p50, p99, fresh req/s, p50, p99, bulk MiB/s)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="baton-proxy-") as tmp:
+        run = os.path.join(tmp, "run")
+        os.makedirs(run)
+        os.chmod(tmp, 0o755)  # nginx's workers drop root
+        with open(os.path.join(run, "big"), "wb") as f:
+            f.truncate(BIG)
+        os.chmod(os.path.join(run, "big"), 0o644)
+        with open(os.path.join(run, "nginx.conf.in"), "w") as f:
+            f.write(NGINX_CONF.format(run=run))
+        public = free_port()
+        sock = os.path.join(tmp, "ctl.sock")
+        with open(os.path.join(tmp, "baton.toml"), "w") as f:
+            f.write(f"""[daemon]
+control_socket = "{sock}"
+state_dir = "{tmp}/state"
+log_level = "warn"
+[service.web]
+command = ["/bin/sh", "-c", "sed s/@BACKEND_PORT@/$PORT/ {run}/nginx.conf.in > {run}/nginx.conf && exec nginx -p {run} -c {run}/nginx.conf"]
+version = "v1"
+[service.web.listen]
+http = {{ address = "tcp://127.0.0.1:{public}", mode = "proxy" }}
+[service.web.ready]
+timeout = "10s"
+""")
+        daemon = subprocess.Popen([os.path.join(build, "supervisor/batond"), "-c", os.path.join(tmp, "baton.toml")],
+                                  stderr=open(os.path.join(tmp, "batond.log"), "w"))
+        haproxies = []
+        try:
+            backend = live_backend_port(sock)
+            haproxies = [start_haproxy(tmp, backend, False), start_haproxy(tmp, backend, True)]
+            paths = [("direct to the backend", backend), ("batond proxy mode (splice)", public),
+                     ("HAProxy 2.6 mode tcp", haproxies[0][1]), ("HAProxy 2.6 mode tcp, option splice-auto",
+                                                                   haproxies[1][1])]
+            for name, port in paths:
+                ka = small(build, port, seconds, fresh=False)
+                fresh = small(build, port, seconds, fresh=True)
+                mib = bulk(port)
+                rows.append((name, *ka, *fresh, mib))
+                log(f"{name}: keep-alive {ka[0]:.0f} req/s p50 {ka[1]:.3f} ms p99 {ka[2]:.3f} ms; "
+                    f"fresh {fresh[0]:.0f} req/s p50 {fresh[1]:.3f} ms p99 {fresh[2]:.3f} ms; bulk {mib:.0f} MiB/s")
+        finally:
+            for proc, _ in haproxies:
+                proc.terminate()
+                proc.wait(timeout=30)
+            daemon.terminate()
+            daemon.wait(timeout=60)
+    return rows
+
+
+def markdown(rows):
+    out = ["| path | keep-alive req/s | p50 | p99 | new connection per request, req/s | p50 | p99 | bulk MiB/s |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, ka, ka50, ka99, fr, fr50, fr99, mib in rows:
+        out.append(f"| {name} | {ka:.0f} | {ka50:.3f} ms | {ka99:.3f} ms | {fr:.0f} | {fr50:.3f} ms | {fr99:.3f} ms "
+                   f"| {mib:.0f} |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    rows = collect(args.build, args.seconds)
+    print()
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
