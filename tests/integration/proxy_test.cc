@@ -112,13 +112,15 @@ drain_timeout = "30s"
 }
 
 int LiveGeneration(Daemon& d, const std::string& service) {
-  for (const auto& g : d.Service(service)["generations"])
+  nlohmann::json status = d.Service(service);  // named: a temporary would die before the loop body
+  for (const auto& g : status["generations"])
     if (g["state"] == "live") return g["id"];
   return 0;
 }
 
 bool GenerationGone(Daemon& d, const std::string& service, int id) {
-  for (const auto& g : d.Service(service)["generations"])
+  nlohmann::json status = d.Service(service);
+  for (const auto& g : status["generations"])
     if (g["id"] == id) return false;
   return true;
 }
