@@ -231,6 +231,14 @@ backend app
             server.wait(timeout=30)
 
 
+def process_running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def nginx_workers_started(pidfile, old_master):
     """The new master (nginx.pid once it differs from the old one) has its 2 workers running."""
     try:
@@ -250,7 +258,8 @@ def bench_nginx_binary_upgrade(build, n, tmp):
     with open(os.path.join(ROOT, "examples/nginx/nginx.conf.in")) as f:
         conf = f.read()
     template = (conf.replace("@RUN@", run_dir).replace("@PORT@", str(port)).replace("@PROBE_PORT@", str(free_port()))
-                .replace("daemon off;", "daemon on;"))
+                .replace("daemon off;", "daemon on;")
+                .replace("error_log stderr notice;", f"error_log {run_dir}/error.log notice;"))
 
     def write_conf(version):  # the new binary reads the config afresh: the version shows the switch
         with open(os.path.join(run_dir, "nginx.conf"), "w") as f:
@@ -269,14 +278,17 @@ def bench_nginx_binary_upgrade(build, n, tmp):
                 old = int(open(pidfile).read())
                 os.kill(old, signal.SIGUSR2)  # a new master starts with the same sockets
                 deadline = time.time() + 20
-                while not nginx_workers_started(pidfile, old) and time.time() < deadline:
+                while not nginx_workers_started(pidfile, old):
+                    if time.time() > deadline:
+                        raise RuntimeError(f"nginx: no new master after USR2; see {run_dir}/error.log")
                     time.sleep(0.01)
                 try:
                     os.kill(old, signal.SIGWINCH)  # old workers stop gracefully
                     os.kill(old, signal.SIGQUIT)  # old master exits
                 except ProcessLookupError:
                     print(f"nginx: old master {old} was already gone", file=sys.stderr)
-                while os.path.exists(pidfile + ".oldbin") and time.time() < deadline + 20:
+                # The new master takes the next USR2 only once its parent, the old master, has exited.
+                while process_running(old) and time.time() < deadline + 20:
                     time.sleep(0.01)
             took = time.time() - t0
             return load.finish(), took

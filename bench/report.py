@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark harness: runs bench/compare.py and bench/scale.py, prints their tables and
+"""The benchmark harness: runs bench/compare.py, bench/scale.py and bench/proxy.py, prints their tables and
 writes them, with a description of the machine and the command, into docs/BENCHMARKS.md
 (between the harness markers, replacing the previous run).
 
@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
+import proxy  # noqa: E402
 import scale  # noqa: E402
 
 BEGIN = "<!-- harness results: written by bench/report.py -->"
@@ -74,6 +75,8 @@ def main():
     compared = compare.collect(args.build, args.upgrades, log=lambda s: print(s, flush=True))
     print("== batond's own costs", flush=True)
     costs = scale.collect(args.build, args.quick, log=lambda s: print(s, flush=True))
+    print("== proxy mode throughput and latency", flush=True)
+    proxied = proxy.collect(args.build, 3 if args.quick else 10, log=lambda s: print(s, flush=True))
     defaults = args.upgrades == 100 and not args.quick
     command = "./run bench" if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
     section = "\n".join([
@@ -90,6 +93,10 @@ def main():
         "### batond's own costs",
         "",
         scale.markdown(costs),
+        "",
+        "### Proxy mode: throughput and latency (one nginx worker as the backend)",
+        "",
+        proxy.markdown(proxied),
         "",
     ])
     print()

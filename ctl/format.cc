@@ -110,6 +110,9 @@ void PrintStatus(const nlohmann::json& status) {
       }
     std::string listen;
     for (const auto& l : s["listeners"]) listen += (listen.empty() ? "" : " ") + Str(l, "name") + "=" + Str(l, "address");
+    if (s.contains("proxies"))
+      for (const auto& p : s["proxies"])
+        listen += (listen.empty() ? "" : " ") + Str(p, "name") + "=" + Str(p, "address") + " (proxy)";
     rows.push_back({Str(s, "name"), State(Str(s, "state")), Str(s, "version"), gen,
                     std::to_string(ready) + "/" + Str(s, "replicas"), listen.empty() ? "-" : listen, LastHandover(s)});
   }
@@ -122,6 +125,11 @@ void PrintService(const nlohmann::json& s) {
   std::cout << Bold(Str(s, "name")) << "  " << State(Str(s, "state")) << "  version " << Str(s, "version")
             << "  replicas " << Str(s, "replicas") << "\n";
   for (const auto& l : s["listeners"]) std::cout << "listen " << Str(l, "name") << "  " << Str(l, "address") << "\n";
+  if (s.contains("proxies"))
+    for (const auto& p : s["proxies"])
+      std::cout << "proxy  " << Str(p, "name") << "  " << Str(p, "address") << "  " << Str(p, "active") << " open, "
+                << Str(p, "total") << " total, " << Str(p, "errors") << " errors"
+                << (p.value("paused", false) ? ", paused (no backend ready, or max_connections)" : "") << "\n";
   if (s.contains("handover"))
     std::cout << "in progress: " << Str(s["handover"], "kind") << " to " << Str(s["handover"], "version")
               << " (generation " << Str(s["handover"], "generation") << ")\n";
@@ -136,8 +144,13 @@ void PrintService(const nlohmann::json& s) {
   for (const auto& g : s["generations"])
     for (const auto& w : g["workers"]) {
       std::string pid = w.value("pid", 0) ? Str(w, "pid") : "-";
+      std::string status = Str(w, "status", "");
+      if (w.contains("backend_ports"))
+        for (const auto& [name, port] : w["backend_ports"].items())
+          status += (status.empty() ? "" : "; ") + std::string("port ") + name + "=" + port.dump();
+      if (status.empty()) status = "-";
       rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(g.value("started_at", 0.0)),
-                      Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), Str(w, "status")});
+                      Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), status});
     }
   std::cout << "\n";
   PrintTable({"GEN", "VERSION", "STATE", "AGE", "WORKER", "PID", "STATE", "RESTARTS", "LAST EXIT", "STATUS"}, rows);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -92,10 +93,19 @@ size_t ProxyListener::Connections(int64_t generation) const {
   return it == per_generation_.end() ? 0 : it->second;
 }
 
+// Deferred to the loop: callers are in the middle of a handover step, and accepting may
+// close connections, whose drain notice calls back into the service.
 void ProxyListener::Resume() {
-  if (!paused_ || !accepting_) return;
-  paused_ = false;
-  AcceptSome();
+  if (!paused_ || !accepting_ || resume_posted_) return;
+  resume_posted_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(io_, [this, alive] {
+    if (alive.expired()) return;
+    resume_posted_ = false;
+    if (!paused_ || !accepting_) return;
+    paused_ = false;
+    AcceptSome();
+  });
 }
 
 void ProxyListener::StopAccepting() {

@@ -96,6 +96,7 @@ class ProxyListener {
   bool paused_ = false;
   bool accepting_ = true;
   bool waiting_ = false;
+  bool resume_posted_ = false;
   int original_flags_ = 0;  // of the listener's open file, restored when accepting stops
   ProxyCounters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards handlers queued on the loop

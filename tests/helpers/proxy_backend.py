@@ -10,6 +10,8 @@ Line commands on each connection (one thread per connection, connections kept op
                       "BYTES CRC32\\n" and closes
   source N         -> sends N bytes (byte i is i*7 % 251), half-closes, then logs to stderr
                       every line the client still sends
+  reset            -> closes the connection with a reset (RST)
+  unlisten         -> stops listening (the process stays): new connections are refused
 """
 import socket
 import struct
@@ -65,6 +67,12 @@ def serve(conn, peer):
                     crc = zlib.crc32(chunk, crc)
                 conn.sendall(f"{total} {crc}\n".encode())
                 return
+            elif words == [b"reset"]:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            elif words == [b"unlisten"]:
+                LISTENER.shutdown(socket.SHUT_RDWR)
+                conn.sendall(b"unlistened\n")
             elif len(words) == 2 and words[0] == b"source":
                 left = int(words[1])
                 while left > 0:
@@ -77,14 +85,19 @@ def serve(conn, peer):
                 return
 
 
+LISTENER = socket.socket()
+
+
 def main():
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", PORT))
-    listener.listen(128)
+    LISTENER.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    LISTENER.bind(("127.0.0.1", PORT))
+    LISTENER.listen(128)
     print(f"proxy_backend {VERSION} on port {PORT}", file=sys.stderr, flush=True)
     while True:
-        conn, addr = listener.accept()
+        try:
+            conn, addr = LISTENER.accept()
+        except OSError:  # unlisten: stay alive without a listener
+            threading.Event().wait()
         threading.Thread(target=serve, args=(conn, f"{addr[0]}:{addr[1]}"), daemon=True).start()
 
 

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace baton::it {
@@ -276,6 +277,39 @@ std::string Daemon::Log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const std::string& broken_version,
+                                   const std::vector<std::string>& broken_command, const std::string& broken_reason) {
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(d.Service(service)["state"] == "running");
+  Load load(d.Port(service), 6);
+  REQUIRE(load.WaitForVersion("v1", 20s));
+  for (int i = 0; i < 20; ++i) {
+    std::string v = i % 2 == 0 ? "v2" : "v1";
+    auto r = d.Ctl({"upgrade", service, "--version", v});
+    INFO("upgrade " << i << ": " << r.output);
+    REQUIRE(r.exit_code == 0);
+    REQUIRE(load.WaitForVersion(v, 20s));
+  }
+  std::vector<std::string> args = {"upgrade", service, "--version", broken_version};
+  if (!broken_command.empty()) args.push_back("--");
+  args.insert(args.end(), broken_command.begin(), broken_command.end());
+  auto bad = d.Ctl(args);
+  INFO(bad.output);
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains(broken_reason) && Catch::Contains("v1 is still serving"));
+  REQUIRE(load.WaitForVersion("v1", 20s));
+  load.Stop();
+  auto report = load.Report();
+  std::cout << service << ": 21 upgrades under load: " << report.Summary() << std::endl;
+  INFO(report.Summary());
+  CHECK(report.failed == 0);
+  CHECK(report.versions.count(broken_version) == 0);
+  CHECK(report.versions["v1"] > 0);
+  CHECK(report.versions["v2"] > 0);
+  return report;
 }
 
 }  // namespace baton::it

@@ -5,6 +5,7 @@
 #include "supervisor/logs/log_buffer.h"
 
 using namespace baton;
+using namespace std::chrono_literals;
 
 TEST_CASE("metrics render every family from the status document") {
   nlohmann::json status = {
@@ -16,7 +17,9 @@ TEST_CASE("metrics render every family from the status document") {
          {"generations",
           {{{"id", 4}, {"state", "live"}, {"workers", {{{"state", "ready"}}, {{"state", "ready"}}}}},
            {{"id", 3}, {"state", "draining"}, {"workers", {{{"state", "stopping"}}}}}}},
-         {"counters", {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}}}}}};
+         {"counters", {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}},
+         {"proxies", {{{"name", "http"}, {"active", 7}, {"total", 90}, {"errors", 1}, {"bytes_in", 1000},
+                       {"bytes_out", 250000}}}}}}}};
   std::string text = RenderMetrics(status);
   CHECK_THAT(text, Catch::Contains("baton_daemon_uptime_seconds 12.5\n"));
   CHECK_THAT(text, Catch::Contains("baton_daemon_open_fds 17\n"));
@@ -27,6 +30,10 @@ TEST_CASE("metrics render every family from the status document") {
   CHECK_THAT(text, Catch::Contains("baton_service_restarts_total{service=\"web\\\"x\"} 5\n"));
   CHECK_THAT(text, Catch::Contains("# TYPE baton_service_handovers_total counter\n"));
   CHECK_THAT(text, Catch::Contains("baton_service_info{service=\"web\\\"x\",state=\"running\",version=\"v2\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("baton_proxy_connections{listener=\"http\",service=\"web\\\"x\"} 7\n"));
+  CHECK_THAT(text, Catch::Contains("baton_proxy_errors_total{listener=\"http\",service=\"web\\\"x\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("baton_proxy_sent_bytes_total{listener=\"http\",service=\"web\\\"x\"} 250000\n"));
+  CHECK_THAT(text, Catch::Contains("# TYPE baton_proxy_connections gauge\n"));
 }
 
 TEST_CASE("the log buffer keeps the last lines and counts what it dropped") {
@@ -61,4 +68,12 @@ TEST_CASE("config diffs name what changed and whether a new generation is needed
   c_moved.listeners[0].line = 9;  // only its place in the file moved
   CHECK(DiffService(c, c_moved).empty());
   CHECK(DiffService(a, c).changed == std::vector<std::string>{"listen"});
+  ServiceConfig proxied = c;
+  proxied.listeners[0].mode = ListenMode::kProxy;
+  CHECK(DiffService(c, proxied).changed == std::vector<std::string>{"listen"});
+  ServiceConfig longer_idle = proxied;
+  longer_idle.listeners[0].proxy.idle_timeout = 1h;
+  CHECK(DiffService(proxied, longer_idle).needs_new_generation);
+  longer_idle.stop.drain_timeout = 1s;
+  CHECK(DiffService(proxied, longer_idle).changed == std::vector<std::string>{"listen", "stop"});
 }

@@ -466,6 +466,15 @@ ServiceConfig ProxyConfig_() {
   return c;
 }
 
+// A handover in proxy mode: every worker passes its backend port check and notifies.
+void ProxiedHandover(Harness& h, const std::string& version, HandoverKind kind = HandoverKind::kUpgrade) {
+  h.Begin(version, kind);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll(version);
+  REQUIRE(h.outcome);
+  REQUIRE(h.outcome->promoted);
+}
+
 TEST_CASE("proxy mode: each worker gets its own backend port as {port:NAME} and PORT, checked by a TCP probe") {
   Harness h(ProxyConfig_());
   h.Begin("v1", HandoverKind::kStart);
@@ -491,10 +500,7 @@ TEST_CASE("proxy mode: each worker gets its own backend port as {port:NAME} and 
 
 TEST_CASE("proxy mode: backends rotate over the live generation's ready workers only") {
   Harness h(ProxyConfig_());
-  h.Begin("v1", HandoverKind::kStart);
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v1");
-  REQUIRE(h.outcome->promoted);
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
   int64_t live = h.outcome->generation;
   auto a = h.service->Backend("web", 0), b = h.service->Backend("web", 0), c = h.service->Backend("web", 0);
   REQUIRE((a && b && c));
@@ -516,17 +522,12 @@ TEST_CASE("proxy mode: backends rotate over the live generation's ready workers 
 
 TEST_CASE("proxy mode: the old generation is signalled only after its proxied connections close") {
   Harness h(ProxyConfig_());
-  h.Begin("v1", HandoverKind::kStart);
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v1");
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
   int64_t old_gen = h.outcome->generation;
   std::vector<int> old_pids = h.PidsOf("v1");
   h.proxied_open[old_gen] = 3;
 
-  h.Begin("v2");
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v2");
-  REQUIRE(h.outcome->promoted);
+  ProxiedHandover(h, "v2");
   CHECK(h.service->Backend("web", 0)->first == h.outcome->generation);
   for (int pid : old_pids) CHECK_FALSE(h.launcher.SignalledAny(pid));
   // The old generation still takes retries of its own connections.
@@ -541,15 +542,11 @@ TEST_CASE("proxy mode: the old generation is signalled only after its proxied co
 
 TEST_CASE("proxy mode: stop.drain_timeout ends the wait for connections that stay open") {
   Harness h(ProxyConfig_());
-  h.Begin("v1", HandoverKind::kStart);
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v1");
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
   int64_t old_gen = h.outcome->generation;
   std::vector<int> old_pids = h.PidsOf("v1");
   h.proxied_open[old_gen] = 1;
-  h.Begin("v2");
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v2");
+  ProxiedHandover(h, "v2");
   h.clock.Advance(19s);
   CHECK_FALSE(h.launcher.SignalledAny(old_pids[0]));
   h.clock.Advance(1s);
@@ -561,23 +558,16 @@ TEST_CASE("proxy mode: with stop.wait_for_connections off, the old generation is
   ServiceConfig c = ProxyConfig_();
   c.stop.wait_for_connections = false;  // its stop signal drains gracefully by itself
   Harness h(c);
-  h.Begin("v1", HandoverKind::kStart);
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v1");
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
   h.proxied_open[h.outcome->generation] = 5;
   std::vector<int> old_pids = h.PidsOf("v1");
-  h.Begin("v2");
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v2");
-  REQUIRE(h.outcome->promoted);
+  ProxiedHandover(h, "v2");
   for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
 }
 
 TEST_CASE("proxy mode: a failed new generation is never routed to") {
   Harness h(ProxyConfig_());
-  h.Begin("v1", HandoverKind::kStart);
-  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
-  h.ReadyAll("v1");
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
   int64_t live = h.outcome->generation;
   h.Begin("v2");
   h.launcher.Exit(h.PidsOf("v2")[0], ExitInfo{1, 0});  // e.g. its port was taken
