@@ -193,10 +193,10 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [] { return PickFreeLoopbackPort(); };
-  sio.proxied_connections = [raw](int64_t generation) {
+  sio.proxied_connections = [raw](int64_t generation, bool unanswered_only) {
     size_t n = 0;
     for (auto* list : {&raw->proxies, &raw->retired_proxies})
-      for (const auto& p : *list) n += p->Connections(generation);
+      for (const auto& p : *list) n += p->Connections(generation, unanswered_only);
     return n;
   };
   std::string name = svc.name;
@@ -236,15 +236,15 @@ void Supervisor::StartProxies(ServiceSlot& slot) {
       if (!backend) return std::nullopt;
       return ProxyRoute{backend->first, backend->second};
     };
-    auto drained = [this, raw](int64_t generation) {
-      raw->service->OnProxyDrained(generation);
+    auto changed = [this, raw](int64_t generation) {
+      raw->service->OnProxyConnectionsChanged(generation);
       // Retired proxies with nothing open go, from the loop rather than their own callback.
       boost::asio::post(io_, [raw] {
         std::erase_if(raw->retired_proxies, [](const auto& p) { return p->counters().active == 0; });
       });
     };
     slot.proxies.push_back(std::make_unique<ProxyListener>(io_, svc.name + "." + l.name, slot.listeners[i].fd.get(),
-                                                           l.proxy, router, drained));
+                                                           l.proxy, router, changed));
   }
 }
 

@@ -58,9 +58,10 @@ struct StopConfig {
   // Proxy mode: how long a replaced generation keeps its proxied connections before it is
   // sent the stop signal (it is signalled as soon as the last one closes).
   Duration drain_timeout = 30s;
-  // Proxy mode: false signals the replaced generation at once, for servers whose stop
-  // signal is itself a graceful drain (nginx QUIT, gunicorn TERM) that closes idle
-  // keep-alive connections, which would otherwise hold the generation until drain_timeout.
+  // Proxy mode: false signals the replaced generation once every connection routed to it
+  // has been answered, for servers whose stop signal is itself a graceful drain (nginx
+  // QUIT, gunicorn TERM) that closes idle keep-alive connections, which would otherwise
+  // hold the generation until drain_timeout.
   bool wait_for_connections = true;
 };
 

@@ -64,8 +64,9 @@ struct ServiceIo {
   std::string notify_socket;
   std::vector<std::pair<std::string, std::string>> base_env;
   std::function<Result<int>()> pick_probe_port;  // also picks proxy backend ports
-  // Proxy mode: connections still routed to a generation, over every proxied listener.
-  std::function<size_t(int64_t generation)> proxied_connections;
+  // Proxy mode: connections still routed to a generation, over every proxied listener;
+  // with `unanswered_only`, those with no byte from the worker yet.
+  std::function<size_t(int64_t generation, bool unanswered_only)> proxied_connections;
   // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
   std::function<void(const Release&, const HandoverResult&)> on_result;
   // Every line a worker writes to stdout or stderr.
@@ -110,8 +111,9 @@ class Service {
   // Proxy mode. A backend port for a new connection on `listener`: a ready worker of the
   // live generation when `generation` is 0, else of that generation; round robin.
   std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation) const;
-  // The last proxied connection to `generation` closed: a draining one can stop now.
-  void OnProxyDrained(int64_t generation);
+  // A proxied connection to `generation` closed or was answered: a draining generation
+  // waiting for its connections may be stopped now.
+  void OnProxyConnectionsChanged(int64_t generation);
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
   // Generation ids continue across restarts of batond.
@@ -161,6 +163,7 @@ class Service {
                                      const std::map<std::string, int>& backend_ports,
                                      std::vector<Probe>* probes) const;
   void Drain(Generation& old);
+  size_t ConnectionsHolding(int64_t generation) const;
   void StopWorker(Generation& gen, Worker& w);
   void StopGeneration(Generation& gen, GenState final_state);
   void RefillLive();

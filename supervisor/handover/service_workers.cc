@@ -176,11 +176,19 @@ void Service::StopWorker(Generation& gen, Worker& w) {
   });
 }
 
+// Proxy mode: the connections that keep a replaced generation from its stop signal. All
+// of them; or, when its stop signal drains gracefully by itself, those not yet answered,
+// which may still wait in the worker's own accept queue and would be reset by its close.
+size_t Service::ConnectionsHolding(int64_t generation) const {
+  if (!io_.proxied_connections) return 0;
+  return io_.proxied_connections(generation, !config_.stop.wait_for_connections);
+}
+
 // The replaced generation: in proxy mode it keeps serving the connections routed to it
 // until they close or stop.drain_timeout ends, and only then gets the stop signal.
 void Service::Drain(Generation& old) {
-  size_t open = io_.proxied_connections ? io_.proxied_connections(old.id) : 0;
-  if (open == 0 || !config_.stop.wait_for_connections) return StopGeneration(old, GenState::kDraining);
+  size_t open = ConnectionsHolding(old.id);
+  if (open == 0) return StopGeneration(old, GenState::kDraining);
   old.state = GenState::kDraining;
   old.stop_started = clock_.Now();
   Emit("proxy_drain", &old, 0, std::to_string(open) + " proxied connection(s) still open; stop signal when they close or after " +
@@ -195,9 +203,9 @@ void Service::Drain(Generation& old) {
   });
 }
 
-void Service::OnProxyDrained(int64_t generation) {
+void Service::OnProxyConnectionsChanged(int64_t generation) {
   Generation* g = FindGen(generation);
-  if (!g || g->state != GenState::kDraining || !g->drain_timer) return;
+  if (!g || g->state != GenState::kDraining || !g->drain_timer || ConnectionsHolding(generation) > 0) return;
   g->drain_timer.reset();
   StopGeneration(*g, GenState::kDraining);
 }

@@ -64,12 +64,13 @@ struct ProxyListener::Connection {
   asio::steady_timer timer;  // connect timeout, retry delay, then idle timeout
   Flow up, down;
   bool connected = false;
+  bool answered = false;  // a byte came from the backend: it has accepted the connection
   SteadyClock::time_point last_activity = SteadyClock::now();
 };
 
 ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listener_fd, ProxyConfig config,
-                             Router router, DrainedFn drained)
-    : io_(io), name_(std::move(name)), config_(config), router_(std::move(router)), drained_(std::move(drained)) {
+                             Router router, ChangedFn changed)
+    : io_(io), name_(std::move(name)), config_(config), router_(std::move(router)), changed_(std::move(changed)) {
   int dup = ::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3);
   listener_ = std::make_unique<Acceptor>(Acceptor{Descriptor(io_)});
   if (dup < 0) {
@@ -88,10 +89,19 @@ ProxyListener::~ProxyListener() {
   connections_.clear();
 }
 
-size_t ProxyListener::Connections(int64_t generation) const {
-  auto it = per_generation_.find(generation);
-  return it == per_generation_.end() ? 0 : it->second;
+size_t ProxyListener::Connections(int64_t generation, bool unanswered_only) const {
+  const auto& counts = unanswered_only ? unanswered_ : per_generation_;
+  auto it = counts.find(generation);
+  return it == counts.end() ? 0 : it->second;
 }
+
+namespace {
+// Decrements a per-generation count, erasing it at zero.
+void Decrement(std::map<int64_t, size_t>& counts, int64_t generation) {
+  auto it = counts.find(generation);
+  if (it != counts.end() && --it->second == 0) counts.erase(it);
+}
+}  // namespace
 
 // Deferred to the loop: callers are in the middle of a handover step, and accepting may
 // close connections, whose drain notice calls back into the service.
@@ -161,6 +171,7 @@ void ProxyListener::AcceptSome() {
     counters_.active++;
     counters_.total++;
     per_generation_[route->generation]++;
+    unanswered_[route->generation]++;
     Connection& ref = *c;
     connections_.emplace(c->id, std::move(c));
     Connect(ref);
@@ -284,6 +295,11 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
         f.in_pipe -= static_cast<size_t>(n);
         (f.upstream ? counters_.bytes_in : counters_.bytes_out) += static_cast<uint64_t>(n);
         c.last_activity = SteadyClock::now();
+        if (!f.upstream && !c.answered) {
+          c.answered = true;
+          Decrement(unanswered_, c.route.generation);
+          if (changed_) changed_(c.route.generation);
+        }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -339,15 +355,15 @@ void ProxyListener::Close(uint64_t id, bool reset_client, bool reset_backend) {
   if (reset_client) ArmReset(c.client.native_handle());
   if (reset_backend && c.backend.is_open()) ArmReset(c.backend.native_handle());
   int64_t generation = c.route.generation;
+  if (!c.answered) Decrement(unanswered_, generation);
   for (Flow* f : {&c.up, &c.down})
     if (f->pipe_read && f->in_pipe == 0 && spare_pipes_.size() < kSparePipes)
       spare_pipes_.emplace_back(std::move(f->pipe_read), std::move(f->pipe_write));
   connections_.erase(it);  // closes both sockets and the pipes; pending waits are aborted
   counters_.active--;
-  bool drained = --per_generation_[generation] == 0;
-  if (drained) per_generation_.erase(generation);
+  Decrement(per_generation_, generation);
   if (paused_ && counters_.active < static_cast<uint64_t>(config_.max_connections)) Resume();
-  if (drained && drained_) drained_(generation);
+  if (changed_) changed_(generation);
 }
 
 }  // namespace baton

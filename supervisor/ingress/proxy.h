@@ -46,12 +46,12 @@ class ProxyListener {
   // A backend for a new connection: of the live generation when `generation` is 0, else
   // of that generation (a retry). nullopt when there is none.
   using Router = std::function<std::optional<ProxyRoute>(int64_t generation)>;
-  // The last connection routed to `generation` has closed.
-  using DrainedFn = std::function<void(int64_t generation)>;
+  // A connection routed to `generation` closed, or got its first byte from the backend.
+  using ChangedFn = std::function<void(int64_t generation)>;
 
   // Accepts from a duplicate of `listener_fd` (made non-blocking; the caller keeps its fd).
   ProxyListener(boost::asio::io_context& io, std::string name, int listener_fd, ProxyConfig config, Router router,
-                DrainedFn drained);
+                ChangedFn changed);
   ~ProxyListener();  // closes every connection
   ProxyListener(const ProxyListener&) = delete;
   ProxyListener& operator=(const ProxyListener&) = delete;
@@ -65,7 +65,9 @@ class ProxyListener {
 
   const std::string& name() const { return name_; }
   const ProxyCounters& counters() const { return counters_; }
-  size_t Connections(int64_t generation) const;
+  // Connections routed to `generation`; with `unanswered_only`, those that have not had a
+  // byte from the backend yet, which may still wait in the backend's own accept queue.
+  size_t Connections(int64_t generation, bool unanswered_only = false) const;
   bool paused() const { return paused_; }
 
  private:
@@ -87,10 +89,10 @@ class ProxyListener {
   std::string name_;
   ProxyConfig config_;
   Router router_;
-  DrainedFn drained_;
+  ChangedFn changed_;
   std::unique_ptr<Acceptor> listener_;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
-  std::map<int64_t, size_t> per_generation_;
+  std::map<int64_t, size_t> per_generation_, unanswered_;
   std::vector<std::pair<UniqueFd, UniqueFd>> spare_pipes_;  // empty pipes of closed connections, reused
   uint64_t next_id_ = 1;
   bool paused_ = false;

@@ -42,7 +42,9 @@ struct Harness {
     io.notify_socket = "/run/notify.sock";
     io.pick_probe_port = [this] { return Result<int>(next_probe_port++); };
     io.on_result = [this](const Release&, const HandoverResult& r) { results.push_back(r); };
-    io.proxied_connections = [this](int64_t generation) { return proxied_open[generation]; };
+    io.proxied_connections = [this](int64_t generation, bool unanswered_only) {
+      return (unanswered_only ? proxied_unanswered : proxied_open)[generation];
+    };
     service = std::make_unique<Service>(clock, launcher, probes, std::move(config), std::move(io),
                                         [this](const ServiceEvent& e) { events.push_back(e); });
   }
@@ -86,6 +88,7 @@ struct Harness {
   FakeProbeRunner probes;
   int next_probe_port = 40000;
   std::map<int64_t, size_t> proxied_open;  // generation -> connections the proxy holds open
+  std::map<int64_t, size_t> proxied_unanswered;  // ... of which the worker has not answered yet
   std::unique_ptr<Service> service;
   std::vector<ServiceEvent> events;
   std::vector<HandoverResult> results;
@@ -536,7 +539,7 @@ TEST_CASE("proxy mode: the old generation is signalled only after its proxied co
   h.clock.Advance(10s);
   for (int pid : old_pids) CHECK_FALSE(h.launcher.SignalledAny(pid));
   h.proxied_open[old_gen] = 0;
-  h.service->OnProxyDrained(old_gen);
+  h.service->OnProxyConnectionsChanged(old_gen);
   for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
 }
 
@@ -554,15 +557,26 @@ TEST_CASE("proxy mode: stop.drain_timeout ends the wait for connections that sta
   CHECK(h.HasEvent("drain_timeout"));
 }
 
-TEST_CASE("proxy mode: with stop.wait_for_connections off, the old generation is signalled at promotion") {
+TEST_CASE("proxy mode: with stop.wait_for_connections off, only unanswered connections delay the stop signal") {
   ServiceConfig c = ProxyConfig_();
   c.stop.wait_for_connections = false;  // its stop signal drains gracefully by itself
   Harness h(c);
   ProxiedHandover(h, "v1", HandoverKind::kStart);
-  h.proxied_open[h.outcome->generation] = 5;
+  int64_t old_gen = h.outcome->generation;
+  h.proxied_open[old_gen] = 5;
+  h.proxied_unanswered[old_gen] = 1;  // may still sit in the worker's accept queue
   std::vector<int> old_pids = h.PidsOf("v1");
   ProxiedHandover(h, "v2");
+  for (int pid : old_pids) CHECK_FALSE(h.launcher.SignalledAny(pid));
+  h.proxied_unanswered[old_gen] = 0;  // answered: the worker has it; 5 keep-alive connections stay open
+  h.service->OnProxyConnectionsChanged(old_gen);
   for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
+
+  // With nothing unanswered at promotion, the signal goes at once.
+  h.proxied_open[h.outcome->generation] = 2;
+  std::vector<int> v2_pids = h.PidsOf("v2");
+  ProxiedHandover(h, "v3");
+  for (int pid : v2_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
 }
 
 TEST_CASE("proxy mode: a failed new generation is never routed to") {
