@@ -46,7 +46,8 @@ def machine():
     return [
         f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, Linux {platform.release()}, Debian {debian}",
         f"peers: {version_of(['nginx', '-v'])}; {version_of(['haproxy', '-v'])}; "
-        f"supervisord {version_of(['supervisord', '--version'])}; Python {platform.python_version()}",
+        f"supervisord {version_of(['supervisord', '--version'])}; {version_of(['/usr/bin/python3', '--version'])} "
+        "(the Python servers)",
         "the load generator, batond and the workers share the same cores",
     ]
 
