@@ -37,7 +37,7 @@ std::string Time(double t) {
 void SetColor(bool enabled) { g_color = enabled; }
 
 std::string State(const std::string& s) {
-  if (s == "running" || s == "live" || s == "ready" || s == "promoted") return Paint("32", s);
+  if (s == "running" || s == "live" || s == "ready" || s == "promoted" || s == "up") return Paint("32", s);
   if (s == "failed" || s == "fatal" || s == "down") return Paint("31;1", s);
   if (s == "stopped" || s == "exited") return Paint("2", s);
   return Paint("33", s);  // starting, upgrading, baking, draining, stopping, backoff
@@ -119,6 +119,17 @@ void PrintStatus(const nlohmann::json& status) {
   PrintTable({"SERVICE", "STATE", "VERSION", "GEN", "READY", "LISTEN", "LAST HANDOVER"}, rows);
   for (const auto& s : status["services"])
     if (s.contains("fatal_reason")) std::cout << "\n" << Str(s, "name") << ": " << State("fatal") << ": " << Str(s, "fatal_reason") << "\n";
+  if (!status.contains("tunnels") || status["tunnels"].empty()) return;
+  std::vector<std::vector<std::string>> tunnels;
+  for (const auto& t : status["tunnels"])
+    for (const auto& s : t["sessions"]) {
+      std::string state = Str(s, "state");
+      tunnels.push_back({Str(t, "name"), Str(s, "edge"), Str(t, "remote_bind") + " -> " + Str(t, "to"),
+                         State(state) + (state == "up" ? " " + Age(s.value("connected_since", 0.0)) : ""),
+                         Str(s, "channels_open"), Str(s, "reconnects"), Str(s, "last_error", "")});
+    }
+  std::cout << "\n";
+  PrintTable({"TUNNEL", "EDGE", "FORWARD", "STATE", "OPEN", "RECONNECTS", "LAST ERROR"}, tunnels);
 }
 
 void PrintService(const nlohmann::json& s) {

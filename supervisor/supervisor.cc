@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include <boost/asio/post.hpp>
+#include <libssh/libssh.h>
 
 #include "supervisor/base/log.h"
 
@@ -20,6 +21,11 @@ extern char** environ;
 namespace baton {
 
 namespace {
+
+void ssh_init_once() {
+  static const bool done = [] { return ssh_init() == 0; }();
+  (void)done;
+}
 
 // batond's environment minus what belongs to batond's own parent (socket activation,
 // notify socket) and what batond sets per worker.
@@ -170,7 +176,43 @@ Status Supervisor::Init(int* exit_code) {
   control_ = std::move(*control);
 
   for (size_t i = 0; i < config_.services.size(); ++i) AddService(config_.services[i], std::move(bound[i]));
+  return CreateTunnels();
+}
+
+Status Supervisor::CreateTunnels() {
+  ssh_init_once();
+  for (const auto& t : config_.tunnels) {
+    ServiceSlot* slot = Find(t.to_service);
+    const BoundListener* target = nullptr;
+    for (const auto& l : slot->listeners)
+      if (l.name == t.to_listener) target = &l;
+    if (!target) return Status::InvalidArgument("tunnel." + t.name + ".to: no such listener");
+    auto tunnel = std::make_unique<TunnelSlot>(TunnelSlot{t, {}});
+    TunnelSlot* raw = tunnel.get();
+    for (size_t i = 0; i < t.edges.size(); ++i) {
+      auto event = [this, raw, i](const std::string& type, const std::string& message) {
+        // Sessions start one after another: the next once this one is up or has failed.
+        if (i + 1 < raw->sessions.size() && (type == "tunnel_up" || type == "tunnel_error")) raw->sessions[i + 1]->Start();
+        Publish(ServiceEvent{type, "tunnel:" + raw->config.name, 0, "", 0, message, clock_->WallSeconds()});
+      };
+      raw->sessions.push_back(std::make_unique<TunnelSession>(io_, raw->config, i, target->address, event));
+    }
+    tunnels_.push_back(std::move(tunnel));
+  }
   return Status::Ok();
+}
+
+nlohmann::json Supervisor::DescribeTunnels() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tunnels_) {
+    nlohmann::json sessions = nlohmann::json::array();
+    for (const auto& s : t->sessions) sessions.push_back(s->Describe());
+    out.push_back({{"name", t->config.name},
+                   {"remote_bind", t->config.remote_host + ":" + std::to_string(t->config.remote_port)},
+                   {"to", t->config.to_service + "." + t->config.to_listener},
+                   {"sessions", std::move(sessions)}});
+  }
+  return out;
 }
 
 std::vector<ListenerRef> Supervisor::InheritedListeners(const ServiceConfig& svc,
@@ -277,6 +319,8 @@ int Supervisor::Run() {
   };
   wait_signal();
   for (auto& slot : services_) StartService(*slot->service);
+  for (auto& t : tunnels_)
+    if (!t->sessions.empty()) t->sessions.front()->Start();
   spdlog::info("batond running: {} service(s), control socket {}", services_.size(), config_.daemon.control_socket);
   io_.run();
   spdlog::info("batond stopped");
@@ -309,17 +353,22 @@ void Supervisor::Shutdown() {
   for (auto* list : {&services_, &removing_})
     for (auto& slot : *list)
       if (!slot->drained) draining.push_back(slot->service.get());
-  auto remaining = std::make_shared<size_t>(draining.size());
+  size_t sessions = 0;
+  for (auto& t : tunnels_) sessions += t->sessions.size();
+  auto remaining = std::make_shared<size_t>(draining.size() + sessions);
   auto finish = [this] {
     signals_.cancel();
     notify_.reset();
     io_.stop();
   };
-  if (draining.empty()) return finish();
-  for (Service* svc : draining)
-    svc->Shutdown([remaining, finish] {
-      if (--*remaining == 0) finish();
-    });
+  if (*remaining == 0) return finish();
+  auto one_done = [remaining, finish] {
+    if (--*remaining == 0) finish();
+  };
+  // Tunnels first: the edges stop accepting while the workers still serve what is open.
+  for (auto& t : tunnels_)
+    for (auto& session : t->sessions) session->Shutdown(t->config.shutdown_grace, one_done);
+  for (Service* svc : draining) svc->Shutdown(one_done);
 }
 
 void Supervisor::OnNotify(int pid, const NotifyMessage& msg) {

@@ -15,6 +15,7 @@
 #include "supervisor/health/asio_probe_runner.h"
 #include "supervisor/history/history_store.h"
 #include "supervisor/ingress/proxy.h"
+#include "supervisor/ingress/tunnel.h"
 #include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
 #include "supervisor/process/posix_launcher.h"
@@ -85,6 +86,10 @@ class Supervisor : public Commands {
   // accepting and stay until their connections close.
   void StartProxies(ServiceSlot& slot);
   nlohmann::json DescribeService(const ServiceSlot& slot) const;
+  // Creates every tunnel's sessions; the first of each starts at once, the next when the
+  // one before it is up or has failed once.
+  Status CreateTunnels();
+  nlohmann::json DescribeTunnels() const;
   void StartService(Service& svc);
   void OnSignal(int sig);
   void Shutdown();
@@ -107,6 +112,11 @@ class Supervisor : public Commands {
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<ServiceSlot>> services_;  // in config order
   std::vector<std::unique_ptr<ServiceSlot>> removing_;  // removed by a reload, still draining
+  struct TunnelSlot {
+    TunnelConfig config;
+    std::vector<std::unique_ptr<TunnelSession>> sessions;  // one per edge
+  };
+  std::vector<std::unique_ptr<TunnelSlot>> tunnels_;
   std::map<uint64_t, std::function<void(const ServiceEvent&)>> subscribers_;
   std::map<uint64_t, std::pair<std::string, Line>> log_followers_;  // id -> (service, sink)
   uint64_t next_subscriber_ = 1;

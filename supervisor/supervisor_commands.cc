@@ -46,7 +46,8 @@ nlohmann::json Supervisor::DaemonStatus() {
             {"rss_bytes", ResidentBytes()},
             {"notify_ignored", notify_ignored_},
             {"control_refused", control_ ? control_->refused() : 0}}},
-          {"services", std::move(services)}};
+          {"services", std::move(services)},
+          {"tunnels", DescribeTunnels()}};
 }
 
 Result<nlohmann::json> Supervisor::ServiceStatus(const std::string& service) {

@@ -33,6 +33,10 @@ Result<nlohmann::json> Supervisor::Reload() {
     next.daemon.state_dir = config_.daemon.state_dir;
     next.daemon.socket_group = config_.daemon.socket_group;
   }
+  if (next.tunnels != config_.tunnels) {
+    report["warnings"].push_back("[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
+    next.tunnels = config_.tunnels;
+  }
 
   // Plan, and refuse before touching anything if a service in question is mid-handover.
   struct Change {

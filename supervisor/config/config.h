@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "supervisor/base/clock.h"
@@ -109,10 +110,39 @@ struct DaemonConfig {
   size_t log_lines = 1000;            // worker output lines kept per service
 };
 
+// An outbound tunnel: SSH sessions to edges that forward a port opened on the edge (ssh -R)
+// back into one of batond's own listeners.
+struct TunnelConfig {
+  std::string name;
+  std::vector<std::pair<std::string, int>> edges;  // host, port: one session each
+  std::string user = "root";
+  std::string identity;     // private key file
+  std::string known_hosts;  // the edges' host keys; always verified
+  std::string remote_host = "127.0.0.1";  // remote_bind: where the edge listens
+  int remote_port = 0;
+  std::string to_service, to_listener;  // "SERVICE.LISTENER": where forwarded connections go
+  Duration keepalive = 10s;   // interval between keepalives once up
+  int keepalive_misses = 3;   // intervals without a byte from the edge before it is dead
+  Duration backoff = 1s;      // reconnect delays: full jitter over backoff * 2^n, capped
+  Duration max_backoff = 60s;
+  Duration healthy_after = 30s;  // a session up this long resets the backoff
+  Duration shutdown_grace = 5s;  // on batond stop: open channels may finish within this
+  int line = 0;
+  bool operator==(const TunnelConfig& o) const {  // where it is declared does not count
+    auto key = [](const TunnelConfig& t) {
+      return std::tie(t.name, t.edges, t.user, t.identity, t.known_hosts, t.remote_host, t.remote_port, t.to_service,
+                      t.to_listener, t.keepalive, t.keepalive_misses, t.backoff, t.max_backoff, t.healthy_after,
+                      t.shutdown_grace);
+    };
+    return key(*this) == key(o);
+  }
+};
+
 struct Config {
   std::string path;
   DaemonConfig daemon;
   std::vector<ServiceConfig> services;
+  std::vector<TunnelConfig> tunnels;
   std::vector<std::string> warnings;  // accepted but worth telling the operator
 };
 

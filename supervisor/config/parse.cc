@@ -350,7 +350,80 @@ class Reader {
     return CheckTemplates(*t, prefix, svc);
   }
 
+  Status Tunnel(const std::string& name, const toml::node& node, TunnelConfig& t) const {
+    std::string prefix = "tunnel." + name;
+    const toml::table* tt = node.as_table();
+    if (!tt) return Error(node, prefix, "expected a table");
+    t.name = name;
+    t.line = static_cast<int>(node.source().begin.line);
+    if (auto s = CheckKeys(*tt, prefix, {"edges", "user", "identity", "known_hosts", "remote_bind", "to", "keepalive",
+                                         "keepalive_misses", "backoff", "max_backoff", "healthy_after",
+                                         "shutdown_grace"});
+        !s.ok())
+      return s;
+    for (const char* key : {"edges", "identity", "known_hosts", "remote_bind", "to"})
+      if (!tt->get(key)) return Error(node, prefix + "." + key, "missing");
+    std::vector<std::string> edges;
+    if (auto s = StringArray(*tt->get("edges"), prefix + ".edges", edges, false); !s.ok()) return s;
+    if (edges.empty()) return Error(*tt->get("edges"), prefix + ".edges", "name at least one edge as \"HOST:PORT\"");
+    for (const auto& e : edges) {
+      auto hp = HostPort(e);
+      if (!hp) return Error(*tt->get("edges"), prefix + ".edges", "expected \"HOST:PORT\", got \"" + e + "\"");
+      t.edges.push_back(*hp);
+    }
+    if (auto s = String(*tt, prefix, "user", t.user); !s.ok()) return s;
+    if (auto s = String(*tt, prefix, "identity", t.identity); !s.ok()) return s;
+    if (auto s = String(*tt, prefix, "known_hosts", t.known_hosts); !s.ok()) return s;
+    std::string bind, to;
+    if (auto s = String(*tt, prefix, "remote_bind", bind); !s.ok()) return s;
+    auto hp = HostPort(bind);
+    if (!hp || hp->second == 0)
+      return Error(*tt->get("remote_bind"), prefix + ".remote_bind", "expected \"HOST:PORT\" with a port above 0");
+    t.remote_host = hp->first;
+    t.remote_port = hp->second;
+    if (auto s = String(*tt, prefix, "to", to); !s.ok()) return s;
+    auto dot = to.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == to.size())
+      return Error(*tt->get("to"), prefix + ".to", "expected \"SERVICE.LISTENER\"");
+    t.to_service = to.substr(0, dot);
+    t.to_listener = to.substr(dot + 1);
+    if (auto s = Dur(*tt, prefix, "keepalive", t.keepalive); !s.ok()) return s;
+    if (auto s = Int(*tt, prefix, "keepalive_misses", t.keepalive_misses, 1, 100); !s.ok()) return s;
+    if (auto s = Dur(*tt, prefix, "backoff", t.backoff); !s.ok()) return s;
+    if (auto s = Dur(*tt, prefix, "max_backoff", t.max_backoff); !s.ok()) return s;
+    if (auto s = Dur(*tt, prefix, "healthy_after", t.healthy_after); !s.ok()) return s;
+    if (auto s = Dur(*tt, prefix, "shutdown_grace", t.shutdown_grace); !s.ok()) return s;
+    if (t.keepalive < 100ms) return Error(*tt->get("keepalive"), prefix + ".keepalive", "must be at least 100ms");
+    if (t.backoff.count() == 0) return Error(*tt->get("backoff"), prefix + ".backoff", "must be greater than 0");
+    if (t.max_backoff < t.backoff) t.max_backoff = t.backoff;
+    return Status::Ok();
+  }
+
+  // "host:port" or "[v6]:port"; the port may be 0 (checked by the caller where it matters).
+  static std::optional<std::pair<std::string, int>> HostPort(const std::string& text) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+    std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+    if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) return std::nullopt;
+    int p = std::stoi(port);
+    if (p > 65535 || host.empty()) return std::nullopt;
+    return std::make_pair(host, p);
+  }
+
   Status Validate(const toml::table& root, Config& cfg) const {
+    for (const auto& t : cfg.tunnels) {
+      const ListenerConfig* target = nullptr;
+      for (const auto& svc : cfg.services)
+        if (svc.name == t.to_service)
+          for (const auto& l : svc.listeners)
+            if (l.name == t.to_listener) target = &l;
+      std::string where = path_ + ":" + std::to_string(t.line) + ": tunnel." + t.name + ".to: ";
+      if (!target)
+        return Status::InvalidArgument(where + "no listener '" + t.to_listener + "' in a service '" + t.to_service + "'");
+      if (target->address.kind == SocketAddress::Kind::kUdp)
+        return Status::InvalidArgument(where + "a tunnel carries streams: the listener must be tcp, tcp6 or unix");
+    }
     // The same address twice (in one service or across services) cannot both be bound.
     std::map<std::string, std::string> seen;
     for (const auto& svc : cfg.services) {
@@ -387,7 +460,7 @@ class Reader {
     }
     Config cfg;
     cfg.path = path_;
-    if (auto s = CheckKeys(root, "", {"daemon", "service"}); !s.ok()) return s;
+    if (auto s = CheckKeys(root, "", {"daemon", "service", "tunnel"}); !s.ok()) return s;
     if (const toml::node* d = root.get("daemon")) {
       if (!d->is_table()) return Error(*d, "daemon", "expected a table");
       if (auto s = Daemon(*d->as_table(), cfg.daemon); !s.ok()) return s;
@@ -399,6 +472,14 @@ class Reader {
       ServiceConfig svc;
       if (auto s = Service(std::string(name.str()), node, svc); !s.ok()) return s;
       cfg.services.push_back(std::move(svc));
+    }
+    if (const toml::node* tunnels = root.get("tunnel")) {
+      if (!tunnels->is_table()) return Error(*tunnels, "tunnel", "expected [tunnel.NAME] tables");
+      for (auto&& [name, node] : *tunnels->as_table()) {
+        TunnelConfig t;
+        if (auto s = Tunnel(std::string(name.str()), node, t); !s.ok()) return s;
+        cfg.tunnels.push_back(std::move(t));
+      }
     }
     if (auto s = Validate(root, cfg); !s.ok()) return s;
     return cfg;

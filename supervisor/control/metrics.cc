@@ -126,6 +126,23 @@ std::string RenderMetrics(const nlohmann::json& status) {
         for (const auto& p : s["proxies"])
           w.Sample(f.metric, {{"service", s["name"]}, {"listener", p["name"]}}, Num(p, f.key));
   }
+  static constexpr ProxyFamily kTunnel[] = {
+      {"baton_tunnel_channels_open", "channels_open", "gauge", "Forwarded connections open through the session."},
+      {"baton_tunnel_channels_total", "channels_total", "counter", "Forwarded connections since batond started."},
+      {"baton_tunnel_reconnects_total", "reconnects", "counter", "Times the session connected again after a loss."},
+      {"baton_tunnel_received_bytes_total", "bytes_in", "counter", "Bytes from the edge to the listener."},
+      {"baton_tunnel_sent_bytes_total", "bytes_out", "counter", "Bytes from the listener to the edge."},
+  };
+  const nlohmann::json tunnels = status.value("tunnels", nlohmann::json::array());
+  w.Family("baton_tunnel_up", "gauge", "1 if the session to the edge is up and forwarding.");
+  for (const auto& t : tunnels)
+    for (const auto& s : t["sessions"])
+      w.Sample("baton_tunnel_up", {{"tunnel", t["name"]}, {"edge", s["edge"]}}, s["state"] == "up" ? 1 : 0);
+  for (const auto& f : kTunnel) {
+    w.Family(f.metric, f.type, f.help);
+    for (const auto& t : tunnels)
+      for (const auto& s : t["sessions"]) w.Sample(f.metric, {{"tunnel", t["name"]}, {"edge", s["edge"]}}, Num(s, f.key));
+  }
   return w.str();
 }
 

@@ -221,3 +221,38 @@ drain_timeout = "45s"
                Catch::Contains("service.a.listen.p.max_connections: must be between"));
   }
 }
+
+TEST_CASE("tunnels") {
+  const std::string service = "[service.web]\ncommand = [\"x\"]\n[service.web.listen]\nhttp = \"tcp://127.0.0.1:8080\"\n"
+                              "dns = \"udp://127.0.0.1:5353\"\n";
+  auto c = Parse(service + R"(
+[tunnel.edge]
+edges = ["203.0.113.7:22", "[2001:db8::1]:2222"]
+user = "baton"
+identity = "/etc/baton/id_ed25519"
+known_hosts = "/etc/baton/known_hosts"
+remote_bind = "127.0.0.1:8080"
+to = "web.http"
+keepalive = "5s"
+)");
+  REQUIRE(c.ok());
+  REQUIRE(c->tunnels.size() == 1);
+  const TunnelConfig& t = c->tunnels[0];
+  CHECK(t.edges == std::vector<std::pair<std::string, int>>{{"203.0.113.7", 22}, {"2001:db8::1", 2222}});
+  CHECK(t.user == "baton");
+  CHECK(t.remote_host == "127.0.0.1");
+  CHECK(t.remote_port == 8080);
+  CHECK(t.to_service == "web");
+  CHECK(t.to_listener == "http");
+  CHECK(t.keepalive == 5s);
+
+  const std::string head = service + "[tunnel.t]\nedges = [\"127.0.0.1:22\"]\nidentity = \"k\"\nknown_hosts = \"h\"\n";
+  CHECK_THAT(ErrorOf(head + "remote_bind = \"127.0.0.1:80\"\nto = \"web.nope\"\n"),
+             Catch::Contains("tunnel.t.to: no listener 'nope' in a service 'web'"));
+  CHECK_THAT(ErrorOf(head + "remote_bind = \"127.0.0.1:80\"\nto = \"web.dns\"\n"), Catch::Contains("carries streams"));
+  CHECK_THAT(ErrorOf(head + "remote_bind = \"127.0.0.1\"\nto = \"web.http\"\n"),
+             Catch::StartsWith("baton.toml:10:") && Catch::Contains("tunnel.t.remote_bind"));
+  CHECK_THAT(ErrorOf(head + "to = \"web.http\"\n"), Catch::Contains("tunnel.t.remote_bind: missing"));
+  CHECK_THAT(ErrorOf(head + "remote_bind = \"127.0.0.1:80\"\nto = \"web.http\"\nkeepalive = \"1ms\"\n"),
+             Catch::Contains("tunnel.t.keepalive: must be at least 100ms"));
+}

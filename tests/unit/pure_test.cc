@@ -9,6 +9,7 @@
 #include "supervisor/handover/backoff.h"
 #include "supervisor/health/asio_probe_runner.h"
 #include "supervisor/ingress/proxy_protocol.h"
+#include "supervisor/ingress/tunnel.h"
 #include "supervisor/notify/notify_message.h"
 #include "supervisor/sockets/address.h"
 #include "supervisor/sockets/listener_set.h"
@@ -152,4 +153,12 @@ TEST_CASE("PROXY protocol v2 header") {
   REQUIRE(h.size() == 16);
   CHECK(static_cast<unsigned char>(h[12]) == 0x20);  // LOCAL: no address to report
   CHECK(h[13] == 0);
+}
+
+TEST_CASE("tunnel reconnect backoff: full jitter over a doubling, capped ceiling") {
+  CHECK(TunnelBackoff(1s, 60s, 1, 0.0) == 0s);
+  CHECK(TunnelBackoff(1s, 60s, 1, 0.5) == 500ms);
+  CHECK(TunnelBackoff(1s, 60s, 3, 0.5) == 2s);     // ceiling 4s
+  CHECK(TunnelBackoff(1s, 60s, 10, 0.5) == 30s);   // ceiling 512s, capped at 60s
+  CHECK(TunnelBackoff(1s, 60s, 100, 0.999) < 60s);
 }

@@ -1,0 +1,510 @@
+#include "supervisor/ingress/tunnel.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>  // ssh_send_keepalive, which clients use too
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cmath>
+#include <map>
+
+#include "supervisor/base/duration.h"
+#include "supervisor/base/log.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+using Descriptor = asio::posix::stream_descriptor;
+
+namespace {
+constexpr size_t kChunk = 64 * 1024;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// A non-blocking, close-on-exec connect to `a` (in progress or done); -1 on error.
+int ConnectTo(const SocketAddress& a) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (a.kind == SocketAddress::Kind::kUnix) {
+    auto& un = reinterpret_cast<sockaddr_un&>(ss);
+    un.sun_family = family = AF_UNIX;
+    std::snprintf(un.sun_path, sizeof un.sun_path, "%s", a.path.c_str());
+    len = sizeof un;
+  } else if (a.kind == SocketAddress::Kind::kTcp6) {
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+    in6.sin6_family = family = AF_INET6;
+    in6.sin6_port = htons(static_cast<uint16_t>(a.port));
+    if (::inet_pton(AF_INET6, a.host.c_str(), &in6.sin6_addr) != 1 || IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr))
+      in6.sin6_addr = in6addr_loopback;
+    len = sizeof in6;
+  } else {
+    auto& in = reinterpret_cast<sockaddr_in&>(ss);
+    in.sin_family = AF_INET;
+    in.sin_port = htons(static_cast<uint16_t>(a.port));
+    if (::inet_pton(AF_INET, a.host.c_str(), &in.sin_addr) != 1 || in.sin_addr.s_addr == htonl(INADDR_ANY))
+      in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof in;
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;  // small request and answer packets must not wait for Nagle and delayed ACKs
+  if (family != AF_UNIX) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+}  // namespace
+
+const char* TunnelStateName(TunnelState s) {
+  switch (s) {
+    case TunnelState::kIdle: return "idle";
+    case TunnelState::kConnecting: return "connecting";
+    case TunnelState::kHandshake: return "handshake";
+    case TunnelState::kAuth: return "authenticating";
+    case TunnelState::kForward: return "requesting forward";
+    case TunnelState::kUp: return "up";
+    case TunnelState::kBackoff: return "backoff";
+    case TunnelState::kStopped: return "stopped";
+  }
+  return "?";
+}
+
+Duration TunnelBackoff(Duration base, Duration max, int failures, double unit) {
+  double ceiling = static_cast<double>(base.count()) * std::pow(2.0, std::max(0, failures - 1));
+  ceiling = std::min(ceiling, static_cast<double>(max.count()));
+  return Duration(static_cast<Duration::rep>(ceiling * unit));
+}
+
+// One forwarded connection: an SSH channel and a socket into the target listener.
+struct TunnelSession::Channel {
+  Channel(asio::io_context& io, int fd) : sock(io, fd) {}
+  ~Channel() {
+    if (channel) {
+      ssh_channel_close(channel);
+      ssh_channel_free(channel);
+    }
+  }
+  uint64_t id = 0;
+  ssh_channel channel = nullptr;
+  Descriptor sock;
+  bool connected = false;
+  std::string to_sock;          // from the channel, not yet written to the socket
+  bool eof_to_channel = false;  // the socket ended: EOF sent on the channel
+  bool eof_to_sock = false;     // the channel ended: the socket's write side shut
+  bool waiting_read = false, waiting_write = false;
+};
+
+struct TunnelSession::Impl {
+  explicit Impl(asio::io_context& io) : wait(io), timer(io), keepalive(io) {}
+  ~Impl() { Close(); }
+  void Close() {
+    channels.clear();
+    boost::system::error_code ignored;
+    wait.close(ignored);
+    if (session) {
+      ssh_disconnect(session);  // closes the socket it was given
+      ssh_free(session);
+      session = nullptr;
+    } else if (fd >= 0) {
+      ::close(fd);
+    }
+    fd = -1;
+    if (key) {
+      ssh_key_free(key);
+      key = nullptr;
+    }
+    timer.cancel();
+    keepalive.cancel();
+  }
+  int fd = -1;            // the TCP socket to the edge (libssh's once the session has it)
+  Descriptor wait;        // a duplicate of fd, to wait on it in the loop
+  bool waiting_read = false, waiting_write = false;
+  ssh_session session = nullptr;
+  ssh_key key = nullptr;
+  asio::steady_timer timer;      // connect timeout, backoff, shutdown grace
+  asio::steady_timer keepalive;
+  std::map<uint64_t, std::unique_ptr<Channel>> channels;
+  uint64_t next_channel = 1;
+  int cancel_results = 0;  // answers seen while cancelling the forward at shutdown
+};
+
+TunnelSession::TunnelSession(asio::io_context& io, const TunnelConfig& config, size_t edge, SocketAddress target,
+                             EventFn event)
+    : io_(io), config_(config), edge_(edge), target_(std::move(target)), event_(std::move(event)),
+      impl_(std::make_unique<Impl>(io)), random_(std::random_device{}()) {}
+
+TunnelSession::~TunnelSession() { *alive_ = false; }
+
+std::string TunnelSession::edge() const {
+  return config_.edges[edge_].first + ":" + std::to_string(config_.edges[edge_].second);
+}
+
+size_t TunnelSession::channels_open() const { return impl_->channels.size(); }
+
+nlohmann::json TunnelSession::Describe() const {
+  nlohmann::json j = {{"edge", edge()},           {"state", TunnelStateName(state_)},
+                      {"channels_open", channels_open()}, {"channels_total", channels_total_},
+                      {"bytes_in", bytes_in_},    {"bytes_out", bytes_out_},
+                      {"connects", connects_},    {"reconnects", reconnects()}};
+  if (state_ == TunnelState::kUp) j["connected_since"] = up_since_;
+  if (!last_error_.empty()) j["last_error"] = last_error_;
+  return j;
+}
+
+void TunnelSession::Start() {
+  if (state_ == TunnelState::kIdle) Connect();
+}
+
+void TunnelSession::Connect() {
+  impl_->Close();
+  state_ = TunnelState::kConnecting;
+  const auto& [host, port] = config_.edges[edge_];
+  SocketAddress edge_addr;
+  edge_addr.kind = host.find(':') != std::string::npos ? SocketAddress::Kind::kTcp6 : SocketAddress::Kind::kTcp;
+  edge_addr.host = host;
+  edge_addr.port = port;
+  // Our own socket, close-on-exec, so nothing of libssh can leak into workers.
+  impl_->fd = ConnectTo(edge_addr);
+  if (impl_->fd < 0) return Fail("connect to " + edge() + ": " + std::strerror(errno));
+  int dup = ::fcntl(impl_->fd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) return Fail(std::string("dup: ") + std::strerror(errno));
+  impl_->wait.assign(dup);
+  std::weak_ptr<bool> alive = alive_;
+  impl_->wait.async_wait(Descriptor::wait_write, [this, alive](const boost::system::error_code& ec) {
+    if (alive.expired() || ec || state_ != TunnelState::kConnecting) return;
+    impl_->timer.cancel();
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(impl_->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return Fail("connect to " + edge() + ": " + std::strerror(err));
+    if (ssh_pki_import_privkey_file(config_.identity.c_str(), nullptr, nullptr, nullptr, &impl_->key) != SSH_OK)
+      return Fail("cannot read the private key " + config_.identity);
+    ssh_session s = impl_->session = ssh_new();
+    int port = config_.edges[edge_].second;
+    ssh_options_set(s, SSH_OPTIONS_HOST, config_.edges[edge_].first.c_str());
+    ssh_options_set(s, SSH_OPTIONS_PORT, &port);
+    ssh_options_set(s, SSH_OPTIONS_USER, config_.user.c_str());
+    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, config_.known_hosts.c_str());
+    ssh_options_set(s, SSH_OPTIONS_FD, &impl_->fd);
+    ssh_set_blocking(s, 0);
+    state_ = TunnelState::kHandshake;
+    Step();
+  });
+  impl_->timer.expires_after(config_.keepalive * config_.keepalive_misses);
+  impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (!alive.expired() && !ec && state_ == TunnelState::kConnecting) Fail("connect to " + edge() + ": timed out");
+  });
+}
+
+// Advances the session as far as it goes without blocking, then waits for the socket.
+void TunnelSession::Step() {
+  ssh_session s = impl_->session;
+  if (!s) return;
+  if (state_ == TunnelState::kHandshake) {
+    int rc = ssh_connect(s);
+    if (rc == SSH_AGAIN) return WaitSession();
+    if (rc != SSH_OK) return Fail(std::string("SSH handshake with ") + edge() + ": " + ssh_get_error(s));
+    switch (ssh_session_is_known_server(s)) {
+      case SSH_KNOWN_HOSTS_OK: break;
+      case SSH_KNOWN_HOSTS_CHANGED:
+        return Fail("the host key of " + edge() + " does not match " + config_.known_hosts + ": refusing to connect");
+      case SSH_KNOWN_HOSTS_OTHER:
+        return Fail(edge() + " offered a host key of another type than " + config_.known_hosts + " has: refusing");
+      case SSH_KNOWN_HOSTS_UNKNOWN:
+      case SSH_KNOWN_HOSTS_NOT_FOUND:
+        return Fail("the host key of " + edge() + " is not in " + config_.known_hosts + ": refusing to connect");
+      default: return Fail("checking the host key of " + edge() + ": " + ssh_get_error(s));
+    }
+    state_ = TunnelState::kAuth;
+  }
+  if (state_ == TunnelState::kAuth) {
+    int rc = ssh_userauth_publickey(s, nullptr, impl_->key);
+    if (rc == SSH_AUTH_AGAIN) return WaitSession();
+    if (rc != SSH_AUTH_SUCCESS)
+      return Fail(edge() + " refused the key " + config_.identity + " for user " + config_.user);
+    state_ = TunnelState::kForward;
+  }
+  if (state_ == TunnelState::kForward) {
+    int bound = 0;
+    int rc = ssh_channel_listen_forward(s, config_.remote_host.c_str(), config_.remote_port, &bound);
+    if (rc == SSH_AGAIN) return WaitSession();
+    if (rc != SSH_OK)
+      return Fail(edge() + " refused to forward " + config_.remote_host + ":" + std::to_string(config_.remote_port) +
+                  " (in use, or not permitted by the edge): " + ssh_get_error(s));
+    state_ = TunnelState::kUp;
+    connects_++;
+    up_since_ = Now();
+    last_error_.clear();
+    spdlog::info("tunnel {}: {} forwards {}:{} to {}", config_.name, edge(), config_.remote_host, config_.remote_port,
+                 target_.ToString());
+    if (event_) event_("tunnel_up", edge() + " forwards " + config_.remote_host + ":" + std::to_string(config_.remote_port));
+    Keepalive();
+  }
+  if (state_ == TunnelState::kUp) Pump();
+}
+
+void TunnelSession::WaitSession() {
+  std::weak_ptr<bool> alive = alive_;
+  // libssh may leave bytes unread; the loop's readiness is edge-triggered.
+  int pending = 0;
+  if (::ioctl(impl_->wait.native_handle(), FIONREAD, &pending) == 0 && pending > 0) {
+    asio::post(io_, [this, alive] {
+      if (!alive.expired()) Step();
+    });
+    return;
+  }
+  if (!impl_->waiting_read) {
+    impl_->waiting_read = true;
+    impl_->wait.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
+      if (alive.expired()) return;
+      impl_->waiting_read = false;
+      if (!ec) Step();
+    });
+  }
+  if (impl_->session && (ssh_get_poll_flags(impl_->session) & SSH_WRITE_PENDING) && !impl_->waiting_write) {
+    impl_->waiting_write = true;
+    impl_->wait.async_wait(Descriptor::wait_write, [this, alive](const boost::system::error_code& ec) {
+      if (alive.expired()) return;
+      impl_->waiting_write = false;
+      if (ec || !impl_->session) return;
+      ssh_blocking_flush(impl_->session, 0);
+      Step();
+    });
+  }
+}
+
+void TunnelSession::Pump() {
+  ssh_session s = impl_->session;
+  if (shutdown_done_ && impl_->cancel_results < 2) {
+    // Stop the edge from accepting. A keepalive answer may come first: count two answers.
+    int rc = ssh_channel_cancel_forward(s, config_.remote_host.c_str(), config_.remote_port);
+    if (rc != SSH_AGAIN) impl_->cancel_results++;
+  }
+  AcceptChannels();
+  std::vector<uint64_t> ids;
+  for (const auto& [id, ch] : impl_->channels) ids.push_back(id);
+  for (uint64_t id : ids)
+    if (Channel* ch = FindChannel(id)) PumpChannel(*ch);
+  if (!ssh_is_connected(s)) return Fail(edge() + " closed the session: " + ssh_get_error(s));
+  if (shutdown_done_) return CheckShutdown();
+  WaitSession();
+}
+
+void TunnelSession::AcceptChannels() {
+  for (;;) {
+    int port = 0;
+    ssh_channel c = ssh_channel_open_forward_port(impl_->session, 0, &port, nullptr, nullptr);
+    if (!c) return;
+    int fd = ConnectTo(target_);
+    if (fd < 0) {
+      spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(errno));
+      ssh_channel_close(c);
+      ssh_channel_free(c);
+      continue;
+    }
+    auto ch = std::make_unique<Channel>(io_, fd);
+    ch->id = impl_->next_channel++;
+    ch->channel = c;
+    channels_total_++;
+    uint64_t id = ch->id;
+    impl_->channels.emplace(id, std::move(ch));
+    // The target is one of batond's own listeners: the connect completes at once or soon.
+    Channel& ref = *impl_->channels[id];
+    ref.waiting_write = true;
+    std::weak_ptr<bool> alive = alive_;
+    ref.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
+      if (alive.expired() || ec) return;
+      Channel* ch = FindChannel(id);
+      if (!ch) return;
+      ch->waiting_write = false;
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(ch->sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(err));
+        return CloseChannel(*ch);
+      }
+      ch->connected = true;
+      PumpChannel(*ch);
+      WaitSession();  // channel writes may be pending in the session
+    });
+  }
+}
+
+// Moves bytes both ways as far as they go. Reading the channel only while the socket
+// takes what was read keeps the edge within the channel window; reading the socket only
+// up to the window the edge granted keeps us within its window.
+void TunnelSession::PumpChannel(Channel& ch) {
+  if (!ch.connected) return;
+  std::weak_ptr<bool> alive = alive_;
+  uint64_t id = ch.id;
+  char buf[kChunk];
+  int fd = ch.sock.native_handle();
+  // Edge -> socket.
+  for (;;) {
+    while (!ch.to_sock.empty()) {
+      ssize_t n = ::send(fd, ch.to_sock.data(), ch.to_sock.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        ch.to_sock.erase(0, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && WouldBlock(errno)) {
+        if (!ch.waiting_write) {
+          ch.waiting_write = true;
+          ch.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
+            if (alive.expired() || ec) return;
+            if (Channel* c = FindChannel(id)) {
+              c->waiting_write = false;
+              PumpChannel(*c);
+              WaitSession();
+            }
+          });
+        }
+        break;
+      }
+      return CloseChannel(ch);  // the target reset
+    }
+    if (!ch.to_sock.empty()) break;
+    int n = ssh_channel_read_nonblocking(ch.channel, buf, sizeof buf, 0);
+    if (n > 0) {
+      ch.to_sock.assign(buf, static_cast<size_t>(n));
+      bytes_in_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == SSH_ERROR) return CloseChannel(ch);
+    if (ssh_channel_is_eof(ch.channel) && !ch.eof_to_sock) {
+      ::shutdown(fd, SHUT_WR);
+      ch.eof_to_sock = true;
+    }
+    break;
+  }
+  // Socket -> edge.
+  while (!ch.eof_to_channel) {
+    uint32_t window = ssh_channel_window_size(ch.channel);
+    if (window == 0) break;  // the edge will grant more; the session wakes us then
+    ssize_t n = ::recv(fd, buf, std::min<size_t>(sizeof buf, window), 0);
+    if (n > 0) {
+      if (ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(n)) == SSH_ERROR) return CloseChannel(ch);
+      bytes_out_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      ssh_channel_send_eof(ch.channel);
+      ch.eof_to_channel = true;
+      break;
+    }
+    if (WouldBlock(errno)) {
+      if (!ch.waiting_read) {
+        ch.waiting_read = true;
+        ch.sock.async_wait(Descriptor::wait_read, [this, alive, id](const boost::system::error_code& ec) {
+          if (alive.expired() || ec) return;
+          if (Channel* c = FindChannel(id)) {
+            c->waiting_read = false;
+            PumpChannel(*c);
+            WaitSession();
+          }
+        });
+      }
+      break;
+    }
+    return CloseChannel(ch);
+  }
+  bool finished = ch.eof_to_channel && ch.eof_to_sock && ch.to_sock.empty();
+  if (finished || ssh_channel_is_closed(ch.channel)) CloseChannel(ch);
+}
+
+void TunnelSession::CloseChannel(Channel& ch) { impl_->channels.erase(ch.id); }
+
+TunnelSession::Channel* TunnelSession::FindChannel(uint64_t id) {
+  auto it = impl_->channels.find(id);
+  return it == impl_->channels.end() ? nullptr : it->second.get();
+}
+
+void TunnelSession::Keepalive() {
+  std::weak_ptr<bool> alive = alive_;
+  impl_->keepalive.expires_after(config_.keepalive);
+  impl_->keepalive.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (alive.expired() || ec || state_ != TunnelState::kUp || !impl_->session) return;
+    if (Now() - up_since_ >= std::chrono::duration<double>(config_.healthy_after).count()) failures_ = 0;
+    // A frozen edge keeps the TCP connection open: judge by when it last sent anything.
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(impl_->wait.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) == 0) {
+      auto silent = std::chrono::milliseconds(info.tcpi_last_data_recv);
+      if (silent > config_.keepalive * config_.keepalive_misses)
+        return Fail(edge() + " sent nothing for " + FormatDuration(silent) + " (keepalive): the edge is dead");
+    }
+    // The first call may only collect the previous keepalive's answer; the second sends.
+    ssh_send_keepalive(impl_->session);
+    ssh_send_keepalive(impl_->session);
+    Keepalive();
+    WaitSession();
+  });
+}
+
+void TunnelSession::Fail(const std::string& why) {
+  bool was_up = state_ == TunnelState::kUp;
+  last_error_ = why;
+  impl_->Close();
+  if (shutdown_done_) {
+    state_ = TunnelState::kStopped;
+    return std::exchange(shutdown_done_, nullptr)();
+  }
+  failures_++;
+  Duration delay = TunnelBackoff(config_.backoff, config_.max_backoff, failures_,
+                                 std::uniform_real_distribution<double>(0, 1)(random_));
+  spdlog::warn("tunnel {}: {}; reconnecting in {}", config_.name, why, FormatDuration(delay));
+  if (event_) event_(was_up ? "tunnel_down" : "tunnel_error", why);
+  state_ = TunnelState::kBackoff;
+  std::weak_ptr<bool> alive = alive_;
+  impl_->timer.expires_after(delay);
+  impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (!alive.expired() && !ec && state_ == TunnelState::kBackoff) Connect();
+  });
+}
+
+void TunnelSession::Shutdown(Duration grace, std::function<void()> done) {
+  if (state_ != TunnelState::kUp) {
+    impl_->Close();
+    state_ = TunnelState::kStopped;
+    return done();
+  }
+  shutdown_done_ = std::move(done);
+  impl_->keepalive.cancel();
+  std::weak_ptr<bool> alive = alive_;
+  impl_->timer.expires_after(grace);
+  impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (alive.expired() || ec || !shutdown_done_) return;
+    spdlog::info("tunnel {}: {}: {} channel(s) still open after the grace period", config_.name, edge(),
+                 impl_->channels.size());
+    impl_->channels.clear();
+    CheckShutdown();
+  });
+  Pump();
+}
+
+void TunnelSession::CheckShutdown() {
+  if (!shutdown_done_) return;
+  if (!impl_->channels.empty()) return WaitSession();
+  impl_->Close();
+  state_ = TunnelState::kStopped;
+  std::exchange(shutdown_done_, nullptr)();
+}
+
+}  // namespace baton
