@@ -148,11 +148,19 @@ TEST_CASE("tunnel: 20 upgrades under load through the edge without a failed requ
     REQUIRE(r.exit_code == 0);
     REQUIRE(load.WaitForVersion(v, 20s));
   }
+  // A release that never becomes ready (it would start serving only after 10 s): the
+  // tunnelled connections queued meanwhile are served by the live generation.
+  auto bad = d.Ctl({"upgrade", "web", "--version", "v3", "--", TEST_WORKER_PATH, "--version", "v3", "--notify",
+                    "--ready-delay", "10000"});
+  INFO(bad.output);
+  CHECK(bad.exit_code == 1);
+  REQUIRE(load.WaitForVersion("v1", 20s));
   load.Stop();
   auto report = load.Report();
   INFO(report.Summary());
   CHECK(report.failed == 0);
   CHECK(report.ok > 100);
+  CHECK(report.versions.count("v3") == 0);
   auto s = Session(d);
   CHECK(s["connects"] == 1);  // one SSH session over the whole test
   CHECK(s["channels_total"].get<uint64_t>() >= report.ok);
@@ -225,6 +233,29 @@ TEST_CASE("tunnel: an edge killed and restarted is reconnected with backoff, and
   CHECK(HttpGet(remote).find("version=v1") == 0);
 }
 
+TEST_CASE("tunnel: two edges, one killed: traffic continues through the other") {
+  // Both edges run on this host, so the second edge's forward of the same port is refused
+  // while the first holds it, and retried; when the first dies, the second takes over.
+  Edge first, second;
+  int remote = FreePort();
+  std::string tunnel = first.Tunnel("edge", remote, "web.http");
+  std::string edges = "edges = [\"127.0.0.1:" + std::to_string(first.port()) + "\", \"127.0.0.1:" +
+                      std::to_string(second.port()) + "\"]";
+  tunnel.replace(tunnel.find("edges = "), tunnel.find('\n', tunnel.find("edges = ")) - tunnel.find("edges = "), edges);
+  // One known_hosts for both edges.
+  std::ofstream(first.dir() + "/known_hosts", std::ios::app) << Slurp(second.dir() + "/known_hosts");
+  std::ofstream(second.dir() + "/authorized_keys", std::ios::trunc) << Slurp(first.dir() + "/client_key.pub");
+  Daemon d(kWorkers + tunnel);
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(WaitFor([&] { return SessionUp(d, 0); }));
+  REQUIRE(HttpGet(remote).find("version=v1") == 0);
+  CHECK(WaitFor([&] { return Session(d, 1).value("last_error", "").find("refused to forward") != std::string::npos; }));
+  first.Stop();
+  CHECK(WaitFor([&] { return SessionUp(d, 1); }, 15s));
+  CHECK(HttpGet(remote).find("version=v1") == 0);
+}
+
 TEST_CASE("tunnel: a frozen edge (SIGSTOP) is detected by keepalives and replaced") {
   Edge edge;
   int remote = FreePort();
@@ -271,4 +302,18 @@ TEST_CASE("tunnel: bad input is a clear error in status and log, retried, never 
     CHECK(WaitFor([&] { return Session(d).value("last_error", "").find("refused to forward") != std::string::npos; }));
     CHECK(WaitFor([&] { return Session(d)["state"] != "up"; }));
   }
+}
+
+TEST_CASE("tunnel: batond's stop cancels the forward and closes the session cleanly") {
+  Edge edge;
+  int remote = FreePort();
+  Daemon d(kWorkers + edge.Tunnel("edge", remote, "web.http"));
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(WaitFor([&] { return SessionUp(d); }));
+  REQUIRE(HttpGet(remote).find("version=v1") == 0);
+  CHECK(d.Stop() == 0);
+  std::string error;
+  CHECK(WaitFor([&] { return HttpGet(remote, "/", &error).empty() && error.find("refused") != std::string::npos; }));
+  CHECK(WaitFor([&] { return edge.Sessions().empty(); }));  // the edge's session process is gone
 }
