@@ -127,12 +127,13 @@ struct TunnelConfig {
   Duration max_backoff = 60s;
   Duration healthy_after = 30s;  // a session up this long resets the backoff
   Duration shutdown_grace = 5s;  // on batond stop: open channels may finish within this
+  bool proxy_protocol = false;   // a PROXY v2 header with the edge's client address first
   int line = 0;
   bool operator==(const TunnelConfig& o) const {  // where it is declared does not count
     auto key = [](const TunnelConfig& t) {
       return std::tie(t.name, t.edges, t.user, t.identity, t.known_hosts, t.remote_host, t.remote_port, t.to_service,
                       t.to_listener, t.keepalive, t.keepalive_misses, t.backoff, t.max_backoff, t.healthy_after,
-                      t.shutdown_grace);
+                      t.shutdown_grace, t.proxy_protocol);
     };
     return key(*this) == key(o);
   }

@@ -358,7 +358,7 @@ class Reader {
     t.line = static_cast<int>(node.source().begin.line);
     if (auto s = CheckKeys(*tt, prefix, {"edges", "user", "identity", "known_hosts", "remote_bind", "to", "keepalive",
                                          "keepalive_misses", "backoff", "max_backoff", "healthy_after",
-                                         "shutdown_grace"});
+                                         "shutdown_grace", "proxy_protocol"});
         !s.ok())
       return s;
     for (const char* key : {"edges", "identity", "known_hosts", "remote_bind", "to"})
@@ -393,6 +393,7 @@ class Reader {
     if (auto s = Dur(*tt, prefix, "max_backoff", t.max_backoff); !s.ok()) return s;
     if (auto s = Dur(*tt, prefix, "healthy_after", t.healthy_after); !s.ok()) return s;
     if (auto s = Dur(*tt, prefix, "shutdown_grace", t.shutdown_grace); !s.ok()) return s;
+    if (auto s = Bool(*tt, prefix, "proxy_protocol", t.proxy_protocol); !s.ok()) return s;
     if (t.keepalive < 100ms) return Error(*tt->get("keepalive"), prefix + ".keepalive", "must be at least 100ms");
     if (t.backoff.count() == 0) return Error(*tt->get("backoff"), prefix + ".backoff", "must be greater than 0");
     if (t.max_backoff < t.backoff) t.max_backoff = t.backoff;

@@ -19,6 +19,7 @@
 
 #include "supervisor/base/duration.h"
 #include "supervisor/base/log.h"
+#include "supervisor/ingress/proxy_protocol.h"
 
 namespace baton {
 
@@ -308,9 +309,12 @@ void TunnelSession::Pump() {
 
 void TunnelSession::AcceptChannels() {
   for (;;) {
-    int port = 0;
-    ssh_channel c = ssh_channel_open_forward_port(impl_->session, 0, &port, nullptr, nullptr);
+    int port = 0, originator_port = 0;
+    char* originator = nullptr;
+    ssh_channel c = ssh_channel_open_forward_port(impl_->session, 0, &port, &originator, &originator_port);
     if (!c) return;
+    std::string client = originator ? originator : "";
+    if (originator) ssh_string_free_char(originator);
     int fd = ConnectTo(target_);
     if (fd < 0) {
       spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(errno));
@@ -321,6 +325,7 @@ void TunnelSession::AcceptChannels() {
     auto ch = std::make_unique<Channel>(io_, fd);
     ch->id = impl_->next_channel++;
     ch->channel = c;
+    if (config_.proxy_protocol) ch->to_sock = ProxyHeader(client, originator_port);
     channels_total_++;
     uint64_t id = ch->id;
     impl_->channels.emplace(id, std::move(ch));
@@ -427,6 +432,24 @@ void TunnelSession::PumpChannel(Channel& ch) {
   }
   bool finished = ch.eof_to_channel && ch.eof_to_sock && ch.to_sock.empty();
   if (finished || ssh_channel_is_closed(ch.channel)) CloseChannel(ch);
+}
+
+// The PROXY v2 header for a connection the edge accepted from client:port on remote_bind.
+std::string TunnelSession::ProxyHeader(const std::string& client, int client_port) const {
+  auto address = [](const std::string& host, int port) {
+    sockaddr_storage ss{};
+    auto& in = reinterpret_cast<sockaddr_in&>(ss);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+    if (::inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1) {
+      in.sin_family = AF_INET;
+      in.sin_port = htons(static_cast<uint16_t>(port));
+    } else if (::inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) == 1) {
+      in6.sin6_family = AF_INET6;
+      in6.sin6_port = htons(static_cast<uint16_t>(port));
+    }
+    return ss;
+  };
+  return ProxyV2Header(address(client, client_port), address(config_.remote_host, config_.remote_port));
 }
 
 void TunnelSession::CloseChannel(Channel& ch) { impl_->channels.erase(ch.id); }

@@ -68,6 +68,7 @@ class TunnelSession {
   void AcceptChannels();
   void PumpChannel(Channel& ch);
   void CloseChannel(Channel& ch);
+  std::string ProxyHeader(const std::string& client, int client_port) const;
   void Fail(const std::string& why);
   void Keepalive();
   void CheckShutdown();

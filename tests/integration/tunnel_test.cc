@@ -317,3 +317,32 @@ TEST_CASE("tunnel: batond's stop cancels the forward and closes the session clea
   CHECK(WaitFor([&] { return HttpGet(remote, "/", &error).empty() && error.find("refused") != std::string::npos; }));
   CHECK(WaitFor([&] { return edge.Sessions().empty(); }));  // the edge's session process is gone
 }
+
+TEST_CASE("tunnel: proxy_protocol tells the worker the address the edge saw") {
+  Edge edge;
+  int remote = FreePort();
+  std::string backend = std::string(PROJECT_SOURCE_DIR) + "/tests/helpers/proxy_backend.py";
+  Daemon d(R"(
+[service.echo]
+command = ["/usr/bin/python3", ")" + backend + R"(", "{version}", "{port:tcp}", "--proxy-protocol"]
+version = "v1"
+bake_time = "0s"
+[service.echo.listen]
+tcp = { address = "tcp://127.0.0.1:0", mode = "proxy" }
+)" + edge.Tunnel("edge", remote, "echo.tcp", "proxy_protocol = true\n"));
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(WaitFor([&] { return SessionUp(d); }));
+  auto r = RunCommand({"/usr/bin/python3", "-c", R"(
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"peer\n")
+seen = s.makefile().readline().strip()
+mine = "%s:%d" % s.getsockname()
+assert seen == mine, (seen, mine)
+print("ok", seen)
+)",
+                       std::to_string(remote)});
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+}
