@@ -161,6 +161,8 @@ TEST_CASE("tunnel: 20 upgrades under load through the edge without a failed requ
   CHECK(report.failed == 0);
   CHECK(report.ok > 100);
   CHECK(report.versions.count("v3") == 0);
+  // Workers started while the session was up hold nothing of it: fds 0, 1, 2 and the listener.
+  CHECK(HttpGet(remote, "/fds") == "0 1 2 3 \n");
   auto s = Session(d);
   CHECK(s["connects"] == 1);  // one SSH session over the whole test
   CHECK(s["channels_total"].get<uint64_t>() >= report.ok);
