@@ -12,25 +12,6 @@ using namespace baton::it;
 
 namespace {
 
-// A service of test workers that report readiness with sd_notify.
-std::string WebService(int replicas = 2, const std::string& extra = "") {
-  return R"(
-[service.web]
-command = ["@WORKER@", "--version", "{version}", "--notify"]
-version = "v1"
-replicas = )" + std::to_string(replicas) + R"(
-bake_time = "0s"
-)" + extra + R"(
-[service.web.listen]
-http = "tcp://127.0.0.1:0"
-[service.web.ready]
-notify = true
-timeout = "5s"
-[service.web.stop]
-timeout = "5s"
-)";
-}
-
 bool HasVersion(Daemon& d, const std::string& version) { return d.Service("web")["version"] == version; }
 
 }  // namespace

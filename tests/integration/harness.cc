@@ -279,6 +279,24 @@ std::string Daemon::Log() const {
   return ss.str();
 }
 
+std::string WebService(int replicas, const std::string& extra) {
+  return R"(
+[service.web]
+command = ["@WORKER@", "--version", "{version}", "--notify"]
+version = "v1"
+replicas = )" + std::to_string(replicas) + R"(
+bake_time = "0s"
+)" + extra + R"(
+[service.web.listen]
+http = "tcp://127.0.0.1:0"
+[service.web.ready]
+notify = true
+timeout = "5s"
+[service.web.stop]
+timeout = "5s"
+)";
+}
+
 bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const std::string& broken_version,
                                    const std::vector<std::string>& broken_command, const std::string& broken_reason) {
   d.Start();

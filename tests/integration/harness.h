@@ -101,6 +101,10 @@ class Load : public bench::LoadGenerator {
   }
 };
 
+// A service "web" of test workers that report readiness with sd_notify, on one TCP
+// listener "http" at a free port; `extra` lines go into its [service.web] table.
+std::string WebService(int replicas = 2, const std::string& extra = "");
+
 // The end-to-end cycle for `service` in `d` (not yet started): start, keep load (3 fresh
 // and 3 keep-alive clients) through 20 upgrades alternating v2 and v1, each seen in the
 // responses; then an upgrade to `broken_version` (run as `broken_command` when given)

@@ -115,30 +115,25 @@ nlohmann::json Session(Daemon& d, size_t i = 0) { return d.Api("GET", "/v1/statu
 
 bool SessionUp(Daemon& d, size_t i = 0) { return Session(d, i)["state"] == "up"; }
 
-const std::string kWorkers = R"(
-[service.web]
-command = ["@WORKER@", "--version", "{version}", "--notify"]
-version = "v1"
-replicas = 2
-bake_time = "0s"
-[service.web.listen]
-http = "tcp://127.0.0.1:0"
-[service.web.ready]
-notify = true
-timeout = "5s"
-[service.web.stop]
-timeout = "5s"
-)";
+// batond with test workers reached through one edge; set up and up.
+struct Tunnelled {
+  explicit Tunnelled(const std::string& extra = "")
+      : remote(FreePort()), d(WebService(2) + edge.Tunnel("edge", remote, "web.http", extra)) {
+    d.Start();
+    REQUIRE(WaitFor([&] { return SessionUp(d); }));
+    REQUIRE(HttpGet(remote).find("version=v1") == 0);
+  }
+  Edge edge;
+  int remote;
+  Daemon d;
+};
 
 }  // namespace
 
 TEST_CASE("tunnel: 20 upgrades under load through the edge without a failed request or a reconnect") {
-  Edge edge;
-  int remote = FreePort();
-  Daemon d(kWorkers + edge.Tunnel("edge", remote, "web.http"));
-  d.Start();
+  Tunnelled t;
+  auto& [edge, remote, d] = t;
   INFO(d.Log());
-  REQUIRE(WaitFor([&] { return SessionUp(d); }));
   Load load(remote, 4);
   REQUIRE(load.WaitForVersion("v1", 20s));
   for (int i = 0; i < 20; ++i) {
@@ -220,13 +215,9 @@ print("ok")
 }
 
 TEST_CASE("tunnel: an edge killed and restarted is reconnected with backoff, and traffic flows again") {
-  Edge edge;
-  int remote = FreePort();
-  Daemon d(kWorkers + edge.Tunnel("edge", remote, "web.http"));
-  d.Start();
+  Tunnelled t;
+  auto& [edge, remote, d] = t;
   INFO(d.Log());
-  REQUIRE(WaitFor([&] { return SessionUp(d); }));
-  REQUIRE(HttpGet(remote).find("version=v1") == 0);
   edge.Stop();
   CHECK(WaitFor([&] { return !SessionUp(d); }, 10s));
   edge.Start();
@@ -247,7 +238,7 @@ TEST_CASE("tunnel: two edges, one killed: traffic continues through the other") 
   // One known_hosts for both edges.
   std::ofstream(first.dir() + "/known_hosts", std::ios::app) << Slurp(second.dir() + "/known_hosts");
   std::ofstream(second.dir() + "/authorized_keys", std::ios::trunc) << Slurp(first.dir() + "/client_key.pub");
-  Daemon d(kWorkers + tunnel);
+  Daemon d(WebService(2) + tunnel);
   d.Start();
   INFO(d.Log());
   REQUIRE(WaitFor([&] { return SessionUp(d, 0); }));
@@ -259,12 +250,9 @@ TEST_CASE("tunnel: two edges, one killed: traffic continues through the other") 
 }
 
 TEST_CASE("tunnel: a frozen edge (SIGSTOP) is detected by keepalives and replaced") {
-  Edge edge;
-  int remote = FreePort();
-  Daemon d(kWorkers + edge.Tunnel("edge", remote, "web.http"));
-  d.Start();
+  Tunnelled t;
+  auto& [edge, remote, d] = t;
   INFO(d.Log());
-  REQUIRE(WaitFor([&] { return SessionUp(d); }));
   std::vector<int> sessions = edge.Sessions();
   REQUIRE(sessions.size() == 1);
   ::kill(sessions[0], SIGSTOP);  // the TCP connection stays open; nothing comes back
@@ -281,7 +269,7 @@ TEST_CASE("tunnel: bad input is a clear error in status and log, retried, never 
   SECTION("unknown host key") {
     Edge edge;
     std::ofstream(edge.dir() + "/known_hosts", std::ios::trunc) << "";
-    Daemon d(kWorkers + edge.Tunnel("edge", FreePort(), "web.http"));
+    Daemon d(WebService(2) + edge.Tunnel("edge", FreePort(), "web.http"));
     d.Start();
     INFO(d.Log());
     CHECK(WaitFor([&] { return Session(d).value("last_error", "").find("is not in") != std::string::npos; }));
@@ -291,14 +279,14 @@ TEST_CASE("tunnel: bad input is a clear error in status and log, retried, never 
   SECTION("a key the edge does not accept") {
     Edge edge;
     std::ofstream(edge.dir() + "/authorized_keys", std::ios::trunc) << "";
-    Daemon d(kWorkers + edge.Tunnel("edge", FreePort(), "web.http"));
+    Daemon d(WebService(2) + edge.Tunnel("edge", FreePort(), "web.http"));
     d.Start();
     INFO(d.Log());
     CHECK(WaitFor([&] { return Session(d).value("last_error", "").find("refused the key") != std::string::npos; }));
   }
   SECTION("forwarding not permitted by the edge") {
     Edge edge(false);
-    Daemon d(kWorkers + edge.Tunnel("edge", FreePort(), "web.http"));
+    Daemon d(WebService(2) + edge.Tunnel("edge", FreePort(), "web.http"));
     d.Start();
     INFO(d.Log());
     CHECK(WaitFor([&] { return Session(d).value("last_error", "").find("refused to forward") != std::string::npos; }));
@@ -307,13 +295,9 @@ TEST_CASE("tunnel: bad input is a clear error in status and log, retried, never 
 }
 
 TEST_CASE("tunnel: batond's stop cancels the forward and closes the session cleanly") {
-  Edge edge;
-  int remote = FreePort();
-  Daemon d(kWorkers + edge.Tunnel("edge", remote, "web.http"));
-  d.Start();
+  Tunnelled t;
+  auto& [edge, remote, d] = t;
   INFO(d.Log());
-  REQUIRE(WaitFor([&] { return SessionUp(d); }));
-  REQUIRE(HttpGet(remote).find("version=v1") == 0);
   CHECK(d.Stop() == 0);
   std::string error;
   CHECK(WaitFor([&] { return HttpGet(remote, "/", &error).empty() && error.find("refused") != std::string::npos; }));
