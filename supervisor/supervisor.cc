@@ -2,7 +2,9 @@
 #include "supervisor/supervisor.h"
 
 #include <grp.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -135,8 +137,26 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
   return out;
 }
 
+// Orphans reparented to batond (as PID 1, or as the subreaper it makes itself otherwise)
+// are reaped here; workers and probes are reaped by the launcher through their pidfds.
+void Supervisor::ReapOrphans() {
+  std::ifstream in("/proc/self/task/" + std::to_string(::getpid()) + "/children");
+  std::vector<int> children;
+  for (int pid; in >> pid;) children.push_back(pid);
+  for (int pid : children) {
+    if (launcher_.Tracks(pid)) continue;
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG) == 0 && info.si_pid == pid) {
+      orphans_reaped_++;
+      spdlog::debug("reaped orphan {}", pid);
+    }
+  }
+}
+
 Status Supervisor::Init(int* exit_code) {
   started_wall_ = clock_->WallSeconds();
+  if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+    spdlog::warn("cannot become a child subreaper: {}", std::strerror(errno));
   launcher_.SetChildFdLimit(RaiseFdLimit());
   const auto& d = config_.daemon;
   auto group = ResolveGroup(d.socket_group);
@@ -309,6 +329,7 @@ int Supervisor::Run() {
   signals_.add(SIGTERM);
   signals_.add(SIGINT);
   signals_.add(SIGHUP);
+  signals_.add(SIGCHLD);
   std::function<void()> wait_signal;
   wait_signal = [this, &wait_signal] {
     signals_.async_wait([this, &wait_signal](const boost::system::error_code& ec, int sig) {
@@ -321,6 +342,7 @@ int Supervisor::Run() {
   for (auto& slot : services_) StartService(*slot->service);
   for (auto& t : tunnels_)
     if (!t->sessions.empty()) t->sessions.front()->Start();
+  if ((systemd_ = SystemdNotifier::FromEnvironment()) && systemd_->watchdog_interval()) Watchdog();
   spdlog::info("batond running: {} service(s), control socket {}", services_.size(), config_.daemon.control_socket);
   io_.run();
   spdlog::info("batond stopped");
@@ -328,6 +350,7 @@ int Supervisor::Run() {
 }
 
 void Supervisor::OnSignal(int sig) {
+  if (sig == SIGCHLD) return ReapOrphans();
   if (sig == SIGHUP) {
     if (stopping_) return;
     spdlog::info("SIGHUP: reloading {}", config_.path);
@@ -345,6 +368,8 @@ void Supervisor::OnSignal(int sig) {
 
 void Supervisor::Shutdown() {
   stopping_ = true;
+  if (systemd_) systemd_->Send("STOPPING=1\nSTATUS=draining every service");
+  watchdog_.reset();
   control_.reset();  // no new requests while draining
   for (auto* list : {&services_, &removing_})
     for (auto& slot : *list)
@@ -383,8 +408,32 @@ void Supervisor::OnNotify(int pid, const NotifyMessage& msg) {
 }
 
 void Supervisor::Publish(const ServiceEvent& e) {
+  if (systemd_) NotifySystemd(e);
   auto subscribers = subscribers_;  // a subscriber may unsubscribe while we iterate
   for (auto& [id, fn] : subscribers) fn(e);
+}
+
+void Supervisor::NotifySystemd(const ServiceEvent& e) {
+  if (stopping_ || (e.type != "promoted" && e.type != "failed" && e.type != "fatal")) return;
+  for (const auto& slot : services_)
+    if (slot->service->StateName() == "starting") return;
+  systemd_->Send(std::string(announced_ready_ ? "" : "READY=1\n") + "STATUS=" + StatusLine());
+  announced_ready_ = true;
+}
+
+std::string Supervisor::StatusLine() const {
+  std::string line;
+  for (const auto& slot : services_) {
+    const Generation* live = slot->service->live();
+    line += (line.empty() ? "" : ", ") + slot->service->name() + " " + (live ? live->release.version : "-") + " (" +
+            slot->service->StateName() + ")";
+  }
+  return line;
+}
+
+void Supervisor::Watchdog() {
+  systemd_->Send("WATCHDOG=1");
+  watchdog_ = clock_->After(*systemd_->watchdog_interval(), [this] { Watchdog(); });
 }
 
 uint64_t Supervisor::Subscribe(std::function<void(const ServiceEvent&)> fn) {

@@ -18,6 +18,7 @@
 #include "supervisor/ingress/tunnel.h"
 #include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
+#include "supervisor/notify/systemd_notifier.h"
 #include "supervisor/process/posix_launcher.h"
 #include "supervisor/sockets/listener_set.h"
 
@@ -92,6 +93,13 @@ class Supervisor : public Commands {
   nlohmann::json DescribeTunnels() const;
   void StartService(Service& svc);
   void OnSignal(int sig);
+  void ReapOrphans();
+  Result<nlohmann::json> ApplyReload();
+  // Tells systemd (Type=notify) how things stand: READY=1 once every service has left
+  // "starting", STATUS= with the live versions after each handover.
+  void NotifySystemd(const ServiceEvent& e);
+  std::string StatusLine() const;
+  void Watchdog();
   void Shutdown();
   void OnNotify(int pid, const NotifyMessage& msg);
   void Publish(const ServiceEvent& e);
@@ -123,6 +131,10 @@ class Supervisor : public Commands {
   double started_wall_ = 0;
   bool stopping_ = false;
   uint64_t notify_ignored_ = 0;  // messages from pids that are no worker of ours
+  uint64_t orphans_reaped_ = 0;
+  std::unique_ptr<SystemdNotifier> systemd_;
+  std::unique_ptr<Timer> watchdog_;
+  bool announced_ready_ = false;
 };
 
 }  // namespace baton

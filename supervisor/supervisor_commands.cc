@@ -45,6 +45,7 @@ nlohmann::json Supervisor::DaemonStatus() {
             {"open_fds", OpenFds()},
             {"rss_bytes", ResidentBytes()},
             {"notify_ignored", notify_ignored_},
+            {"orphans_reaped", orphans_reaped_},
             {"control_refused", control_ ? control_->refused() : 0}}},
           {"services", std::move(services)},
           {"tunnels", DescribeTunnels()}};

@@ -17,6 +17,17 @@ namespace baton {
 
 Result<nlohmann::json> Supervisor::Reload() {
   if (stopping_) return Status::FailedPrecondition("batond is stopping");
+  if (systemd_) {
+    auto usec = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch()).count();
+    systemd_->Send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
+  }
+  auto result = ApplyReload();
+  if (systemd_) systemd_->Send("READY=1\nSTATUS=" + StatusLine());
+  return result;
+}
+
+Result<nlohmann::json> Supervisor::ApplyReload() {
   auto loaded = LoadConfig(config_.path);
   if (!loaded.ok())
     return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +

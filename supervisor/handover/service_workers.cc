@@ -39,6 +39,7 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
   spec.tag = config_.name + " " + release.version;
   spec.cwd = config_.cwd;
   spec.set_listen_pid = !io_.listeners.empty();
+  spec.parent_death_signal = config_.stop.signal;
 
   // Later entries win: batond's environment, the config's env, the release's env, then ours.
   std::map<std::string, std::string> env(io_.base_env.begin(), io_.base_env.end());

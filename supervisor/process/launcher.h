@@ -32,6 +32,7 @@ struct LaunchSpec {
   std::vector<int> fds;            // placed at fds 3, 4, ... in the child
   bool set_listen_pid = false;     // add LISTEN_PID=<the child's own pid>
   bool log_output = true;          // log output lines (probes set false)
+  int parent_death_signal = 0;     // sent to the child if batond dies (0: none)
 };
 
 struct ProcessEvents {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -187,13 +188,19 @@ struct ExecFailure {
 // Runs in the child between fork and exec: only async-signal-safe calls.
 [[noreturn]] void ChildMain(const char* path, char* const* argv, char* const* envp, char* listen_pid_digits,
                             const char* cwd, int devnull, int out_w, int err_w, int report_w, const int* fds,
-                            int nfds, const rlimit* fd_limit) {
+                            int nfds, const rlimit* fd_limit, int death_signal, pid_t parent) {
   auto fail = [&](int stage) {
     ExecFailure f{stage, errno};
     (void)!::write(report_w, &f, sizeof f);
     ::_exit(127);
   };
   ::setpgid(0, 0);
+  // A killed batond must not leave workers serving unsupervised: they get their stop
+  // signal and drain. The parent may have died before this line: then act at once.
+  if (death_signal > 0) {
+    ::prctl(PR_SET_PDEATHSIG, death_signal);
+    if (::getppid() != parent) ::kill(::getpid(), death_signal);
+  }
   sigset_t all;
   ::sigemptyset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
@@ -264,12 +271,14 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) return Status::FromErrno("open /dev/null", errno);
 
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Status::FromErrno("fork", errno);
   if (pid == 0)
     ChildMain(path.c_str(), argv.data(), envp.data(), listen_pid_digits, spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
               devnull.get(), out_w.get(), err_w.get(), report_w.get(), spec.fds.data(),
-              static_cast<int>(spec.fds.size()), child_fd_limit_ ? &*child_fd_limit_ : nullptr);
+              static_cast<int>(spec.fds.size()), child_fd_limit_ ? &*child_fd_limit_ : nullptr,
+              spec.parent_death_signal, parent);
   ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once
   out_w.Reset();
   err_w.Reset();

@@ -26,6 +26,7 @@ class PosixLauncher : public ProcessLauncher {
   Status CheckExecutable(const LaunchSpec& spec) const override;
   void SignalGroup(int pid, int sig) override;
   size_t running() const { return children_.size(); }
+  bool Tracks(int pid) const { return children_.count(pid) > 0; }
   // The RLIMIT_NOFILE children get, when batond raised its own.
   void SetChildFdLimit(rlimit limit) { child_fd_limit_ = limit; }
 

@@ -221,6 +221,13 @@ void Daemon::Start() {
   REQUIRE(up);
 }
 
+void Daemon::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 int Daemon::Stop(std::chrono::milliseconds limit) {
   if (pid_ <= 0) return -1;
   nlohmann::json daemon_status = Api("GET", "/v1/status").body;

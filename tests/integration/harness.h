@@ -68,6 +68,8 @@ class Daemon {
   void Start();
   // SIGTERM, then waits for exit; returns the exit code (-1 on timeout).
   int Stop(std::chrono::milliseconds limit = 20s);
+  // SIGKILL, as an operator's kill -9 or the OOM killer would; reaps batond.
+  void Kill();
 
   ClientResponse Api(const std::string& method, const std::string& target, const std::string& body = "");
   nlohmann::json Service(const std::string& name);

@@ -1,0 +1,160 @@
+// batond as a good parent: systemd Type=notify messages, orphans reaped as a subreaper and
+// as PID 1 of a PID namespace, workers that do not outlive a killed batond.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+
+#include "tests/integration/harness.h"
+
+using namespace baton::it;
+
+namespace {
+
+// A datagram socket standing in for systemd's notify socket.
+class FakeSystemd {
+ public:
+  explicit FakeSystemd(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{0, 200000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~FakeSystemd() { ::close(fd_); }
+  // Waits for a message containing `text`; returns it, or "" after `limit`.
+  std::string WaitFor(const std::string& text, std::chrono::milliseconds limit = 10s) {
+    std::string found;
+    baton::it::WaitFor(
+        [&] {
+          char buf[4096];
+          for (ssize_t n; (n = ::recv(fd_, buf, sizeof buf, 0)) > 0;) {
+            std::string msg(buf, static_cast<size_t>(n));
+            if (msg.find(text) != std::string::npos) {
+              found = msg;
+              return true;
+            }
+          }
+          return false;
+        },
+        limit);
+    return found;
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::vector<int> Children(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<int> out;
+  for (int p; in >> p;) out.push_back(p);
+  return out;
+}
+
+bool Zombie(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+}
+
+// Workers whose start leaves an orphan behind: a background child of a shell that exits.
+const std::string kOrphanMaker = R"(
+[service.web]
+command = ["/bin/sh", "-c", "(sleep 0.3 &); exec @WORKER@ --version {version} --notify"]
+version = "v1"
+bake_time = "0s"
+[service.web.listen]
+http = "tcp://127.0.0.1:0"
+[service.web.ready]
+notify = true
+timeout = "5s"
+)";
+
+}  // namespace
+
+TEST_CASE("systemd Type=notify: READY=1 with the versions, STATUS after upgrades, WATCHDOG=1, STOPPING=1") {
+  TempDir dir;
+  FakeSystemd systemd(dir.path + "/notify");
+  Daemon d(WebService(2));
+  ::setenv("NOTIFY_SOCKET", (dir.path + "/notify").c_str(), 1);
+  ::setenv("WATCHDOG_USEC", "200000", 1);
+  d.Start();
+  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("WATCHDOG_USEC");
+  INFO(d.Log());
+  CHECK_THAT(systemd.WaitFor("READY=1"), Catch::Contains("STATUS=web v1 (running)"));
+  CHECK(!systemd.WaitFor("WATCHDOG=1", 2s).empty());
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  CHECK(!systemd.WaitFor("STATUS=web v2").empty());
+  REQUIRE(d.Ctl({"reload"}).exit_code == 0);
+  CHECK(!systemd.WaitFor("RELOADING=1").empty());
+  CHECK(d.Stop() == 0);
+  CHECK(!systemd.WaitFor("STOPPING=1").empty());
+}
+
+TEST_CASE("orphans reparented to batond are reaped: no zombie stays") {
+  Daemon d(kOrphanMaker);
+  d.Start();
+  INFO(d.Log());
+  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["orphans_reaped"] >= 1; }));
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["orphans_reaped"] >= 2; }));
+  for (int child : Children(d.pid())) CHECK_FALSE(Zombie(child));
+}
+
+TEST_CASE("a kill -9 of batond leaves no worker serving unsupervised: they get their stop signal") {
+  Daemon d(WebService(2));
+  d.Start();
+  std::vector<int> workers = d.WorkerPids("web");
+  REQUIRE(workers.size() == 2);
+  d.Kill();
+  for (int pid : workers) CHECK(WaitFor([&] { return !ProcessAlive(pid); }, 10s));
+}
+
+TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in order") {
+  if (::geteuid() != 0) {
+    WARN("needs root for unshare --pid");
+    return;
+  }
+  Daemon d(kOrphanMaker);  // for its config file and directory; started here by unshare
+  int unshare = ::fork();
+  if (unshare == 0) {
+    std::string config = d.dir() + "/baton.toml";
+    int log = ::open((d.dir() + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(log, 2);
+    ::execl("/usr/bin/unshare", "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", BATOND_PATH, "-c",
+            config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  INFO(d.Log());
+  int batond = 0;  // its pid outside the namespace
+  REQUIRE(WaitFor([&] {
+    auto c = Children(unshare);
+    batond = c.empty() ? 0 : c[0];
+    return batond > 0 && d.Api("GET", "/v1/status").status == 200 &&
+           d.Api("GET", "/v1/status").body["services"][0]["state"] == "running";
+  }));
+  CHECK(d.Api("GET", "/v1/status").body["daemon"]["pid"] == 1);
+  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["orphans_reaped"] >= 1; }));
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["orphans_reaped"] >= 2; }));
+  for (int child : Children(batond)) CHECK_FALSE(Zombie(child));
+  ::kill(batond, SIGTERM);
+  int status = 0;
+  CHECK(WaitFor([&] { return ::waitpid(unshare, &status, WNOHANG) == unshare; }, 20s));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_THAT(d.Log(), Catch::Contains("batond stopped"));
+}
