@@ -122,7 +122,12 @@ backend b
   server s 127.0.0.1:{backend_port}
 """)
     proc = subprocess.Popen(["haproxy", "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
+    try:
+        wait_port(port)
+    except RuntimeError:
+        proc.kill()
+        proc.wait()
+        raise
     return proc, port
 
 
@@ -158,7 +163,8 @@ timeout = "10s"
         haproxies = []
         try:
             backend = live_backend_port(sock)
-            haproxies = [start_haproxy(tmp, backend, False), start_haproxy(tmp, backend, True)]
+            for splice in (False, True):  # appended as they start, so a failure stops the first
+                haproxies.append(start_haproxy(tmp, backend, splice))
             paths = [("direct to the backend", backend), ("batond proxy mode (splice)", public),
                      ("HAProxy 2.6 mode tcp", haproxies[0][1]), ("HAProxy 2.6 mode tcp, option splice-auto",
                                                                    haproxies[1][1])]

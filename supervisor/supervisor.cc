@@ -93,7 +93,7 @@ Supervisor::~Supervisor() {
   for (auto* list : {&services_, &removing_})
     for (auto& slot : *list)
       for (auto& l : slot->listeners)
-        if (l.address.kind == SocketAddress::Kind::kUnix) unix_paths.push_back(l.address.path);
+        if (l.address.kind == SocketAddress::Kind::kUnix && !l.from_systemd) unix_paths.push_back(l.address.path);
   services_.clear();
   removing_.clear();
   control_.reset();

@@ -268,7 +268,8 @@ class Reader {
     int fd = 3;  // proxied listeners are not passed to workers: they have a backend port instead
     for (const auto& l : svc.listeners) {
       if (l.mode == ListenMode::kInherit) vars.fds[l.name] = fd++;
-      if (l.address.is_inet() || l.mode == ListenMode::kProxy) vars.ports[l.name] = 1;
+      if (l.address.is_inet() || l.address.kind == SocketAddress::Kind::kSystemd || l.mode == ListenMode::kProxy)
+        vars.ports[l.name] = 1;
     }
     auto check = [&](const std::string& text, const toml::node& where, const std::string& key) -> Status {
       auto r = ExpandTemplate(text, vars);

@@ -26,6 +26,7 @@ std::string SocketAddress::ToString() const {
       if (host.find(':') != std::string::npos) return "udp://[" + host + "]:" + std::to_string(port);
       return "udp://" + host + ":" + std::to_string(port);
     case Kind::kUnix: return "unix://" + path;
+    case Kind::kSystemd: return "systemd:" + path;
   }
   return "?";
 }
@@ -41,11 +42,20 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text) {
     rest = text.substr(prefix.size());
     return true;
   };
+  if (starts("systemd:")) {
+    addr.kind = SocketAddress::Kind::kSystemd;
+    if (rest.empty() || rest.size() > 255 ||
+        rest.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            std::string_view::npos)
+      return bad("expected systemd:NAME, NAME as in the socket unit's FileDescriptorName=");
+    addr.path = std::string(rest);
+    return addr;
+  }
   if (starts("tcp://")) addr.kind = SocketAddress::Kind::kTcp;
   else if (starts("tcp6://")) addr.kind = SocketAddress::Kind::kTcp6;
   else if (starts("udp://")) addr.kind = SocketAddress::Kind::kUdp;
   else if (starts("unix://")) addr.kind = SocketAddress::Kind::kUnix;
-  else return bad("expected tcp://, tcp6://, udp:// or unix://");
+  else return bad("expected tcp://, tcp6://, udp://, unix:// or systemd:");
 
   if (addr.kind == SocketAddress::Kind::kUnix) {
     if (rest.empty() || rest[0] != '/') return bad("unix socket path must be absolute (unix:///path)");

@@ -1,5 +1,7 @@
 // Listener addresses as written in config: tcp://HOST:PORT, tcp6://[HOST]:PORT,
-// unix:///absolute/path, udp://HOST:PORT. Parsing is pure; binding lives in listener_set.
+// unix:///absolute/path, udp://HOST:PORT, systemd:NAME (a socket batond inherits from
+// systemd socket activation, by its LISTEN_FDNAMES name). Parsing is pure; binding lives
+// in listener_set.
 #pragma once
 
 #include <cstdint>
@@ -11,14 +13,14 @@
 namespace baton {
 
 struct SocketAddress {
-  enum class Kind { kTcp, kTcp6, kUnix, kUdp };
+  enum class Kind { kTcp, kTcp6, kUnix, kUdp, kSystemd };
   Kind kind = Kind::kTcp;
   std::string host;   // numeric IPv4/IPv6 literal (no brackets) for tcp/tcp6/udp
   uint16_t port = 0;  // 0 asks the kernel for a free port
-  std::string path;   // for unix
+  std::string path;   // for unix; the name for systemd
 
   bool is_stream() const { return kind != Kind::kUdp; }
-  bool is_inet() const { return kind != Kind::kUnix; }
+  bool is_inet() const { return kind == Kind::kTcp || kind == Kind::kTcp6 || kind == Kind::kUdp; }
   std::string ToString() const;
   friend bool operator==(const SocketAddress&, const SocketAddress&) = default;
 };

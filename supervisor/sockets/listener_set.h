@@ -14,10 +14,12 @@ struct BoundListener {
   std::string name;
   SocketAddress address;  // as bound: port 0 replaced by the kernel's choice
   UniqueFd fd;
+  bool from_systemd = false;  // adopted (systemd:NAME): systemd owns its unix path
 };
 
 // Binds one listener (SO_REUSEADDR, IPV6_V6ONLY for tcp6, listen(backlog) for streams).
-// A stale unix socket file is replaced; any other file at that path is an error.
+// A stale unix socket file is replaced; any other file at that path is an error. A
+// systemd:NAME listener is taken from the sockets systemd passed to batond instead.
 Result<BoundListener> BindListener(const ListenerConfig& config);
 
 // Environment for a worker given its listeners in fd order (fd 3 first): LISTEN_FDS,

@@ -2,6 +2,7 @@
 // as PID 1 of a PID namespace, workers that do not outlive a killed batond.
 #include <fcntl.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -157,4 +158,49 @@ TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK_THAT(d.Log(), Catch::Contains("batond stopped"));
+}
+
+TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket systemd passed, by name") {
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    ::close(fd);
+  }
+  std::string service = WebService(2);
+  service.replace(service.find("tcp://127.0.0.1:0"), std::string("tcp://127.0.0.1:0").size(), "systemd:web");
+  Daemon d(service);
+  int pid = ::fork();
+  if (pid == 0) {
+    int log = ::open((d.dir() + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(log, 2);
+    std::string listen = "127.0.0.1:" + std::to_string(port), config = d.dir() + "/baton.toml";
+    // It listens, and on the first connection execs batond (same pid) with the socket.
+    ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l", listen.c_str(), "--fdname=web",
+            BATOND_PATH, "-c", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  INFO(d.Log());
+  std::string first;
+  REQUIRE(WaitFor([&] { return (first = HttpGet(port)).find("version=v1") == 0; }, 20s));
+  CHECK(d.Port("web") == port);
+  {
+    Load load(port, 4);
+    REQUIRE(load.WaitForVersion("v1"));
+    REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+    REQUIRE(load.WaitForVersion("v2"));
+    load.Stop();
+    INFO(load.failures());
+    CHECK(load.failed() == 0);
+  }
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
