@@ -91,6 +91,7 @@ struct ServiceConfig {
   RestartConfig restart;
   RolloutConfig rollout;
   Duration bake_time = 10s;
+  int fd_store_max = 16;  // descriptors workers may leave for their successors (FDSTORE=1)
   int line = 0;
   bool has_proxy() const {
     for (const auto& l : listeners)

@@ -47,6 +47,7 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(SameRestart(a.restart, b.restart), "restart", false);
   note(a.rollout.batch == b.rollout.batch, "rollout", false);
   note(a.bake_time == b.bake_time, "bake_time", false);
+  note(a.fd_store_max == b.fd_store_max, "fd_store_max", false);
   return d;
 }
 

@@ -302,7 +302,7 @@ class Reader {
         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
       return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
     if (auto s = CheckKeys(*t, prefix, {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop",
-                                        "restart", "rollout", "bake_time"});
+                                        "restart", "rollout", "bake_time", "fd_store_max"});
         !s.ok())
       return s;
     const toml::node* cmd = t->get("command");
@@ -313,6 +313,7 @@ class Reader {
     if (auto s = Int(*t, prefix, "replicas", svc.replicas, 1, 1024); !s.ok()) return s;
     if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
     if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
+    if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 1024); !s.ok()) return s;
     if (const toml::node* env = t->get("env")) {
       const toml::table* et = env->as_table();
       if (!et) return Error(*env, prefix + ".env", "expected a table of strings");

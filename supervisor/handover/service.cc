@@ -319,9 +319,35 @@ void Service::OnNotify(int worker_pid, const NotifyMessage& msg) {
     for (auto& w : gen->workers) {
       if (w->pid != worker_pid) continue;
       if (const std::string* status = msg.status()) w->notify_status = status->substr(0, 200);
+      if (msg.Is("FDSTORE", "1") || msg.Is("FDSTOREREMOVE", "1")) StoreFds(*gen, worker_pid, msg);
       if (msg.ready() && w->readiness) w->readiness->OnNotifyReady();
       return;
     }
+}
+
+void Service::StoreFds(const Generation& gen, int pid, const NotifyMessage& msg) {
+  auto name_it = msg.fields.find("FDNAME");
+  std::string name = name_it == msg.fields.end() || name_it->second.empty() ? "stored" : name_it->second;
+  if (name.find(':') != std::string::npos || name.size() > 255) {
+    Emit("fd_store", &gen, pid, "FDNAME '" + name.substr(0, 64) + "' refused: no ':' and at most 255 bytes");
+    return;
+  }
+  std::erase_if(fd_store_, [&](const auto& e) { return e.first == name; });
+  if (msg.Is("FDSTOREREMOVE", "1")) {
+    Emit("fd_store", &gen, pid, "removed '" + name + "'");
+    return;
+  }
+  size_t kept = 0;
+  for (const auto& fd : msg.fds) {
+    if (fd_store_.size() >= static_cast<size_t>(config_.fd_store_max)) {
+      Emit("fd_store", &gen, pid, "store full (fd_store_max " + std::to_string(config_.fd_store_max) + "): '" + name +
+                                      "' dropped");
+      break;
+    }
+    fd_store_.emplace_back(name, fd);
+    ++kept;
+  }
+  if (kept) Emit("fd_store", &gen, pid, "keeping " + std::to_string(kept) + " descriptor(s) as '" + name + "'");
 }
 
 }  // namespace baton

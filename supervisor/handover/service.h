@@ -107,6 +107,9 @@ class Service {
   // started with; new workers and the next handover use the new settings. The live
   // generation is not resized here: call Scale for that.
   void Reconfigure(const ServiceConfig& config, std::vector<ListenerRef> listeners);
+  // READY=1, STATUS=, and the FD store: FDSTORE=1 with FDNAME= keeps the descriptors sent
+  // along (replacing any of the same name), FDSTOREREMOVE=1 drops those named FDNAME;
+  // every worker started afterwards gets them after its listeners, named in LISTEN_FDNAMES.
   void OnNotify(int worker_pid, const NotifyMessage& msg);
   // Proxy mode. A backend port for a new connection on `listener`: a ready worker of the
   // live generation when `generation` is 0, else of that generation; round robin.
@@ -163,6 +166,7 @@ class Service {
                                      const std::map<std::string, int>& backend_ports,
                                      std::vector<Probe>* probes) const;
   void Drain(Generation& old);
+  void StoreFds(const Generation& gen, int pid, const NotifyMessage& msg);
   size_t ConnectionsHolding(int64_t generation) const;
   void StopWorker(Generation& gen, Worker& w);
   void StopGeneration(Generation& gen, GenState final_state);
@@ -197,6 +201,8 @@ class Service {
   std::function<void()> stop_done_;
   ServiceCounters counters_;
   mutable size_t round_robin_ = 0;
+  // FDSTORE=1: descriptors workers left for their successors, by name, oldest first.
+  std::vector<std::pair<std::string, std::shared_ptr<UniqueFd>>> fd_store_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks
 };
 

@@ -134,6 +134,9 @@ nlohmann::json Service::Describe() const {
   if (last_result_) j["last_handover"] = last_result_->ToJson();
   if (!fatal_reason_.empty()) j["fatal_reason"] = fatal_reason_;
   if (previous_release_) j["previous_version"] = previous_release_->version;
+  nlohmann::json stored = nlohmann::json::array();
+  for (const auto& [name, fd] : fd_store_) stored.push_back(name);
+  j["fd_store"] = std::move(stored);
   j["counters"] = {{"handovers_promoted", counters_.handovers_promoted},
                    {"handovers_failed", counters_.handovers_failed},
                    {"restarts", counters_.restarts},

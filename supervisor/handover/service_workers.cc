@@ -30,6 +30,11 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
     names.push_back(l.name);
     spec.fds.push_back(l.fd);
   }
+  // The FD store follows the listeners (fd 3 + listeners, ...), named in LISTEN_FDNAMES.
+  for (const auto& [name, fd] : fd_store_) {
+    names.push_back(name);
+    spec.fds.push_back(fd->get());
+  }
   // A proxied listener's {port:NAME} is the worker's own backend port.
   for (const auto& [name, port] : backend_ports) vars.ports[name] = port;
   auto argv = ExpandAll(release.command ? *release.command : config_.command, vars);
@@ -38,7 +43,7 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
   spec.argv = std::move(*argv);
   spec.tag = config_.name + " " + release.version;
   spec.cwd = config_.cwd;
-  spec.set_listen_pid = !io_.listeners.empty();
+  spec.set_listen_pid = !spec.fds.empty();
   spec.parent_death_signal = config_.stop.signal;
 
   // Later entries win: batond's environment, the config's env, the release's env, then ours.

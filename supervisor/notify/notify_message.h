@@ -3,13 +3,18 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "supervisor/base/unique_fd.h"
 
 namespace baton {
 
 struct NotifyMessage {
   std::map<std::string, std::string> fields;
+  std::vector<std::shared_ptr<UniqueFd>> fds;  // with FDSTORE=1: descriptors to keep
   bool ready() const { return Is("READY", "1"); }
   bool stopping() const { return Is("STOPPING", "1"); }
   const std::string* status() const {

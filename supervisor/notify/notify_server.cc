@@ -44,6 +44,7 @@ struct NotifyServer::Impl {
       ssize_t n = ::recvmsg(socket.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (n < 0) return;
       int pid = 0;
+      std::vector<UniqueFd> fds;  // closed unless the message stores them
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET) continue;
         if (c->cmsg_type == SCM_CREDENTIALS) {
@@ -55,13 +56,16 @@ struct NotifyServer::Impl {
           for (size_t k = 0; k < count; ++k) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-            ::close(fd);
+            fds.emplace_back(fd);
           }
         }
       }
       owner->received_++;
       if (pid <= 0 || (msg.msg_flags & MSG_TRUNC)) continue;
-      handler(pid, ParseNotifyMessage(std::string_view(data, static_cast<size_t>(n))));
+      NotifyMessage parsed = ParseNotifyMessage(std::string_view(data, static_cast<size_t>(n)));
+      if (parsed.Is("FDSTORE", "1"))
+        for (auto& fd : fds) parsed.fds.push_back(std::make_shared<UniqueFd>(std::move(fd)));
+      handler(pid, parsed);
     }
   }
 };

@@ -204,3 +204,29 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
+
+TEST_CASE("FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES") {
+  std::string example = std::string(PROJECT_SOURCE_DIR) + "/examples/fdstore/counter.py";
+  Daemon d(R"(
+[service.counter]
+command = ["/usr/bin/python3", ")" + example + R"(", "{version}"]
+version = "v1"
+bake_time = "0s"
+[service.counter.listen]
+http = "tcp://127.0.0.1:0"
+[service.counter.ready]
+notify = true
+timeout = "10s"
+)");
+  d.Start();
+  INFO(d.Log());
+  int port = d.Port("counter");
+  CHECK(HttpGet(port).find("version=v1 starts=1") == 0);
+  for (int i = 2; i <= 4; ++i) {
+    std::string v = "v" + std::to_string(i);
+    REQUIRE(d.Ctl({"upgrade", "counter", "--version", v}).exit_code == 0);
+    CHECK(HttpGet(port).find("version=" + v + " starts=" + std::to_string(i)) == 0);
+  }
+  // One entry: each start replaced the one before under the same name.
+  CHECK(d.Service("counter")["fd_store"] == nlohmann::json::array({"counter"}));
+}

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include <unistd.h>
+
 #include "supervisor/handover/service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_launcher.h"
@@ -590,4 +592,41 @@ TEST_CASE("proxy mode: a failed new generation is never routed to") {
   int64_t failed = h.outcome->generation;
   CHECK(h.service->Backend("web", 0)->first == live);
   CHECK_FALSE(h.service->Backend("web", failed));
+}
+
+TEST_CASE("FD store: stored descriptors follow the listeners in the next workers; replace, remove, limit") {
+  ServiceConfig c = NotifyConfig(1);
+  c.fd_store_max = 2;
+  Harness h(c);
+  h.Begin("v1", HandoverKind::kStart);
+  int v1 = h.PidsOf("v1")[0];
+  auto stored = [&](const std::string& text, int fd_count) {
+    NotifyMessage m = ParseNotifyMessage(text);
+    for (int i = 0; i < fd_count; ++i) m.fds.push_back(std::make_shared<UniqueFd>(::dup(2)));
+    h.service->OnNotify(v1, m);
+  };
+  stored("FDSTORE=1\nFDNAME=cache", 1);
+  stored("FDSTORE=1\nFDNAME=cache", 1);  // replaces the first
+  stored("FDSTORE=1\nFDNAME=jobs", 1);
+  stored("FDSTORE=1\nFDNAME=extra", 1);  // beyond fd_store_max
+  h.Ready(v1);
+  REQUIRE(h.outcome->promoted);
+  CHECK(h.service->Describe()["fd_store"] == nlohmann::json::array({"cache", "jobs"}));
+  CHECK(h.HasEvent("fd_store"));
+
+  h.Begin("v2");
+  const LaunchSpec& spec = h.launcher.launched.back().spec;
+  REQUIRE(spec.fds.size() == 3);  // the listener, then the store
+  CHECK(spec.fds[0] == 7);
+  std::map<std::string, std::string> env(spec.env.begin(), spec.env.end());
+  CHECK(env["LISTEN_FDS"] == "3");
+  CHECK(env["LISTEN_FDNAMES"] == "http:cache:jobs");
+
+  int v2 = h.PidsOf("v2")[0];
+  h.service->OnNotify(v2, ParseNotifyMessage("FDSTOREREMOVE=1\nFDNAME=cache"));
+  CHECK(h.service->Describe()["fd_store"] == nlohmann::json::array({"jobs"}));
+  // Without FDSTORE=1 nothing is kept.
+  NotifyMessage plain = ParseNotifyMessage("STATUS=x\nFDNAME=other");
+  h.service->OnNotify(v2, plain);
+  CHECK(h.service->Describe()["fd_store"].size() == 1);
 }
