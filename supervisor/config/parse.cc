@@ -313,7 +313,7 @@ class Reader {
     if (auto s = Int(*t, prefix, "replicas", svc.replicas, 1, 1024); !s.ok()) return s;
     if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
     if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
-    if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 1024); !s.ok()) return s;
+    if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 128); !s.ok()) return s;
     if (const toml::node* env = t->get("env")) {
       const toml::table* et = env->as_table();
       if (!et) return Error(*env, prefix + ".env", "expected a table of strings");

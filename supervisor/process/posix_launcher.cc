@@ -245,7 +245,7 @@ PosixLauncher::~PosixLauncher() {
 
 Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) {
   if (spec.argv.empty()) return Status::InvalidArgument("empty command");
-  if (spec.fds.size() > 200) return Status::InvalidArgument("too many listeners");
+  if (spec.fds.size() > 200) return Status::InvalidArgument("too many descriptors to pass (listeners and FD store)");
   std::string path = ResolveExecutable(spec.argv[0], spec.env, spec.cwd);
   if (path.empty()) return Status::NotFound("executable not found or not executable: " + spec.argv[0]);
 
