@@ -42,6 +42,9 @@ std::string HttpGet(int port, const std::string& path = "/", std::string* error 
 
 bool ProcessAlive(int pid);
 
+// A loopback TCP port that was free a moment ago.
+int FreePort();
+
 // An NDJSON stream from the control socket, read line by line with deadlines.
 class LineStream {
  public:

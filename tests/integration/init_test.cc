@@ -161,18 +161,7 @@ TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in
 }
 
 TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket systemd passed, by name") {
-  int port = 0;
-  {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-    ::close(fd);
-  }
+  int port = FreePort();
   std::string service = WebService(2);
   service.replace(service.find("tcp://127.0.0.1:0"), std::string("tcp://127.0.0.1:0").size(), "systemd:web");
   Daemon d(service);
