@@ -219,3 +219,73 @@ timeout = "10s"
   // One entry: each start replaced the one before under the same name.
   CHECK(d.Service("counter")["fd_store"] == nlohmann::json::array({"counter"}));
 }
+
+// Holds a listening socket the way systemd does, and starts batond with it (LISTEN_FDS).
+class SocketHolder {
+ public:
+  SocketHolder() : port_(FreePort()) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 4096) == 0);
+  }
+  ~SocketHolder() { ::close(fd_); }
+  // Starts batond with the socket at fd 3 named "web"; returns its pid.
+  int StartBatond(const std::string& dir) {
+    int pid = ::fork();
+    if (pid == 0) {
+      int log = ::open((dir + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      ::dup2(log, 2);
+      if (fd_ == 3) ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+      else ::dup2(fd_, 3);                  // dup2 clears close-on-exec
+      std::string pid_text = std::to_string(::getpid()), config = dir + "/baton.toml";
+      ::setenv("LISTEN_PID", pid_text.c_str(), 1);
+      ::setenv("LISTEN_FDS", "1", 1);
+      ::setenv("LISTEN_FDNAMES", "web", 1);
+      ::execl(BATOND_PATH, BATOND_PATH, "-c", config.c_str(), nullptr);
+      ::_exit(127);
+    }
+    return pid;
+  }
+  int port() const { return port_; }
+
+ private:
+  int port_;
+  int fd_ = -1;
+};
+
+TEST_CASE("kill -9 of batond and a restart, with the socket held outside: no connection refused or failed") {
+  std::string service = WebService(2);
+  service.replace(service.find("tcp://127.0.0.1:0"), std::string("tcp://127.0.0.1:0").size(), "systemd:web");
+  Daemon d(service);  // its directory and config; batond is started by the holder
+  SocketHolder holder;
+  auto running = [&] {
+    auto r = d.Api("GET", "/v1/status");
+    return r.status == 200 && r.body["services"][0]["state"] == "running";
+  };
+  int batond = holder.StartBatond(d.dir());
+  INFO(d.Log());
+  REQUIRE(WaitFor(running));
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  Load load(holder.port(), 4);
+  REQUIRE(load.WaitForVersion("v2"));
+  std::vector<int> workers = d.WorkerPids("web");
+  ::kill(batond, SIGKILL);
+  ::waitpid(batond, nullptr, 0);
+  for (int pid : workers) CHECK(WaitFor([&] { return !ProcessAlive(pid); }));  // their stop signal, from the kernel
+  batond = holder.StartBatond(d.dir());  // meanwhile connections wait in the held socket's queue
+  REQUIRE(WaitFor(running));
+  REQUIRE(load.WaitForVersion("v2"));  // the last promoted release is resumed
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  ::kill(batond, SIGTERM);
+  int status = 0;
+  CHECK(WaitFor([&] { return ::waitpid(batond, &status, WNOHANG) == batond; }, 20s));
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+}
