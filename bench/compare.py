@@ -67,6 +67,16 @@ class Load:
         return json.loads(out)
 
 
+def under_load(build, port, n, upgrade):
+    """Load on `port` while `upgrade(i)` runs for i in 0..n-1; returns (loadgen report, seconds)."""
+    time.sleep(1)  # let the server settle before the load starts
+    with Load(build, port) as load:
+        t0 = time.time()
+        for i in range(n):
+            upgrade(i)
+        return load.finish(), time.time() - t0
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
 
@@ -99,13 +109,11 @@ timeout = "30s"
                               stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        time.sleep(1)
-        with Load(build, port) as load:
-            t0 = time.time()
-            for i in range(n):
-                run([os.path.join(build, "ctl/batonctl"), "-s", sock, "upgrade", "web", "--version", f"v{i % 2 + 2}"])
-            took = time.time() - t0
-            return load.finish(), took
+
+        def upgrade(i):
+            run([os.path.join(build, "ctl/batonctl"), "-s", sock, "upgrade", "web", "--version", f"v{i % 2 + 2}"])
+
+        return under_load(build, port, n, upgrade)
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
@@ -133,13 +141,11 @@ stopwaitsecs=30
     daemon = subprocess.Popen(["supervisord", "-n", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        time.sleep(1)
-        with Load(build, port) as load:
-            t0 = time.time()
-            for _ in range(n):
-                run(["supervisorctl", "-c", conf, "restart", "web"])
-            took = time.time() - t0
-            return load.finish(), took
+
+        def upgrade(i):
+            run(["supervisorctl", "-c", conf, "restart", "web"])
+
+        return under_load(build, port, n, upgrade)
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
@@ -202,27 +208,25 @@ backend app
     try:
         for p in [port, *backends.values()]:
             wait_port(p)
-        time.sleep(1)
-        with Load(build, port) as load:
-            t0 = time.time()
-            for i in range(n):
-                write_conf("v2" if i % 2 == 0 else "v1")
-                reloads, workers = haproxy_reloads(master_sock)
-                daemon.send_signal(signal.SIGUSR2)
-                deadline = time.time() + 20
-                while time.time() < deadline:
-                    try:
-                        now, current = haproxy_reloads(master_sock)
-                    except OSError:  # the master re-executes itself: its CLI is away for a moment
-                        time.sleep(0.01)
-                        continue
-                    if now > reloads and current and not set(current) & set(workers):
-                        break
+
+        def upgrade(i):
+            write_conf("v2" if i % 2 == 0 else "v1")
+            reloads, workers = haproxy_reloads(master_sock)
+            daemon.send_signal(signal.SIGUSR2)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                try:
+                    now, current = haproxy_reloads(master_sock)
+                except OSError:  # the master re-executes itself: its CLI is away for a moment
                     time.sleep(0.01)
-                else:
-                    raise RuntimeError("haproxy did not finish a reload")
-            took = time.time() - t0
-            return load.finish(), took
+                    continue
+                if now > reloads and current and not set(current) & set(workers):
+                    break
+                time.sleep(0.01)
+            else:
+                raise RuntimeError("haproxy did not finish a reload")
+
+        return under_load(build, port, n, upgrade)
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
@@ -270,28 +274,26 @@ def bench_nginx_binary_upgrade(build, n, tmp):
     run(["/usr/sbin/nginx", "-p", run_dir, "-c", os.path.join(run_dir, "nginx.conf")])
     try:
         wait_port(port)
-        time.sleep(1)
-        with Load(build, port) as load:
-            t0 = time.time()
-            for i in range(n):
-                write_conf(f"v{i % 2 + 2}")
-                old = int(open(pidfile).read())
-                os.kill(old, signal.SIGUSR2)  # a new master starts with the same sockets
-                deadline = time.time() + 20
-                while not nginx_workers_started(pidfile, old):
-                    if time.time() > deadline:
-                        raise RuntimeError(f"nginx: no new master after USR2; see {run_dir}/error.log")
-                    time.sleep(0.01)
-                try:
-                    os.kill(old, signal.SIGWINCH)  # old workers stop gracefully
-                    os.kill(old, signal.SIGQUIT)  # old master exits
-                except ProcessLookupError:
-                    print(f"nginx: old master {old} was already gone", file=sys.stderr)
-                # The new master takes the next USR2 only once its parent, the old master, has exited.
-                while process_running(old) and time.time() < deadline + 20:
-                    time.sleep(0.01)
-            took = time.time() - t0
-            return load.finish(), took
+
+        def upgrade(i):
+            write_conf(f"v{i % 2 + 2}")
+            old = int(open(pidfile).read())
+            os.kill(old, signal.SIGUSR2)  # a new master starts with the same sockets
+            deadline = time.time() + 20
+            while not nginx_workers_started(pidfile, old):
+                if time.time() > deadline:
+                    raise RuntimeError(f"nginx: no new master after USR2; see {run_dir}/error.log")
+                time.sleep(0.01)
+            try:
+                os.kill(old, signal.SIGWINCH)  # old workers stop gracefully
+                os.kill(old, signal.SIGQUIT)  # old master exits
+            except ProcessLookupError:
+                print(f"nginx: old master {old} was already gone", file=sys.stderr)
+            # The new master takes the next USR2 only once its parent, the old master, has exited.
+            while process_running(old) and time.time() < deadline + 20:
+                time.sleep(0.01)
+
+        return under_load(build, port, n, upgrade)
     finally:
         try:
             os.kill(int(open(pidfile).read()), signal.SIGQUIT)

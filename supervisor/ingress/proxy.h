@@ -61,7 +61,6 @@ class ProxyListener {
   // Stops accepting for good; open connections carry on until they close. The listener's
   // file flags are restored, as workers may inherit it after a reload changes its mode.
   void StopAccepting();
-  void Reconfigure(const ProxyConfig& config) { config_ = config; }
 
   const std::string& name() const { return name_; }
   const ProxyCounters& counters() const { return counters_; }

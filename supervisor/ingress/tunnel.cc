@@ -156,13 +156,11 @@ std::string TunnelSession::edge() const {
   return config_.edges[edge_].first + ":" + std::to_string(config_.edges[edge_].second);
 }
 
-size_t TunnelSession::channels_open() const { return impl_->channels.size(); }
-
 nlohmann::json TunnelSession::Describe() const {
   nlohmann::json j = {{"edge", edge()},           {"state", TunnelStateName(state_)},
-                      {"channels_open", channels_open()}, {"channels_total", channels_total_},
+                      {"channels_open", impl_->channels.size()}, {"channels_total", channels_total_},
                       {"bytes_in", bytes_in_},    {"bytes_out", bytes_out_},
-                      {"connects", connects_},    {"reconnects", reconnects()}};
+                      {"connects", connects_},    {"reconnects", connects_ > 0 ? connects_ - 1 : 0}};
   if (state_ == TunnelState::kUp) j["connected_since"] = up_since_;
   if (!last_error_.empty()) j["last_error"] = last_error_;
   return j;

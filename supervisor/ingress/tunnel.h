@@ -46,16 +46,9 @@ class TunnelSession {
   // `grace`, then disconnects; `done` once closed.
   void Shutdown(Duration grace, std::function<void()> done);
 
-  TunnelState state() const { return state_; }
   std::string edge() const;
+  // State and counters, as status and metrics show them.
   nlohmann::json Describe() const;
-  // Counters for metrics.
-  uint64_t connects() const { return connects_; }
-  uint64_t reconnects() const { return connects_ > 0 ? connects_ - 1 : 0; }
-  uint64_t channels_total() const { return channels_total_; }
-  size_t channels_open() const;
-  uint64_t bytes_in() const { return bytes_in_; }
-  uint64_t bytes_out() const { return bytes_out_; }
 
  private:
   struct Impl;

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <functional>
 #include <fstream>
 
 #include "tests/integration/harness.h"
@@ -68,6 +69,32 @@ bool Zombie(int pid) {
   std::getline(in, line);
   auto close = line.rfind(')');
   return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+}
+
+// Runs `argv` (with `in_child` first, in the child) with stderr appended to `log`;
+// returns its pid.
+int Spawn(const std::string& log, const std::vector<std::string>& argv, const std::function<void()>& in_child = {}) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(fd, 2);
+    if (in_child) in_child();
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// SIGTERM to `signal_pid`, then `pid` (the same, or what runs it) must exit 0.
+void ExpectOrderlyExit(int signal_pid, int pid) {
+  ::kill(signal_pid, SIGTERM);
+  int status = 0;
+  CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 // Workers whose start leaves an orphan behind: a background child of a shell that exits.
@@ -130,15 +157,8 @@ TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in
     return;
   }
   Daemon d(kOrphanMaker);  // for its config file and directory; started here by unshare
-  int unshare = ::fork();
-  if (unshare == 0) {
-    std::string config = d.dir() + "/baton.toml";
-    int log = ::open((d.dir() + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ::dup2(log, 2);
-    ::execl("/usr/bin/unshare", "unshare", "--pid", "--fork", "--mount-proc", "--kill-child", BATOND_PATH, "-c",
-            config.c_str(), nullptr);
-    ::_exit(127);
-  }
+  int unshare = Spawn(d.dir() + "/batond.log", {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                                                 BATOND_PATH, "-c", d.dir() + "/baton.toml"});
   INFO(d.Log());
   int batond = 0;  // its pid outside the namespace
   REQUIRE(WaitFor([&] {
@@ -152,11 +172,7 @@ TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in
   REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
   CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["orphans_reaped"] >= 2; }));
   for (int child : Children(batond)) CHECK_FALSE(Zombie(child));
-  ::kill(batond, SIGTERM);
-  int status = 0;
-  CHECK(WaitFor([&] { return ::waitpid(unshare, &status, WNOHANG) == unshare; }, 20s));
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  ExpectOrderlyExit(batond, unshare);
   CHECK_THAT(d.Log(), Catch::Contains("batond stopped"));
 }
 
@@ -165,16 +181,9 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   std::string service = WebService(2);
   service.replace(service.find("tcp://127.0.0.1:0"), std::string("tcp://127.0.0.1:0").size(), "systemd:web");
   Daemon d(service);
-  int pid = ::fork();
-  if (pid == 0) {
-    int log = ::open((d.dir() + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ::dup2(log, 2);
-    std::string listen = "127.0.0.1:" + std::to_string(port), config = d.dir() + "/baton.toml";
-    // It listens, and on the first connection execs batond (same pid) with the socket.
-    ::execl("/usr/bin/systemd-socket-activate", "systemd-socket-activate", "-l", listen.c_str(), "--fdname=web",
-            BATOND_PATH, "-c", config.c_str(), nullptr);
-    ::_exit(127);
-  }
+  // It listens, and on the first connection execs batond (same pid) with the socket.
+  int pid = Spawn(d.dir() + "/batond.log", {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
+                                            "--fdname=web", BATOND_PATH, "-c", d.dir() + "/baton.toml"});
   INFO(d.Log());
   std::string first;
   REQUIRE(WaitFor([&] { return (first = HttpGet(port)).find("version=v1") == 0; }, 20s));
@@ -188,10 +197,7 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
     INFO(load.failures());
     CHECK(load.failed() == 0);
   }
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
-  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  ExpectOrderlyExit(pid, pid);
 }
 
 TEST_CASE("FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES") {
@@ -237,20 +243,15 @@ class SocketHolder {
   ~SocketHolder() { ::close(fd_); }
   // Starts batond with the socket at fd 3 named "web"; returns its pid.
   int StartBatond(const std::string& dir) {
-    int pid = ::fork();
-    if (pid == 0) {
-      int log = ::open((dir + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      ::dup2(log, 2);
-      if (fd_ == 3) ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
-      else ::dup2(fd_, 3);                  // dup2 clears close-on-exec
-      std::string pid_text = std::to_string(::getpid()), config = dir + "/baton.toml";
-      ::setenv("LISTEN_PID", pid_text.c_str(), 1);
-      ::setenv("LISTEN_FDS", "1", 1);
-      ::setenv("LISTEN_FDNAMES", "web", 1);
-      ::execl(BATOND_PATH, BATOND_PATH, "-c", config.c_str(), nullptr);
-      ::_exit(127);
-    }
-    return pid;
+    // The shell knows its pid ($$) and keeps it through exec; the child of a test process
+    // with load threads running must not allocate before exec.
+    return Spawn(dir + "/batond.log",
+                 {"/bin/sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec \"$0\" -c \"$1\"", BATOND_PATH,
+                  dir + "/baton.toml"},
+                 [this] {
+                   if (fd_ == 3) ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+                   else ::dup2(fd_, 3);                  // dup2 clears close-on-exec
+                 });
   }
   int port() const { return port_; }
 
@@ -284,8 +285,5 @@ TEST_CASE("kill -9 of batond and a restart, with the socket held outside: no con
   load.Stop();
   INFO(load.failures());
   CHECK(load.failed() == 0);
-  ::kill(batond, SIGTERM);
-  int status = 0;
-  CHECK(WaitFor([&] { return ::waitpid(batond, &status, WNOHANG) == batond; }, 20s));
-  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  ExpectOrderlyExit(batond, batond);
 }
