@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <cstring>
 #include <thread>
 
@@ -43,8 +44,13 @@ int ConnectUnix(const std::string& path) {
 }
 
 // Runs batonctl as uid/gid 65534 (nobody/nogroup).
+// Runs batonctl as uid 65534 from a copy beside the socket: the build tree may sit in a
+// directory only root can enter (a checkout under mktemp -d is mode 0700).
 CommandResult CtlAsNobody(const std::string& socket, const std::vector<std::string>& args) {
-  std::vector<std::string> all = {BATONCTL_PATH, "-s", socket};
+  std::string copy = socket.substr(0, socket.rfind('/')) + "/batonctl";
+  std::filesystem::copy_file(BATONCTL_PATH, copy, std::filesystem::copy_options::overwrite_existing);
+  ::chmod(copy.c_str(), 0755);
+  std::vector<std::string> all = {copy, "-s", socket};
   all.insert(all.end(), args.begin(), args.end());
   return RunCommand(all, 65534);
 }
