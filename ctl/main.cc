@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
@@ -93,6 +94,39 @@ int Stream(const Options& o, const std::string& method, const std::string& targe
   return 0;
 }
 
+// Replaces batond's program: once batond accepts, it execs, so the outcome is read from
+// the status of whichever program then answers (the new one, or the previous one back
+// again) once it reports this attempt.
+int SelfUpgrade(const Options& o, const std::string& binary, int timeout_s) {
+  nlohmann::json body = nlohmann::json::object();
+  if (!binary.empty()) body["binary"] = binary;
+  auto r = baton::CallControl(o.socket, "POST", "/v1/self-upgrade", body.dump());
+  if (!r.error.empty() || r.status != 202) return ReportError(r);
+  int attempt = r.body.value("attempt", 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto s = baton::CallControl(o.socket, "GET", "/v1/status");
+    const nlohmann::json last = s.status == 200 ? s.body["daemon"]["self_upgrade"].value("last", nlohmann::json()) : nullptr;
+    if (last.is_object() && last.value("attempt", 0) == attempt) {
+      bool ok = last.value("ok", false);
+      if (o.json) std::cout << last.dump() << "\n";
+      else if (ok)
+        std::cout << "batond " << Str(last, "from_version") << " -> " << Str(last, "to_version") << " ("
+                  << Str(last, "binary") << "): pid " << Str(s.body["daemon"], "pid") << " kept, "
+                  << Str(last, "workers_kept") << " worker(s) and " << Str(last, "connections_kept")
+                  << " proxied connection(s) carried over in " << baton::ctl::Seconds(last.value("duration_ms", 0.0) / 1000)
+                  << "\n";
+      else
+        std::cerr << baton::ctl::State("failed") << ": " << Str(last, "reason") << "\nbatond "
+                  << Str(s.body["daemon"], "version") << " (pid " << Str(s.body["daemon"], "pid") << ") keeps running\n";
+      return ok ? 0 : kExitFailed;
+    }
+    ::usleep(20000);  // the program is being replaced: the socket answers again within milliseconds
+  }
+  std::cerr << "batonctl: no outcome of self-upgrade attempt " << attempt << " within " << timeout_s << "s\n";
+  return kExitUnreachable;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,6 +181,12 @@ int main(int argc, char** argv) {
   auto* events = app.add_subcommand("events", "print everything batond does, as it happens");
   auto* reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
   auto* metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
+  auto* self_upgrade = app.add_subcommand(
+      "self-upgrade", "replace batond's own program, keeping its pid, workers, sockets and connections");
+  std::string binary;
+  int self_upgrade_timeout = 30;
+  self_upgrade->add_option("--binary", binary, "the new batond (default: the file batond was started from)");
+  self_upgrade->add_option("--timeout", self_upgrade_timeout, "seconds to wait for the outcome (default 30)");
 
   try {
     app.parse(argc, argv);
@@ -221,6 +261,7 @@ int main(int argc, char** argv) {
       for (const auto& c : r["changed"]) std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
       for (const auto& w : r["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
     });
+  if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
   if (metrics->parsed()) {
     auto r = baton::CallControl(o.socket, "GET", "/metrics");
     if (!r.error.empty() || r.status != 200) return ReportError(r);

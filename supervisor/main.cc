@@ -29,15 +29,34 @@ int main(int argc, char** argv) {
   EnsureStdio();
   CLI::App app{"batond: owns listening sockets and hands them from one generation of a server to the next"};
   std::string config_path;
-  bool check_only = false;
-  app.add_option("-c,--config", config_path, "configuration file (baton.toml(5))")->required();
+  bool check_only = false, print_formats = false;
+  int resume_fd = -1;
+  std::string resume_failed;
+  app.add_option("-c,--config", config_path, "configuration file (baton.toml(5))");
   app.add_flag("--check", check_only, "validate the configuration and exit");
   app.set_version_flag("--version", BATON_VERSION);
+  // Self-upgrade, between one batond program and the next (batond(8), SELF-UPGRADE).
+  app.add_flag("--resume-formats", print_formats, "print the self-upgrade state formats this program reads")
+      ->group("");
+  app.add_option("--resume-state", resume_fd, "take over from the state in this descriptor")->group("");
+  app.add_option("--resume-failed", resume_failed, "why the next program handed back")->group("");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : baton::kExitUsage;
+  }
+  if (print_formats) {
+    std::cout << "batond " << BATON_VERSION << " state-formats " << baton::kSelfUpgradeStateFormat << "\n";
+    return baton::kExitOk;
+  }
+  if (resume_fd >= 0) {
+    baton::InitLogging("info");
+    return baton::ResumeFromState(resume_fd, resume_failed);
+  }
+  if (config_path.empty()) {
+    std::cerr << "batond: --config is required\n";
+    return baton::kExitUsage;
   }
 
   auto config = baton::LoadConfig(config_path);

@@ -17,6 +17,7 @@
 #include <libssh/libssh.h>
 
 #include "supervisor/base/log.h"
+#include "supervisor/process/reexec.h"
 
 extern char** environ;
 
@@ -157,7 +158,15 @@ Status Supervisor::Init(int* exit_code) {
   started_wall_ = clock_->WallSeconds();
   if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     spdlog::warn("cannot become a child subreaper: {}", std::strerror(errno));
-  launcher_.SetChildFdLimit(RaiseFdLimit());
+  rlimit fd_limit = RaiseFdLimit();
+  if (carried_ && carried_->contains("child_fd_limit"))  // the limit batond had before its first program raised it
+    fd_limit = {(*carried_)["child_fd_limit"][0].get<rlim_t>(), (*carried_)["child_fd_limit"][1].get<rlim_t>()};
+  launcher_.SetChildFdLimit(fd_limit);
+  if (!carried_) {
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    own_binary_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "batond";
+  }
   const auto& d = config_.daemon;
   auto group = ResolveGroup(d.socket_group);
   if (!group.ok()) {
@@ -176,8 +185,13 @@ Status Supervisor::Init(int* exit_code) {
   history_ = std::move(*history);
 
   std::vector<std::vector<BoundListener>> bound;
-  for (const auto& svc : config_.services) {
-    auto listeners = BindListeners(svc, nullptr);
+  if (carried_) {
+    auto carried = CarriedListeners();
+    if (!carried.ok()) return carried.status();
+    bound = std::move(*carried);
+  }
+  for (size_t i = bound.size(); i < config_.services.size(); ++i) {
+    auto listeners = BindListeners(config_.services[i], nullptr);
     if (!listeners.ok()) {
       *exit_code = kExitUsage;  // e.g. port in use: the config must change
       return listeners.status();
@@ -185,17 +199,30 @@ Status Supervisor::Init(int* exit_code) {
     bound.push_back(std::move(*listeners));
   }
 
-  auto notify = NotifyServer::Create(io_, d.state_dir + "/notify.sock",
-                                     [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); });
+  auto carried_fd = [this](const char* key) { return carried_ ? (*carried_)[key].get<int>() : -1; };
+  auto notify = NotifyServer::Create(
+      io_, d.state_dir + "/notify.sock", [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); },
+      carried_fd("notify_fd"));
   if (!notify.ok()) return notify.status();
   notify_ = std::move(*notify);
 
   ControlAccess access{d.allow_uids, d.allow_gids, *group, d.control_timeout};
-  auto control = ControlServer::Create(io_, d.control_socket, access, api_);
+  auto control = ControlServer::Create(io_, d.control_socket, access, api_, carried_fd("control_fd"));
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
 
   for (size_t i = 0; i < config_.services.size(); ++i) AddService(config_.services[i], std::move(bound[i]));
+  if (carried_) {
+    const nlohmann::json& c = *carried_;
+    started_wall_ = c.value("started_wall", started_wall_);
+    orphans_reaped_ = c.value("orphans_reaped", uint64_t{0});
+    notify_ignored_ = c.value("notify_ignored", uint64_t{0});
+    announced_ready_ = c.value("announced_ready", false);
+    self_upgrade_ = c.value("self_upgrade", self_upgrade_);
+    // After a failed attempt the previous program runs again: its own file stays the default.
+    own_binary_ = c.contains("resume_failed") ? c.value("binary", "batond") : c["exec"].value("binary", "batond");
+    if (Status s = launcher_.Import(c["children"]); !s.ok()) return s;
+  }
   return CreateTunnels();
 }
 
@@ -339,10 +366,14 @@ int Supervisor::Run() {
     });
   };
   wait_signal();
-  for (auto& slot : services_) StartService(*slot->service);
+  UnblockHandledSignals();  // held back while a self-upgrade replaced the program
+  systemd_ = SystemdNotifier::FromEnvironment();
+  if (carried_) RestoreCarried();
+  else
+    for (auto& slot : services_) StartService(*slot->service);
   for (auto& t : tunnels_)
     if (!t->sessions.empty()) t->sessions.front()->Start();
-  if ((systemd_ = SystemdNotifier::FromEnvironment()) && systemd_->watchdog_interval()) Watchdog();
+  if (systemd_ && systemd_->watchdog_interval()) Watchdog();
   spdlog::info("batond running: {} service(s), control socket {}", services_.size(), config_.daemon.control_socket);
   io_.run();
   spdlog::info("batond stopped");

@@ -29,6 +29,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 100;   // bad config or usage: permanent, fix the input
 inline constexpr int kExitSystem = 111;  // a system error: may work when retried
 
+// The layout of the state a self-upgrade carries to the next program; `batond
+// --resume-formats` lists those a binary reads.
+inline constexpr int kSelfUpgradeStateFormat = 1;
+
 class Supervisor : public Commands {
  public:
   struct CreateError {
@@ -37,6 +41,9 @@ class Supervisor : public Commands {
   };
   // Binds every listener and opens state; starts nothing until Run().
   static std::unique_ptr<Supervisor> Create(Config config, CreateError* error);
+  // After a self-upgrade: takes over the sockets, workers and connections the previous
+  // program described in `carried` (supervisor_self_upgrade.cc); Run() carries on.
+  static std::unique_ptr<Supervisor> CreateResumed(Config config, const nlohmann::json& carried, CreateError* error);
   ~Supervisor() override;
 
   // Starts every service and runs the loop until SIGTERM/SIGINT and the drain finish.
@@ -59,6 +66,7 @@ class Supervisor : public Commands {
   uint64_t FollowEvents(Line line) override;
   void Unsubscribe(uint64_t id) override;
   Result<nlohmann::json> Reload() override;  // supervisor_reload.cc
+  Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) override;  // supervisor_self_upgrade.cc
   std::string Metrics() override;
 
  private:
@@ -73,6 +81,13 @@ class Supervisor : public Commands {
 
   explicit Supervisor(Config config);
   Status Init(int* exit_code);
+  // Self-upgrade (supervisor_self_upgrade.cc).
+  Status CheckQuiet() const;
+  void ReplaceProgram(const std::string& binary, const std::string& to_version);
+  nlohmann::json CaptureState(std::vector<int>* keep);
+  Result<std::vector<std::vector<BoundListener>>> CarriedListeners();
+  void RestoreCarried();
+  void RecordSelfUpgrade(nlohmann::json outcome);
   // Binds a service's listeners, taking sockets from `reusable` where they match: by
   // ReuseKey (the same listener as before), or by bound address.
   Result<std::vector<BoundListener>> BindListeners(const ServiceConfig& svc,
@@ -135,6 +150,18 @@ class Supervisor : public Commands {
   std::unique_ptr<SystemdNotifier> systemd_;
   std::unique_ptr<Timer> watchdog_;
   bool announced_ready_ = false;
+  std::string own_binary_;  // the program file batond runs, for a self-upgrade's default
+  // Self-upgrade: the state the previous program carried over (until Run restored it),
+  // whether an upgrade is underway, and the attempts so far with the last outcome.
+  std::optional<nlohmann::json> carried_;
+  bool self_upgrading_ = false;
+  nlohmann::json self_upgrade_ = {{"attempts", 0}};
 };
+
+// The new program's side of a self-upgrade: reads the state in `state_fd`, takes over
+// and runs; or, when it cannot, executes the previous program again with the same state
+// and `--resume-failed` (`previous_failure` is that reason, in the previous program).
+// Returns batond's exit code.
+int ResumeFromState(int state_fd, const std::string& previous_failure);
 
 }  // namespace baton

@@ -38,6 +38,8 @@ nlohmann::json Supervisor::DaemonStatus() {
   return {{"daemon",
            {{"pid", ::getpid()},
             {"version", BATON_VERSION},
+            {"binary", own_binary_},
+            {"self_upgrade", self_upgrade_},
             {"started_at", started_wall_},
             {"uptime_s", clock_->WallSeconds() - started_wall_},
             {"config", config_.path},

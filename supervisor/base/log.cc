@@ -5,6 +5,7 @@
 namespace baton {
 
 void InitLogging(std::string_view level) {
+  spdlog::drop("batond");  // may be called again once the config names a level
   auto logger = spdlog::stderr_logger_st("batond");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   logger->set_level(spdlog::level::from_str(std::string(level)));

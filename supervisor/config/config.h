@@ -146,6 +146,7 @@ struct Config {
   std::vector<ServiceConfig> services;
   std::vector<TunnelConfig> tunnels;
   std::vector<std::string> warnings;  // accepted but worth telling the operator
+  std::string text;  // the file as read: a self-upgrade hands it to the next program
 };
 
 // Reads, parses and validates. Errors read "FILE:LINE:COL: KEY: message".

@@ -501,7 +501,9 @@ Result<Config> LoadConfig(const std::string& path) {
   if (!in) return Status::InvalidArgument(path + ": unable to read config file: " + std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
-  return ParseConfig(ss.str(), path);
+  auto config = ParseConfig(ss.str(), path);
+  if (config.ok()) config->text = ss.str();
+  return config;
 }
 
 int ParseSignal(std::string_view name) {

@@ -156,6 +156,22 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     if (!r.ok()) return ReplyError(*responder, r.status());
     return responder->Reply(200, *r);
   }
+  if (parts.size() == 2 && parts[1] == "self-upgrade") {
+    if (!allow("POST")) return;
+    std::string binary;
+    if (body.contains("binary")) {
+      if (!body["binary"].is_string() || body["binary"].get<std::string>().empty())
+        return responder->Reply(400, ErrorBody("bad_request", "'binary' must be a non-empty string (a path)"));
+      binary = body["binary"].get<std::string>();
+    }
+    Status s = commands_.SelfUpgrade(binary, [responder](Result<nlohmann::json> answer, std::function<void()> proceed) {
+      if (!answer.ok()) return ReplyError(*responder, answer.status());
+      responder->OnClose(std::move(proceed));  // the answer is out: now the program may go
+      responder->Reply(202, *answer);
+    });
+    if (!s.ok()) ReplyError(*responder, s);
+    return;
+  }
   if (parts.size() == 2 && parts[1] == "services") {
     if (!allow("GET")) return;
     return responder->Reply(200, {{"services", commands_.DaemonStatus()["services"]}});

@@ -67,6 +67,12 @@ class Commands {
   virtual uint64_t FollowEvents(Line line) = 0;
   virtual void Unsubscribe(uint64_t id) = 0;
   virtual Result<nlohmann::json> Reload() = 0;
+  // Replaces batond's program with `binary` (empty: the file it was started from),
+  // keeping its pid, workers and sockets. Returns an error at once when busy; otherwise
+  // checks the binary and calls `accepted` once: with an error, or with the answer and
+  // `proceed`, to be called once that answer is delivered, which replaces the program.
+  using SelfUpgradeAccepted = std::function<void(Result<nlohmann::json> answer, std::function<void()> proceed)>;
+  virtual Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) = 0;
   virtual std::string Metrics() = 0;
 };
 

@@ -211,10 +211,19 @@ struct ControlServer::Impl {
 };
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& io, const std::string& path,
-                                                             ControlAccess access, ControlApi& api) {
+                                                             ControlAccess access, ControlApi& api,
+                                                             int inherited_fd) {
   auto impl = std::make_unique<Impl>(io, api);
   impl->path = path;
   impl->access = std::move(access);
+  if (inherited_fd >= 0) {
+    ::fcntl(inherited_fd, F_SETFD, FD_CLOEXEC);
+    beast::error_code ec;
+    impl->acceptor.assign(local(), inherited_fd, ec);
+    if (ec) return Status::FromErrno("serve the inherited control socket " + path, ec.value());
+    impl->Accept();
+    return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
+  }
   std::error_code fec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), fec);
   struct stat st;
@@ -243,6 +252,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& i
   impl->Accept();
   return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
 }
+
+int ControlServer::fd() const { return impl_->acceptor.native_handle(); }
 
 ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

@@ -28,9 +28,11 @@ struct ControlAccess {
 class ControlServer {
  public:
   // Fails if another process is serving on `path`; a stale socket file is replaced.
+  // With `inherited_fd`, serves that socket (listening on `path`) instead.
   static Result<std::unique_ptr<ControlServer>> Create(boost::asio::io_context& io, const std::string& path,
-                                                       ControlAccess access, ControlApi& api);
+                                                       ControlAccess access, ControlApi& api, int inherited_fd = -1);
   uint64_t refused() const;
+  int fd() const;
   ~ControlServer();
 
  private:

@@ -38,6 +38,7 @@ struct Worker {
   std::map<std::string, int> backend_ports;   // proxied listener -> the loopback port it binds
   std::unique_ptr<ReadinessCheck> readiness;  // while starting
   std::unique_ptr<Timer> timer;               // stop escalation, or restart backoff
+  SteadyTime restart_due{};                   // while in backoff
 
   bool active() const { return phase == WorkerPhase::kStarting || phase == WorkerPhase::kReady || phase == WorkerPhase::kBackoff; }
   std::string StderrTail(size_t lines) const;

@@ -2,6 +2,8 @@
 // config apply unless the release overrides them.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <optional>
 #include <string>
@@ -16,5 +18,9 @@ struct Release {
   double created_at = 0;                            // Unix seconds
   friend bool operator==(const Release&, const Release&) = default;
 };
+
+nlohmann::json ReleaseToJson(const Release& r);
+// nullopt when `j` is not a release (no version).
+std::optional<Release> ReleaseFromJson(const nlohmann::json& j);
 
 }  // namespace baton

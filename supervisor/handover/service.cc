@@ -108,7 +108,7 @@ void Service::Promote() {
   }
   Emit("promoted", gen, 0, gen->release.version + " is live");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
-    bake_timer_ = clock_.After(config_.bake_time, [this] { OnBakeExpired(); });
+    StartBake(config_.bake_time);
   last_result_ = result;
   counters_.handovers_promoted++;
   counters_.last_handover_seconds = result.duration_s;
@@ -193,11 +193,21 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
     return;
   }
   Duration delay = RestartDelay(config_.restart, w.quick_failures);
-  w.phase = WorkerPhase::kBackoff;
   Emit("restarting", &gen, 0, "worker " + std::to_string(w.id) + " restarts in " + FormatDuration(delay));
+  ScheduleRestart(gen, w, delay);
+}
+
+void Service::ScheduleRestart(Generation& gen, Worker& w, Duration delay) {
+  w.phase = WorkerPhase::kBackoff;
+  w.restart_due = clock_.Now() + delay;
   int64_t gen_id = gen.id;
   int worker_id = w.id;
   w.timer = clock_.After(delay, [this, gen_id, worker_id] { OnRestartDue(gen_id, worker_id); });
+}
+
+void Service::StartBake(Duration remaining) {
+  bake_due_ = clock_.Now() + remaining;
+  bake_timer_ = clock_.After(remaining, [this] { OnBakeExpired(); });
 }
 
 void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {

@@ -119,6 +119,16 @@ class Service {
   void OnProxyConnectionsChanged(int64_t generation);
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
+  // Self-upgrade (service_snapshot.cc). OK when the service can be carried over to a new
+  // batond program now; else what it is busy with (a handover, a drain, a worker
+  // starting or stopping).
+  Status CheckQuiet() const;
+  // Everything Restore needs, as JSON; the FD store's descriptors are added to `keep`.
+  nlohmann::json Snapshot(std::vector<int>* keep) const;
+  // Takes up where Snapshot left off, in a Service that has run nothing yet: the live
+  // generation's workers are reattached through the launcher, nothing is spawned or
+  // signalled. A worker that cannot be reattached is restarted.
+  Status Restore(const nlohmann::json& snapshot);
   // Generation ids continue across restarts of batond.
   void SetNextGenerationId(int64_t id) { next_gen_id_ = std::max(next_gen_id_, id); }
 
@@ -162,6 +172,9 @@ class Service {
 
   // Mechanics.
   Status SpawnWorker(Generation& gen, Worker& w);
+  ProcessEvents WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid);
+  void ScheduleRestart(Generation& gen, Worker& w, Duration delay);
+  void StartBake(Duration remaining);
   Result<LaunchSpec> BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
                                      const std::map<std::string, int>& backend_ports,
                                      std::vector<Probe>* probes) const;
@@ -193,6 +206,7 @@ class Service {
   std::optional<HandoverResult> last_result_;
   std::optional<Release> previous_release_;
   std::unique_ptr<Timer> bake_timer_;  // set while the live generation is baking
+  SteadyTime bake_due_{};
   std::unique_ptr<Timer> kickoff_;     // defers the first spawn out of Handover()
   std::unique_ptr<Timer> sweep_;       // erases exited generations from the loop
   std::string fatal_reason_;

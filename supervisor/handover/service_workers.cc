@@ -106,6 +106,25 @@ bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
   return false;
 }
 
+ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid) {
+  ProcessEvents events;
+  std::weak_ptr<bool> alive = alive_;
+  events.on_line = [this, alive, gen_id, worker_id](OutputStream stream, std::string_view line) {
+    if (alive.expired()) return;
+    Generation* g = FindGen(gen_id);
+    Worker* w = FindWorker(gen_id, worker_id);
+    if (!g || !w) return;
+    if (io_.on_output) io_.on_output(*g, w->pid, stream, line);
+    if (stream != OutputStream::kStderr) return;
+    w->stderr_tail.emplace_back(line.substr(0, 500));
+    if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
+  };
+  events.on_exit = [this, alive, gen_id, worker_id, pid](const ExitInfo& exit) {
+    if (!alive.expired()) OnWorkerExit(gen_id, worker_id, *pid, exit);
+  };
+  return events;
+}
+
 Status Service::SpawnWorker(Generation& gen, Worker& w) {
   auto pick = [this]() { return io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no free ports")); };
   w.probe_port.reset();
@@ -126,25 +145,11 @@ Status Service::SpawnWorker(Generation& gen, Worker& w) {
   if (!spec.ok()) return spec.status();
   spec->env.emplace_back("BATON_GENERATION", std::to_string(gen.id));
 
-  int64_t gen_id = gen.id;
-  int worker_id = w.id;
-  ProcessEvents events;
-  std::weak_ptr<bool> alive = alive_;
-  events.on_line = [this, alive, gen_id, worker_id](OutputStream stream, std::string_view line) {
-    if (alive.expired()) return;
-    Generation* g = FindGen(gen_id);
-    Worker* w = FindWorker(gen_id, worker_id);
-    if (!g || !w) return;
-    if (io_.on_output) io_.on_output(*g, w->pid, stream, line);
-    if (stream != OutputStream::kStderr) return;
-    w->stderr_tail.emplace_back(line.substr(0, 500));
-    if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
-  };
   // The pid is only known after Launch returns; the exit callback reads it from the worker.
   auto pid_slot = std::make_shared<int>(0);
-  events.on_exit = [this, alive, gen_id, worker_id, pid_slot](const ExitInfo& exit) {
-    if (!alive.expired()) OnWorkerExit(gen_id, worker_id, *pid_slot, exit);
-  };
+  int64_t gen_id = gen.id;
+  int worker_id = w.id;
+  ProcessEvents events = WorkerEvents(gen_id, worker_id, pid_slot);
   auto pid = launcher_.Launch(*spec, std::move(events));
   if (!pid.ok()) return pid.status();
   *pid_slot = *pid;

@@ -16,26 +16,6 @@ namespace {
 
 constexpr size_t kMaxEntriesPerService = 500;
 
-nlohmann::json ReleaseJson(const Release& r) {
-  nlohmann::json j = {{"version", r.version}, {"created_at", r.created_at}};
-  if (r.command) j["command"] = *r.command;
-  if (!r.env.empty()) j["env"] = r.env;
-  return j;
-}
-
-std::optional<Release> ReleaseFrom(const nlohmann::json& e) {
-  try {
-    Release r;
-    r.version = e.at("version").get<std::string>();
-    r.created_at = e.value("created_at", 0.0);
-    if (e.contains("command") && e["command"].is_array()) r.command = e["command"].get<std::vector<std::string>>();
-    if (e.contains("env") && e["env"].is_object()) r.env = e["env"].get<std::map<std::string, std::string>>();
-    return r;
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;
-  }
-}
-
 Status WriteFileAtomically(const std::string& path, const std::string& data) {
   std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -94,7 +74,7 @@ Result<HistoryStore> HistoryStore::Open(const std::string& state_dir, std::strin
 
 Status HistoryStore::Record(const std::string& service, const Release& release, const HandoverResult& result,
                             double now) {
-  nlohmann::json entry = ReleaseJson(release);
+  nlohmann::json entry = ReleaseToJson(release);
   entry["outcome"] = result.promoted ? "promoted" : "failed";
   entry["kind"] = HandoverKindName(result.kind);
   entry["generation"] = result.generation;
@@ -121,7 +101,7 @@ nlohmann::json HistoryStore::Entries(const std::string& service) const {
 std::optional<Release> HistoryStore::LastPromoted(const std::string& service) const {
   auto list = Entries(service);
   for (auto it = list.rbegin(); it != list.rend(); ++it)
-    if (it->is_object() && it->value("outcome", "") == "promoted") return ReleaseFrom(*it);
+    if (it->is_object() && it->value("outcome", "") == "promoted") return ReleaseFromJson(*it);
   return std::nullopt;
 }
 
@@ -129,7 +109,7 @@ std::optional<Release> HistoryStore::PreviousPromoted(const std::string& service
   auto list = Entries(service);
   for (auto it = list.rbegin(); it != list.rend(); ++it)
     if (it->is_object() && it->value("outcome", "") == "promoted" && it->value("version", "") != current)
-      return ReleaseFrom(*it);
+      return ReleaseFromJson(*it);
   return std::nullopt;
 }
 
@@ -138,8 +118,8 @@ std::optional<Release> HistoryStore::Find(const std::string& service, const std:
   std::optional<Release> any;
   for (auto it = list.rbegin(); it != list.rend(); ++it) {
     if (!it->is_object() || it->value("version", "") != version) continue;
-    if (it->value("outcome", "") == "promoted") return ReleaseFrom(*it);
-    if (!any) any = ReleaseFrom(*it);
+    if (it->value("outcome", "") == "promoted") return ReleaseFromJson(*it);
+    if (!any) any = ReleaseFromJson(*it);
   }
   return any;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -61,6 +62,12 @@ class ProxyListener {
   // Stops accepting for good; open connections carry on until they close. The listener's
   // file flags are restored, as workers may inherit it after a reload changes its mode.
   void StopAccepting();
+
+  // Self-upgrade: every open connection (sockets, pipes and the bytes in them, how far
+  // each direction got) and the counters; the descriptors are added to `keep`.
+  nlohmann::json Export(std::vector<int>* keep);
+  // Carries on with the connections Export described in the previous program.
+  Status Adopt(const nlohmann::json& carried);
 
   const std::string& name() const { return name_; }
   const ProxyCounters& counters() const { return counters_; }

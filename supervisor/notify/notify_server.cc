@@ -1,5 +1,6 @@
 #include "supervisor/notify/notify_server.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -71,17 +72,21 @@ struct NotifyServer::Impl {
 };
 
 Result<std::unique_ptr<NotifyServer>> NotifyServer::Create(boost::asio::io_context& io, const std::string& path,
-                                                          Handler handler) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return Status::InvalidArgument("notify socket path longer than 107 bytes: " + path);
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return Status::FromErrno("create notify socket", errno);
-  ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Status::FromErrno("bind notify socket " + path, errno);
+                                                          Handler handler, int inherited_fd) {
+  UniqueFd fd(inherited_fd);
+  if (!fd) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+      return Status::InvalidArgument("notify socket path longer than 107 bytes: " + path);
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    fd.Reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return Status::FromErrno("create notify socket", errno);
+    ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      return Status::FromErrno("bind notify socket " + path, errno);
+  }
+  ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
   int rcvbuf = 1 << 20;
@@ -92,6 +97,8 @@ Result<std::unique_ptr<NotifyServer>> NotifyServer::Create(boost::asio::io_conte
   server->impl_->Wait();
   return server;
 }
+
+int NotifyServer::fd() const { return impl_->socket.native_handle(); }
 
 NotifyServer::NotifyServer(std::unique_ptr<Impl> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}
 

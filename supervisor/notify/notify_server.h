@@ -18,10 +18,13 @@ namespace baton {
 class NotifyServer {
  public:
   using Handler = std::function<void(int sender_pid, const NotifyMessage&)>;
+  // Binds `path`, or serves `inherited_fd` (already bound there, e.g. by the program
+  // batond was before a self-upgrade) when it is not -1.
   static Result<std::unique_ptr<NotifyServer>> Create(boost::asio::io_context& io, const std::string& path,
-                                                      Handler handler);
+                                                      Handler handler, int inherited_fd = -1);
   ~NotifyServer();
   const std::string& path() const { return path_; }
+  int fd() const;
   uint64_t received() const { return received_; }
 
  private:

@@ -13,6 +13,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "supervisor/base/log.h"
 #include "supervisor/base/unique_fd.h"
@@ -71,6 +72,23 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
     ReadMore(out_, out_buf_, OutputStream::kStdout);
     ReadMore(err_, err_buf_, OutputStream::kStderr);
   }
+
+  // Self-upgrade: what the next program needs to carry on watching this child.
+  nlohmann::json Export(std::vector<int>* keep) {
+    auto fd = [&](asio::posix::stream_descriptor& d) {
+      if (!d.is_open()) return -1;
+      int n = d.native_handle();
+      keep->push_back(n);
+      return n;
+    };
+    return {{"pid", pid_}, {"pidfd", fd(pidfd_)}, {"stdout", fd(out_)}, {"stderr", fd(err_)},
+            {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_}, {"tag", tag_}};
+  }
+  void SetPartialLines(std::string out, std::string err) {
+    out_buf_ = std::move(out);
+    err_buf_ = std::move(err);
+  }
+  void SetEvents(ProcessEvents events) { events_ = std::move(events); }
 
   void Shutdown() {
     boost::system::error_code ec;
@@ -324,6 +342,55 @@ Status PosixLauncher::CheckExecutable(const LaunchSpec& spec) const {
 
 void PosixLauncher::SignalGroup(int pid, int sig) {
   if (children_.count(pid)) ::kill(-pid, sig);
+}
+
+nlohmann::json PosixLauncher::Export(std::vector<int>* keep) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [pid, watch] : children_) out.push_back(watch->Export(keep));
+  return out;
+}
+
+Status PosixLauncher::Import(const nlohmann::json& children) {
+  try {
+    for (const auto& c : children) {
+      int pid = c.at("pid").get<int>();
+      int fds[3] = {c.at("pidfd").get<int>(), c.at("stdout").get<int>(), c.at("stderr").get<int>()};
+      if (pid <= 0 || fds[0] < 0) return Status::InvalidArgument("child " + std::to_string(pid) + ": no pidfd");
+      for (int fd : fds)
+        if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      // Pipes that a closed stdout left behind are stand-ins the reader closes at once.
+      for (int i = 1; i < 3; ++i)
+        if (fds[i] < 0) fds[i] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      auto watch = std::make_shared<ChildWatch>(io_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(),
+                                                true, ProcessEvents{}, [this](int reaped) {
+                                                  children_.erase(reaped);
+                                                  unclaimed_.erase(reaped);
+                                                });
+      watch->SetPartialLines(c.value("stdout_partial", ""), c.value("stderr_partial", ""));
+      children_[pid] = watch;
+      unclaimed_.insert(pid);
+      watch->Start();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument(std::string("children: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+Status PosixLauncher::Reattach(int pid, ProcessEvents events) {
+  auto it = children_.find(pid);
+  if (it == children_.end() || !unclaimed_.erase(pid))
+    return Status::NotFound("no child " + std::to_string(pid) + " to take over");
+  it->second->SetEvents(std::move(events));
+  return Status::Ok();
+}
+
+void PosixLauncher::KillUnclaimed() {
+  for (int pid : unclaimed_) {
+    spdlog::warn("pid {}: carried over by the previous program but claimed by no service; killing it", pid);
+    ::kill(-pid, SIGKILL);
+  }
+  unclaimed_.clear();
 }
 
 }  // namespace baton

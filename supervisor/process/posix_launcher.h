@@ -7,10 +7,13 @@
 #include <sys/resource.h>
 
 #include <map>
+#include <set>
 #include <optional>
 #include <memory>
 
 #include "supervisor/process/launcher.h"
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace boost::asio { class io_context; }
 
@@ -25,15 +28,26 @@ class PosixLauncher : public ProcessLauncher {
   Result<int> Launch(const LaunchSpec& spec, ProcessEvents events) override;
   Status CheckExecutable(const LaunchSpec& spec) const override;
   void SignalGroup(int pid, int sig) override;
+  Status Reattach(int pid, ProcessEvents events) override;
   size_t running() const { return children_.size(); }
   bool Tracks(int pid) const { return children_.count(pid) > 0; }
+  // Self-upgrade. Describes every child (pid, pidfd, output pipes, unread partial lines)
+  // and adds the descriptors that must stay open across exec to `keep`.
+  nlohmann::json Export(std::vector<int>* keep) const;
+  // Takes over the children Export described in the previous program; each waits for
+  // Reattach. Their descriptors become close-on-exec again.
+  Status Import(const nlohmann::json& children);
+  // Children Import took over that nobody reattached: their process groups are killed.
+  void KillUnclaimed();
   // The RLIMIT_NOFILE children get, when batond raised its own.
   void SetChildFdLimit(rlimit limit) { child_fd_limit_ = limit; }
+  const std::optional<rlimit>& child_fd_limit() const { return child_fd_limit_; }
 
  private:
   boost::asio::io_context& io_;
   std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
+  std::set<int> unclaimed_;  // imported, awaiting Reattach
 };
 
 // Resolves argv[0] against PATH (from env, else batond's), or against `cwd` when it is a

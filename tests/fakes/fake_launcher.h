@@ -28,6 +28,11 @@ class FakeLauncher : public ProcessLauncher {
     return Status::Ok();
   }
   void SignalGroup(int pid, int sig) override { signals.emplace_back(pid, sig); }
+  Status Reattach(int pid, ProcessEvents events) override {
+    if (!carried.erase(pid)) return Status::NotFound("no carried process " + std::to_string(pid));
+    running_[pid] = std::move(events);
+    return Status::Ok();
+  }
 
   // The process writes a line to stderr.
   void Stderr(int pid, const std::string& line) {
@@ -61,6 +66,7 @@ class FakeLauncher : public ProcessLauncher {
   std::vector<Launched> launched;
   std::vector<std::pair<int, int>> signals;
   std::set<std::string> missing;
+  std::set<int> carried;  // processes Reattach may claim
   bool fail_launches = false;
 
  private:

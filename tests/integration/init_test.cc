@@ -200,7 +200,7 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   ExpectOrderlyExit(pid, pid);
 }
 
-TEST_CASE("FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES") {
+TEST_CASE("FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES, across a self-upgrade") {
   std::string example = std::string(PROJECT_SOURCE_DIR) + "/examples/fdstore/counter.py";
   Daemon d(R"(
 [service.counter]
@@ -219,6 +219,7 @@ timeout = "10s"
   CHECK(HttpGet(port).find("version=v1 starts=1") == 0);
   for (int i = 2; i <= 4; ++i) {
     std::string v = "v" + std::to_string(i);
+    if (i == 3) REQUIRE(d.Ctl({"self-upgrade"}).exit_code == 0);  // the store is carried over too
     REQUIRE(d.Ctl({"upgrade", "counter", "--version", v}).exit_code == 0);
     CHECK(HttpGet(port).find("version=" + v + " starts=" + std::to_string(i)) == 0);
   }

@@ -65,19 +65,31 @@ class Conn {
     buffer_.erase(0, line.size() + 1);
     return line;
   }
-  // Reads until the peer half-closes; returns the byte count and CRC-32, or -1 on error.
+  // Reads until the peer half-closes; returns the byte count and CRC-32 of everything
+  // read since the last Line(), or -1 on error.
   std::pair<long, uint32_t> ReadToEnd() {
-    boost::crc_32_type crc;
-    long total = static_cast<long>(buffer_.size());
-    crc.process_bytes(buffer_.data(), buffer_.size());
+    if (!Read(SIZE_MAX)) return {-1, 0};
+    return {received_, crc_.checksum()};
+  }
+  // Reads `n` bytes into the count and CRC-32 that ReadToEnd reports; false on an error,
+  // or on the peer's close (unless reading to the end).
+  bool Read(size_t n) {
+    bool to_end = n == SIZE_MAX;
+    size_t from_buffer = std::min(n, buffer_.size());
+    crc_.process_bytes(buffer_.data(), from_buffer);
+    buffer_.erase(0, from_buffer);
+    received_ += static_cast<long>(from_buffer);
+    n -= from_buffer;
     std::vector<char> buf(1 << 16);
-    for (;;) {
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n == 0) return {total, crc.checksum()};
-      if (n < 0) return {-1, 0};
-      crc.process_bytes(buf.data(), static_cast<size_t>(n));
-      total += n;
+    while (n > 0) {
+      ssize_t r = ::recv(fd_, buf.data(), std::min(buf.size(), n), 0);
+      if (r == 0) return to_end;
+      if (r < 0) return false;
+      crc_.process_bytes(buf.data(), static_cast<size_t>(r));
+      received_ += r;
+      n -= static_cast<size_t>(r);
     }
+    return true;
   }
 
  private:
@@ -85,6 +97,8 @@ class Conn {
   bool connected_ = false;
   int error_ = 0;
   std::string buffer_;
+  boost::crc_32_type crc_;
+  long received_ = 0;
 };
 
 // The backend's byte pattern: byte i is i * 7 % 251.
@@ -306,4 +320,44 @@ TEST_CASE("proxy mode: idle_timeout closes a connection that carries nothing") {
   CHECK(bytes == 0);
   (void)crc;
   CHECK(d.Service("echo")["proxies"][0]["idle_closed"] == 1);
+}
+
+TEST_CASE("proxy mode: self-upgrades carry open connections over, bytes in flight included") {
+  Daemon d(BackendService());
+  d.Start();
+  INFO(d.Log());
+  int port = d.Port("echo", "tcp");
+  const size_t kSize = 40 * 1000 * 1000, kStep = 2 * 1000 * 1000;
+  Conn chat(port), down(port), up(port);
+  REQUIRE(chat.Send("version\n"));
+  REQUIRE(chat.Line() == "v1");
+  REQUIRE(down.Send("source " + std::to_string(kSize) + "\n"));  // the reader lags: buffers and pipes fill
+  REQUIRE(up.Send("sink\n"));
+  boost::crc_32_type sent;
+  size_t uploaded = 0;
+  for (int i = 1; i <= 10; ++i) {
+    REQUIRE(down.Read(kStep));
+    std::string chunk = Pattern(kStep, uploaded);
+    REQUIRE(up.Send(chunk));
+    sent.process_bytes(chunk.data(), chunk.size());
+    uploaded += chunk.size();
+    auto r = d.Ctl({"self-upgrade"});
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.output.find("3 proxied connection(s)") != std::string::npos);
+    REQUIRE(chat.Send("version\n"));
+    CHECK(chat.Line() == "v1");
+  }
+  auto [bytes, crc] = down.ReadToEnd();
+  boost::crc_32_type expected;
+  std::string all = Pattern(kSize, 0);
+  expected.process_bytes(all.data(), all.size());
+  CHECK(bytes == static_cast<long>(kSize));
+  CHECK(crc == expected.checksum());
+  up.ShutdownWrite();
+  CHECK(up.Line() == std::to_string(uploaded) + " " + std::to_string(sent.checksum()));
+  auto proxy = d.Service("echo")["proxies"][0];
+  CHECK(proxy["errors"] == 0);
+  CHECK(proxy["resets"] == 0);
+  CHECK(d.Api("GET", "/v1/status").body["daemon"]["pid"] == d.pid());
 }

@@ -93,6 +93,12 @@ struct FakeCommands : Commands {
     return nlohmann::json{{"added", {"x"}}};
   }
   std::string Metrics() override { return "baton_daemon_uptime_seconds 1\n"; }
+  Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) override {
+    if (busy) return Status::Conflict("self-upgrade refused: service 'web': generation 3 is draining");
+    self_upgrade_binary = binary;
+    self_upgrade_accepted = std::move(accepted);
+    return Status::Ok();
+  }
 
   bool busy = false;
   bool reload_error = false;
@@ -104,6 +110,8 @@ struct FakeCommands : Commands {
   std::optional<std::string> rollback_to;
   Progress progress;
   Done done;
+  std::optional<std::string> self_upgrade_binary;
+  SelfUpgradeAccepted self_upgrade_accepted;
 };
 
 struct Fixture {
@@ -287,4 +295,36 @@ TEST_CASE_METHOD(Fixture, "wait=drained answers a promotion once the previous ge
   commands.done(promoted);
   CHECK(quick->status == 200);
   CHECK(quick->body["result"]["drain_s"] == 0.01);
+}
+
+TEST_CASE_METHOD(Fixture, "self-upgrade answers 202 and replaces the program only once the answer is delivered") {
+  auto r = Call("POST", "/v1/self-upgrade", R"({"binary": "/opt/baton/batond"})");
+  CHECK(r->status == 0);  // the binary is being checked
+  REQUIRE(commands.self_upgrade_binary == "/opt/baton/batond");
+  bool replaced = false;
+  commands.self_upgrade_accepted(nlohmann::json{{"attempt", 1}}, [&] { replaced = true; });
+  CHECK(r->status == 202);
+  CHECK(r->body["attempt"] == 1);
+  CHECK_FALSE(replaced);
+  r->Disconnect();  // the answer is out and the connection closed
+  CHECK(replaced);
+}
+
+TEST_CASE_METHOD(Fixture, "self-upgrade errors: bad body, busy daemon, a binary that fails its check") {
+  CHECK(Call("POST", "/v1/self-upgrade", R"({"binary": 5})")->status == 400);
+  CHECK(Call("POST", "/v1/self-upgrade", R"({"binary": ""})")->status == 400);
+  CHECK(Call("GET", "/v1/self-upgrade")->status == 405);
+  CHECK_FALSE(commands.self_upgrade_binary);
+  commands.busy = true;
+  auto busy = Call("POST", "/v1/self-upgrade");
+  CHECK(busy->status == 409);
+  CHECK_THAT(busy->body["error"]["message"].get<std::string>(), Catch::Contains("draining"));
+  commands.busy = false;
+  auto r = Call("POST", "/v1/self-upgrade", "");
+  REQUIRE(commands.self_upgrade_binary == "");  // the default: the file batond was started from
+  commands.self_upgrade_accepted(Status::FailedPrecondition("self-upgrade refused: /bin/false --resume-formats "
+                                                            "exited with status 1"),
+                                 nullptr);
+  CHECK(r->status == 409);
+  CHECK_THAT(r->body["error"]["message"].get<std::string>(), Catch::Contains("/bin/false"));
 }

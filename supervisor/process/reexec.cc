@@ -1,0 +1,104 @@
+#include "supervisor/process/reexec.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+
+#include "supervisor/base/unique_fd.h"
+
+extern char** environ;
+
+namespace baton {
+
+namespace {
+
+sigset_t HandledSignals() {
+  sigset_t set;
+  ::sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) ::sigaddset(&set, sig);
+  return set;
+}
+
+}  // namespace
+
+Result<int> WriteSealedState(const std::string& state) {
+  UniqueFd fd(::memfd_create("batond-state", MFD_ALLOW_SEALING));
+  if (!fd) return Status::FromErrno("memfd_create", errno);
+  for (size_t done = 0; done < state.size();) {
+    ssize_t n = ::write(fd.get(), state.data() + done, state.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("write state", errno);
+    done += static_cast<size_t>(n);
+  }
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    return Status::FromErrno("seal state", errno);
+  return fd.ReleaseOwnership();
+}
+
+Result<std::string> ReadSealedState(int fd) {
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return Status::FromErrno("state fd " + std::to_string(fd), errno);
+  if (!(seals & F_SEAL_WRITE)) return Status::InvalidArgument("state fd " + std::to_string(fd) + " is not sealed");
+  std::string out;
+  char buf[65536];
+  for (off_t at = 0;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno("read state", errno);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  return out;
+}
+
+Result<int> OpenOwnProgram() {
+  int fd = ::open("/proc/self/exe", O_RDONLY);  // the running file, even if replaced on disk since
+  if (fd < 0) return Status::FromErrno("open /proc/self/exe", errno);
+  return fd;
+}
+
+Status SetKeptAcrossExec(const std::vector<int>& fds, bool keep) {
+  for (int fd : fds) {
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0) return Status::FromErrno("descriptor " + std::to_string(fd), errno);
+    if (::fcntl(fd, F_SETFD, keep ? flags & ~FD_CLOEXEC : flags | FD_CLOEXEC) != 0)
+      return Status::FromErrno("descriptor " + std::to_string(fd), errno);
+  }
+  return Status::Ok();
+}
+
+Status ExecProgram(const std::string& path, int program_fd, const std::vector<std::string>& argv) {
+  std::vector<std::string> copy = argv;
+  std::vector<char*> args;
+  for (auto& a : copy) args.push_back(a.data());
+  args.push_back(nullptr);
+  sigset_t handled = HandledSignals();
+  ::sigprocmask(SIG_BLOCK, &handled, nullptr);
+  if (program_fd >= 0) ::fexecve(program_fd, args.data(), environ);
+  else ::execv(path.c_str(), args.data());
+  int err = errno;
+  ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
+  return Status::FromErrno("execute " + (program_fd >= 0 ? "the previous program" : path), err);
+}
+
+void UnblockHandledSignals() {
+  sigset_t handled = HandledSignals();
+  ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
+}
+
+bool IsOpenFd(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+
+bool IsOwnChild(int pid) {
+  if (pid <= 0) return false;
+  siginfo_t info{};
+  // WNOWAIT: look without reaping. ECHILD means it is no child of ours.
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+}  // namespace baton
