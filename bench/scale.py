@@ -11,6 +11,9 @@
    workers and no probes.
 3. GET /v1/status latency with 1000 workers.
 4. Cold start of 1000 workers (10 services x 100): batond start until all are ready.
+5. Self-upgrade with 1000 workers: from the old program's exec to the new one having
+   taken everything over (batond's own figure), and as the client sees it (request to
+   outcome in the status).
 Uses only the standard library and the project's binaries.
 """
 import argparse
@@ -135,6 +138,28 @@ def handover_latency(build, replicas, rounds):
         d.stop()
 
 
+def self_upgrades(d, rounds):
+    """Replaces batond's program `rounds` times; returns (took, seen) in seconds."""
+    took, seen = [], []
+    _, before = api(d.sock, "GET", "/v1/status")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        status, body = api(d.sock, "POST", "/v1/self-upgrade", {})
+        assert status == 202, body
+        while True:
+            try:
+                status, now = api(d.sock, "GET", "/v1/status")
+            except OSError:
+                continue
+            last = now["daemon"]["self_upgrade"].get("last")
+            if status == 200 and last and last["attempt"] == body["attempt"]:
+                break
+        seen.append(time.perf_counter() - t0)
+        assert last["ok"] and now["daemon"]["pid"] == before["daemon"]["pid"], last
+        took.append(last["duration_ms"] / 1000)
+    return took, seen
+
+
 def collect(build, quick, log=print):
     """Runs every measurement; returns rows of (measure, figure)."""
     ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
@@ -180,6 +205,12 @@ def collect(build, quick, log=print):
         cpu, rss, _ = proc_stats(d.proc.pid)
         add("`GET /v1/status` with 1000 workers (50 requests)",
             f"p50 {ms(statistics.median(lat))}, p99 {ms(pct(lat, 99))}; batond RSS {rss / 2**20:.1f} MiB")
+        upgrades = 5 if quick else 20
+        took, seen = self_upgrades(d, upgrades)
+        add(f"self-upgrade with 1000 workers ({upgrades} times): exec to everything taken over",
+            f"p50 {ms(statistics.median(took))}, max {ms(max(took))}")
+        add("self-upgrade with 1000 workers, as the client sees it (request to outcome in the status)",
+            f"p50 {ms(statistics.median(seen))}, max {ms(max(seen))}")
     finally:
         d.stop()
     return rows

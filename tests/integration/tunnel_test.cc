@@ -214,6 +214,18 @@ TEST_CASE("tunnel: an edge killed and restarted is reconnected with backoff, and
   CHECK(HttpGet(remote).find("version=v1") == 0);
 }
 
+TEST_CASE("tunnel: after a self-upgrade of batond the new program reconnects, and traffic flows again") {
+  Tunnelled t;
+  auto& [edge, remote, d] = t;
+  INFO(d.Log());
+  auto r = d.Ctl({"self-upgrade"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(WaitFor([&] { return SessionUp(d); }, 15s));
+  CHECK(WaitFor([&] { return HttpGet(remote).find("version=v1") == 0; }, 5s));
+  CHECK(WaitFor([&] { return edge.Sessions().size() == 1; }, 5s));  // the old session went with the old program
+}
+
 TEST_CASE("tunnel: two edges, one killed: traffic continues through the other") {
   // Both edges run on this host, so the second edge's forward of the same port is refused
   // while the first holds it, and retried; when the first dies, the second takes over.
