@@ -291,7 +291,16 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
   std::string name = svc.name;
   sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
     Status s = history_->Record(name, release, result, clock_->WallSeconds());
-    if (!s.ok()) spdlog::error("{}: history not saved: {}", name, s.message());
+    if (s.ok()) {
+      history_error_.clear();
+      return;
+    }
+    // Kept in memory: the next write that succeeds saves it too. The file on disk is the
+    // previous complete one (written to a temporary file, then renamed).
+    history_error_ = s.message();
+    spdlog::error("{}: history not saved: {}", name, s.message());
+    Publish(ServiceEvent{"history_error", name, result.generation, result.version, 0, s.message(),
+                         clock_->WallSeconds()});
   };
   sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
     OnOutput(name, gen, pid, stream, line);
@@ -375,7 +384,17 @@ int Supervisor::Run() {
     if (!t->sessions.empty()) t->sessions.front()->Start();
   if (systemd_ && systemd_->watchdog_interval()) Watchdog();
   spdlog::info("batond running: {} service(s), control socket {}", services_.size(), config_.daemon.control_socket);
-  io_.run();
+  // A handler that throws is a bug; the sockets this process holds matter more than the
+  // one operation it broke, so the loop carries on (and the bug is counted and logged).
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& e) {
+      ++handler_exceptions_;
+      spdlog::critical("BUG: an event handler threw, the loop carries on: {}", e.what());
+    }
+  }
   spdlog::info("batond stopped");
   return kExitOk;
 }

@@ -147,6 +147,8 @@ class Supervisor : public Commands {
   bool stopping_ = false;
   uint64_t notify_ignored_ = 0;  // messages from pids that are no worker of ours
   uint64_t orphans_reaped_ = 0;
+  uint64_t handler_exceptions_ = 0;  // bugs the loop survived
+  std::string history_error_;         // why the last history write failed; empty once one succeeds
   std::unique_ptr<SystemdNotifier> systemd_;
   std::unique_ptr<Timer> watchdog_;
   bool announced_ready_ = false;

@@ -48,6 +48,8 @@ nlohmann::json Supervisor::DaemonStatus() {
             {"rss_bytes", ResidentBytes()},
             {"notify_ignored", notify_ignored_},
             {"orphans_reaped", orphans_reaped_},
+            {"handler_exceptions", handler_exceptions_},
+            {"history_error", history_error_.empty() ? nlohmann::json() : nlohmann::json(history_error_)},
             {"control_refused", control_ ? control_->refused() : 0}}},
           {"services", std::move(services)},
           {"tunnels", DescribeTunnels()}};

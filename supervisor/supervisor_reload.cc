@@ -9,6 +9,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
 #include "supervisor/config/diff.h"
 #include "supervisor/supervisor.h"
@@ -161,7 +162,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   }
   for (const auto& w : next.warnings) spdlog::warn("{}", w);
   config_ = std::move(next);
-  spdlog::info("reload: {}", report.dump());
+  spdlog::info("reload: {}", JsonText(report));
   return report;
 }
 

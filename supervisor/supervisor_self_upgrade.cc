@@ -10,6 +10,7 @@
 #include <csignal>
 #include <sstream>
 
+#include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
 #include "supervisor/process/reexec.h"
 #include "supervisor/sockets/address.h"
@@ -202,7 +203,7 @@ void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to
   state["program_fd"] = program_fd.get();
   state["exec"] = {{"binary", binary}, {"attempt", attempt}, {"from_version", BATON_VERSION},
                    {"to_version", to_version}, {"at", clock_->WallSeconds()}};
-  auto memfd = WriteSealedState(state.dump());
+  auto memfd = WriteSealedState(JsonText(state));
   if (!memfd.ok()) return fail(memfd.status().message());
   UniqueFd state_fd(*memfd);
   keep.push_back(state_fd.get());

@@ -15,6 +15,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
 #include "supervisor/control/protocol.h"
 
@@ -58,7 +59,7 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
     res.set(http::field::server, "batond");
     res.set(http::field::content_type, "application/json");
     res.set(http::field::connection, "close");
-    res.body() = body.dump() + "\n";
+    res.body() = JsonText(body) + "\n";
     res.prepare_payload();
     std::ostringstream out;
     out << res;
@@ -91,7 +92,7 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
     if (closed_) return fn();
     on_close_.push_back(std::move(fn));
   }
-  void StreamLine(const nlohmann::json& line) override { Send(line.dump() + "\n", false); }
+  void StreamLine(const nlohmann::json& line) override { Send(JsonText(line) + "\n", false); }
   void EndStream() override { Send("", true); }
 
  private:

@@ -66,6 +66,10 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Sample("baton_daemon_notify_ignored_total", {}, Num(d, "notify_ignored"));
   w.Family("baton_daemon_control_refused_total", "counter", "Control connections refused by the peer check.");
   w.Sample("baton_daemon_control_refused_total", {}, Num(d, "control_refused"));
+  w.Family("baton_daemon_handler_exceptions_total", "counter", "Event handlers that threw (bugs the loop survived).");
+  w.Sample("baton_daemon_handler_exceptions_total", {}, Num(d, "handler_exceptions"));
+  w.Family("baton_daemon_self_upgrades_total", "counter", "Self-upgrades attempted (the program replaced or handed back).");
+  w.Sample("baton_daemon_self_upgrades_total", {}, d.contains("self_upgrade") ? Num(d["self_upgrade"], "attempts") : 0);
 
   const auto& services = status["services"];
   w.Family("baton_service_up", "gauge", "1 if the service has a live generation.");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "supervisor/base/json_text.h"
 #include "supervisor/base/unique_fd.h"
 
 namespace baton {
@@ -89,7 +90,7 @@ Status HistoryStore::Record(const std::string& service, const Release& release, 
   return Save();
 }
 
-Status HistoryStore::Save() const { return WriteFileAtomically(path_, doc_.dump(1) + "\n"); }
+Status HistoryStore::Save() const { return WriteFileAtomically(path_, JsonText(doc_, 1) + "\n"); }
 
 nlohmann::json HistoryStore::Entries(const std::string& service) const {
   const auto& services = doc_["services"];

@@ -211,14 +211,22 @@ Daemon::~Daemon() {
 }
 
 void Daemon::Start() {
+  // Everything the child needs is allocated before fork: load threads may hold malloc's lock.
+  std::vector<std::string> args = wrapper_;
+  args.push_back(binary_);
+  args.push_back("-c");
+  args.push_back(dir_.path + "/baton.toml");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string log_path = dir_.path + "/batond.log";
   pid_ = ::fork();
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a crashed test leaves no daemon behind
-    int log = ::open((dir_.path + "/batond.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, 2);
     ::dup2(log, 1);
-    std::string config = dir_.path + "/baton.toml";
-    ::execl(BATOND_PATH, BATOND_PATH, "-c", config.c_str(), nullptr);
+    ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   bool up = WaitFor([&] {

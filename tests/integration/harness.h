@@ -69,6 +69,12 @@ class Daemon {
 
   // Starts batond and waits until it answers and every service has left "starting".
   void Start();
+  // Runs batond through `prefix` (e.g. prlimit, setpriv) at the next Start; `binary`
+  // replaces the batond built here (e.g. a copy that another uid may execute).
+  void SetWrapper(std::vector<std::string> prefix, std::string binary = BATOND_PATH) {
+    wrapper_ = std::move(prefix);
+    binary_ = std::move(binary);
+  }
   // SIGTERM, then waits for exit; returns the exit code (-1 on timeout).
   int Stop(std::chrono::milliseconds limit = 20s);
   // SIGKILL, as an operator's kill -9 or the OOM killer would; reaps batond.
@@ -90,6 +96,8 @@ class Daemon {
  private:
   TempDir dir_;
   std::string daemon_extra_;
+  std::vector<std::string> wrapper_;
+  std::string binary_ = BATOND_PATH;
   int pid_ = -1;
   std::vector<int> seen_workers_;  // killed at teardown if anything went wrong
 };
