@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/supervisor.h"
 
@@ -62,6 +63,10 @@ int main(int argc, char** argv) {
   auto config = baton::LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << "batond: " << config.status().message() << "\n";
+    return baton::kExitUsage;
+  }
+  if (baton::Status safe = baton::CheckRootConfig(config_path); !safe.ok()) {
+    std::cerr << "batond: " << safe.message() << "\n";
     return baton::kExitUsage;
   }
   baton::InitLogging(config->daemon.log_level);

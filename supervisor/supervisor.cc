@@ -16,6 +16,7 @@
 #include <boost/asio/post.hpp>
 #include <libssh/libssh.h>
 
+#include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/process/reexec.h"
 
@@ -206,6 +207,17 @@ Status Supervisor::Init(int* exit_code) {
   if (!notify.ok()) return notify.status();
   notify_ = std::move(*notify);
 
+  if (!carried_) {
+    std::string dir = std::filesystem::path(d.control_socket).parent_path().string();
+    std::filesystem::create_directories(dir, ec);
+    if (Status safe = CheckPrivateDirectory(dir.empty() ? "." : dir, config_.path + ": daemon.control_socket");
+        !safe.ok()) {
+      *exit_code = kExitUsage;
+      return safe;
+    }
+  }
+  OpenNotifySocketToWorkers();
+
   ControlAccess access{d.allow_uids, d.allow_gids, *group, d.control_timeout};
   auto control = ControlServer::Create(io_, d.control_socket, access, api_, carried_fd("control_fd"));
   if (!control.ok()) return control.status();
@@ -344,6 +356,17 @@ void Supervisor::StartProxies(ServiceSlot& slot) {
     slot.proxies.push_back(std::make_unique<ProxyListener>(io_, svc.name + "." + l.name, slot.listeners[i].fd.get(),
                                                            l.proxy, router, changed));
   }
+}
+
+// Workers that run as another user need to reach the notify socket: the state directory
+// becomes traversable (not listable) and the socket writable by all. Only workers'
+// messages count (the sender's pid comes from the kernel); the rest are ignored.
+void Supervisor::OpenNotifySocketToWorkers() {
+  bool other_users = false;
+  for (const auto& svc : config_.services) other_users = other_users || !svc.user.empty() || !svc.group.empty();
+  if (!other_users) return;
+  ::chmod(config_.daemon.state_dir.c_str(), 0711);
+  ::chmod(notify_->path().c_str(), 0666);
 }
 
 void Supervisor::StartService(Service& svc) {

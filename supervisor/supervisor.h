@@ -107,6 +107,7 @@ class Supervisor : public Commands {
   Status CreateTunnels();
   nlohmann::json DescribeTunnels() const;
   void StartService(Service& svc);
+  void OpenNotifySocketToWorkers();
   void OnSignal(int sig);
   void ReapOrphans();
   Result<nlohmann::json> ApplyReload();

@@ -162,6 +162,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   }
   for (const auto& w : next.warnings) spdlog::warn("{}", w);
   config_ = std::move(next);
+  OpenNotifySocketToWorkers();
   spdlog::info("reload: {}", JsonText(report));
   return report;
 }

@@ -78,6 +78,13 @@ struct RolloutConfig {
   int batch = 0;  // workers per batch in a rolling handover; 0 means all at once
 };
 
+// Resource limits for workers (setrlimit in the child); unset: inherited from batond.
+struct LimitsConfig {
+  std::optional<uint64_t> nofile, nproc, core;  // kUnlimited for "infinity"
+  static constexpr uint64_t kUnlimited = ~uint64_t{0};
+  friend bool operator==(const LimitsConfig&, const LimitsConfig&) = default;
+};
+
 struct ServiceConfig {
   std::string name;
   std::vector<std::string> command;  // argv template
@@ -92,6 +99,16 @@ struct ServiceConfig {
   RolloutConfig rollout;
   Duration bake_time = 10s;
   int fd_store_max = 16;  // descriptors workers may leave for their successors (FDSTORE=1)
+  // Least privilege. Workers run as `user` (batond must run as root), in `group` (default:
+  // the user's) with the user's groups plus `supplementary_groups`, with `umask` and
+  // `limits`, and an environment of PATH, the `pass_env` variables taken from batond's,
+  // `env`, and what batond sets (LISTEN_*, NOTIFY_SOCKET, BATON_*; HOME, USER, LOGNAME
+  // with `user`).
+  std::string user, group;
+  std::vector<std::string> supplementary_groups;
+  std::optional<unsigned> umask;
+  LimitsConfig limits;
+  std::vector<std::string> pass_env;
   int line = 0;
   bool has_proxy() const {
     for (const auto& l : listeners)

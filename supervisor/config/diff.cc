@@ -37,6 +37,11 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.command == b.command, "command", true);
   note(a.env == b.env, "env", true);
   note(a.cwd == b.cwd, "cwd", true);
+  note(std::tie(a.user, a.group, a.supplementary_groups) == std::tie(b.user, b.group, b.supplementary_groups), "user",
+       true);
+  note(a.umask == b.umask, "umask", true);
+  note(a.limits == b.limits, "limits", true);
+  note(a.pass_env == b.pass_env, "pass_env", true);
   note(SameListeners(a.listeners, b.listeners), "listen", true);
   note(a.version == b.version, "version", false);
   note(a.replicas == b.replicas, "replicas", false);

@@ -247,6 +247,18 @@ class Reader {
     return Dur(t, prefix, "timeout", st.timeout);
   }
 
+  Status Limits(const toml::table& t, const std::string& prefix, LimitsConfig& l) const {
+    if (auto s = CheckKeys(t, prefix, {"nofile", "nproc", "core"}); !s.ok()) return s;
+    for (auto [key, out] : {std::pair{"nofile", &l.nofile}, {"nproc", &l.nproc}, {"core", &l.core}}) {
+      const toml::node* n = t.get(key);
+      if (!n) continue;
+      if (n->is_integer() && n->as_integer()->get() >= 0) *out = static_cast<uint64_t>(n->as_integer()->get());
+      else if (n->is_string() && n->as_string()->get() == "infinity") *out = LimitsConfig::kUnlimited;
+      else return Error(*n, Join(prefix, key), "expected a non-negative integer or \"infinity\"");
+    }
+    return Status::Ok();
+  }
+
   Status Restart(const toml::table& t, const std::string& prefix, RestartConfig& r) const {
     if (auto s = CheckKeys(t, prefix, {"backoff", "max_backoff", "multiplier", "max_failures", "reset_after"});
         !s.ok())
@@ -302,7 +314,8 @@ class Reader {
         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
       return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
     if (auto s = CheckKeys(*t, prefix, {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop",
-                                        "restart", "rollout", "bake_time", "fd_store_max"});
+                                        "restart", "rollout", "bake_time", "fd_store_max", "user", "group",
+                                        "supplementary_groups", "umask", "limits", "pass_env"});
         !s.ok())
       return s;
     const toml::node* cmd = t->get("command");
@@ -314,6 +327,22 @@ class Reader {
     if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
     if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
     if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 128); !s.ok()) return s;
+    if (auto s = String(*t, prefix, "user", svc.user); !s.ok()) return s;
+    if (auto s = String(*t, prefix, "group", svc.group); !s.ok()) return s;
+    for (auto [key, list] : {std::pair{"supplementary_groups", &svc.supplementary_groups}, {"pass_env", &svc.pass_env}})
+      if (const toml::node* n = t->get(key))
+        if (auto s = StringArray(*n, prefix + "." + key, *list, false); !s.ok()) return s;
+    if (const toml::node* n = t->get("umask")) {
+      // 0o027 as a TOML integer, or "0027" as a string of octal digits.
+      std::optional<long> mask;
+      if (n->is_integer()) mask = n->as_integer()->get();
+      else if (n->is_string() && !n->as_string()->get().empty() &&
+               n->as_string()->get().find_first_not_of("01234567") == std::string::npos)
+        mask = std::stol(n->as_string()->get().substr(0, 6), nullptr, 8);
+      if (!mask || *mask < 0 || *mask > 0777)
+        return Error(*n, prefix + ".umask", "expected an octal mode such as \"0027\" or 0o027");
+      svc.umask = static_cast<unsigned>(*mask);
+    }
     if (const toml::node* env = t->get("env")) {
       const toml::table* et = env->as_table();
       if (!et) return Error(*env, prefix + ".env", "expected a table of strings");
@@ -343,6 +372,10 @@ class Reader {
     if (auto r = sub("restart"); !r.ok()) return r.status();
     else if (*r) {
       if (auto s = Restart(**r, prefix + ".restart", svc.restart); !s.ok()) return s;
+    }
+    if (auto r = sub("limits"); !r.ok()) return r.status();
+    else if (*r) {
+      if (auto s = Limits(**r, prefix + ".limits", svc.limits); !s.ok()) return s;
     }
     if (auto r = sub("rollout"); !r.ok()) return r.status();
     else if (*r) {

@@ -1,4 +1,7 @@
 // Service mechanics: building a worker's launch spec, spawning, stopping, retiring.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 
 #include "supervisor/base/duration.h"
@@ -10,6 +13,7 @@
 namespace baton {
 
 namespace {
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr size_t kRetiredKept = 8;
 constexpr size_t kStderrTailLines = 10;
 }  // namespace
@@ -46,8 +50,20 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
   spec.set_listen_pid = !spec.fds.empty();
   spec.parent_death_signal = config_.stop.signal;
 
-  // Later entries win: batond's environment, the config's env, the release's env, then ours.
-  std::map<std::string, std::string> env(io_.base_env.begin(), io_.base_env.end());
+  spec.user = config_.user;
+  spec.group = config_.group;
+  spec.supplementary_groups = config_.supplementary_groups;
+  spec.umask = config_.umask;
+  for (auto [resource, value] : {std::pair{RLIMIT_NOFILE, config_.limits.nofile}, {RLIMIT_NPROC, config_.limits.nproc},
+                                 {RLIMIT_CORE, config_.limits.core}})
+    if (value) spec.limits.emplace_back(resource, *value);
+
+  // A clean environment: PATH and the pass_env variables from batond's, then the config's
+  // env, the release's env, then ours; later entries win.
+  std::map<std::string, std::string> env{{"PATH", kDefaultPath}};
+  for (const auto& [k, v] : io_.base_env)
+    if (k == "PATH" || std::find(config_.pass_env.begin(), config_.pass_env.end(), k) != config_.pass_env.end())
+      env[k] = v;
   std::map<std::string, std::string> templates = config_.env;
   for (const auto& [k, v] : release.env) templates[k] = v;
   for (const auto& [k, v] : templates) {

@@ -4,7 +4,9 @@
 // and watches each child's pidfd.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +35,13 @@ struct LaunchSpec {
   bool set_listen_pid = false;     // add LISTEN_PID=<the child's own pid>
   bool log_output = true;          // log output lines (probes set false)
   int parent_death_signal = 0;     // sent to the child if batond dies (0: none)
+  // Least privilege: run as `user` (name or uid; batond must be root) in `group` (default:
+  // the user's primary group) with the user's groups plus `supplementary_groups`; HOME,
+  // USER and LOGNAME are set unless env has them.
+  std::string user, group;
+  std::vector<std::string> supplementary_groups;
+  std::optional<unsigned> umask;
+  std::vector<std::pair<int, uint64_t>> limits;  // RLIMIT_* -> soft and hard limit (~0: unlimited)
 };
 
 struct ProcessEvents {

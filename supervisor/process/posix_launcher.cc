@@ -1,6 +1,8 @@
 #include "supervisor/process/posix_launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <signal.h>
@@ -199,58 +201,147 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
 namespace {
 
 struct ExecFailure {
-  int stage;  // 1: chdir, 2: exec, 3: fd setup
+  int stage;  // 1: chdir, 2: exec, 3: fd setup, 4: user and groups, 5: resource limits
   int err;
 };
 
+// Everything the child does between fork and exec, prepared before fork.
+struct ChildSetup {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  char* listen_pid_digits;  // to fill in with the child's pid, or null
+  const char* cwd;          // or null
+  int devnull, out_w, err_w, report_w;
+  const int* fds;
+  int nfds;
+  const rlimit* fd_limit = nullptr;  // best effort: the limit batond started with
+  std::vector<std::pair<int, rlimit>> limits;  // the service's own: must hold
+  int umask = -1;
+  bool set_identity = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  int death_signal = 0;
+  pid_t parent = 0;
+};
+
 // Runs in the child between fork and exec: only async-signal-safe calls.
-[[noreturn]] void ChildMain(const char* path, char* const* argv, char* const* envp, char* listen_pid_digits,
-                            const char* cwd, int devnull, int out_w, int err_w, int report_w, const int* fds,
-                            int nfds, const rlimit* fd_limit, int death_signal, pid_t parent) {
+[[noreturn]] void ChildMain(const ChildSetup& c) {
+  int report_w = c.report_w;
   auto fail = [&](int stage) {
     ExecFailure f{stage, errno};
     (void)!::write(report_w, &f, sizeof f);
     ::_exit(127);
   };
   ::setpgid(0, 0);
-  // A killed batond must not leave workers serving unsupervised: they get their stop
-  // signal and drain. The parent may have died before this line: then act at once.
-  if (death_signal > 0) {
-    ::prctl(PR_SET_PDEATHSIG, death_signal);
-    if (::getppid() != parent) ::kill(::getpid(), death_signal);
-  }
   sigset_t all;
   ::sigemptyset(&all);
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
 
   // Move everything we still need above the listener range, then place the listeners.
-  int above = 3 + nfds;
+  int above = 3 + c.nfds;
   report_w = ::fcntl(report_w, F_DUPFD_CLOEXEC, above);
   if (report_w < 0) ::_exit(127);
   int moved[256];
-  for (int i = 0; i < nfds; ++i)
-    if ((moved[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, above)) < 0) fail(3);
-  if (::dup2(devnull, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(err_w, 2) < 0) fail(3);
-  for (int i = 0; i < nfds; ++i)
+  for (int i = 0; i < c.nfds; ++i)
+    if ((moved[i] = ::fcntl(c.fds[i], F_DUPFD_CLOEXEC, above)) < 0) fail(3);
+  if (::dup2(c.devnull, 0) < 0 || ::dup2(c.out_w, 1) < 0 || ::dup2(c.err_w, 2) < 0) fail(3);
+  for (int i = 0; i < c.nfds; ++i)
     if (::dup2(moved[i], 3 + i) < 0) fail(3);  // dup2 clears CLOEXEC on the target
   // Everything else closes at exec; report_w stays usable until then.
   if (::syscall(SYS_close_range, above, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     for (int fd = above; fd < 65536; ++fd)
       if (fd != report_w) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  if (listen_pid_digits) {
+  if (c.listen_pid_digits) {
     char digits[16];
     int n = 0;
     for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
-    for (int i = 0; i < n; ++i) listen_pid_digits[i] = digits[n - 1 - i];
-    listen_pid_digits[n] = '\0';
+    for (int i = 0; i < n; ++i) c.listen_pid_digits[i] = digits[n - 1 - i];
+    c.listen_pid_digits[n] = '\0';
   }
-  if (fd_limit) ::setrlimit(RLIMIT_NOFILE, fd_limit);
-  if (cwd && ::chdir(cwd) != 0) fail(1);
-  ::execve(path, argv, envp);
+  if (c.fd_limit) ::setrlimit(RLIMIT_NOFILE, c.fd_limit);
+  for (const auto& [resource, limit] : c.limits)
+    if (::setrlimit(resource, &limit) != 0) fail(5);
+  if (c.umask >= 0) ::umask(static_cast<mode_t>(c.umask));
+  if (c.set_identity) {
+    if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 || ::setuid(c.uid) != 0) fail(4);
+  }
+  // A killed batond must not leave workers serving unsupervised: they get their stop
+  // signal and drain. Set after the identity change, which clears it; the parent may
+  // have died before this line: then act at once.
+  if (c.death_signal > 0) {
+    ::prctl(PR_SET_PDEATHSIG, c.death_signal);
+    if (::getppid() != c.parent) ::kill(::getpid(), c.death_signal);
+  }
+  if (c.cwd && ::chdir(c.cwd) != 0) fail(1);
+  ::execve(c.path, c.argv, c.envp);
   fail(2);
   ::_exit(127);
+}
+
+bool Numeric(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+
+Result<gid_t> ResolveGroupName(const std::string& name) {
+  if (Numeric(name)) return static_cast<gid_t>(std::stoul(name));
+  std::vector<char> buf(16384);
+  group gr{}, *found = nullptr;
+  if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+    return Status::InvalidArgument("no group named '" + name + "'");
+  return found->gr_gid;
+}
+
+// Fills in who the child runs as, and HOME, USER and LOGNAME when env lacks them.
+Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings) {
+  if (spec.user.empty() && spec.group.empty() && spec.supplementary_groups.empty()) return Status::Ok();
+  if (::geteuid() != 0)
+    return Status::FailedPrecondition("user, group and supplementary_groups need batond to run as root");
+  setup->set_identity = true;
+  setup->uid = 0;
+  setup->gid = 0;
+  if (!spec.user.empty()) {
+    std::vector<char> buf(16384);
+    passwd pw{}, *found = nullptr;
+    int rc = Numeric(spec.user) ? ::getpwuid_r(static_cast<uid_t>(std::stoul(spec.user)), &pw, buf.data(), buf.size(), &found)
+                                : ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (rc != 0 || (!found && !Numeric(spec.user))) return Status::InvalidArgument("no user named '" + spec.user + "'");
+    if (found) {
+      setup->uid = found->pw_uid;
+      setup->gid = found->pw_gid;
+      int n = 64;
+      std::vector<gid_t> groups(static_cast<size_t>(n));
+      if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0) {
+        groups.resize(static_cast<size_t>(n));
+        ::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n);
+      }
+      groups.resize(static_cast<size_t>(n));
+      setup->groups = std::move(groups);
+      auto has = [&](const char* key) {
+        for (const auto& e : *env_strings)
+          if (e.rfind(std::string(key) + "=", 0) == 0) return true;
+        return false;
+      };
+      for (auto [key, value] : {std::pair<const char*, std::string>{"HOME", found->pw_dir}, {"USER", found->pw_name},
+                                {"LOGNAME", found->pw_name}})
+        if (!has(key)) env_strings->push_back(std::string(key) + "=" + value);
+    } else {
+      setup->uid = static_cast<uid_t>(std::stoul(spec.user));  // a uid with no passwd entry
+      setup->gid = static_cast<gid_t>(setup->uid);
+    }
+  }
+  if (!spec.group.empty()) {
+    auto gid = ResolveGroupName(spec.group);
+    if (!gid.ok()) return gid.status();
+    setup->gid = *gid;
+  }
+  for (const auto& name : spec.supplementary_groups) {
+    auto gid = ResolveGroupName(name);
+    if (!gid.ok()) return gid.status();
+    setup->groups.push_back(*gid);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -268,8 +359,10 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   if (path.empty()) return Status::NotFound("executable not found or not executable: " + spec.argv[0]);
 
   // Everything the child needs is allocated before fork.
+  ChildSetup setup{};
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
+  if (Status s = ResolveIdentity(spec, &setup, &env_strings); !s.ok()) return s;
   if (spec.set_listen_pid) env_strings.push_back("LISTEN_PID=" + std::string(16, '\0'));
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());
@@ -277,7 +370,11 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   std::vector<std::string> argv_strings = spec.argv;
   for (auto& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
-  char* listen_pid_digits = spec.set_listen_pid ? env_strings.back().data() + std::strlen("LISTEN_PID=") : nullptr;
+  if (child_fd_limit_) setup.fd_limit = &*child_fd_limit_;
+  for (const auto& [resource, value] : spec.limits) {
+    rlim_t v = value == ~uint64_t{0} ? RLIM_INFINITY : static_cast<rlim_t>(value);
+    setup.limits.emplace_back(resource, rlimit{v, v});
+  }
 
   int out[2], err[2], report[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return Status::FromErrno("create stdout pipe", errno);
@@ -289,14 +386,23 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) return Status::FromErrno("open /dev/null", errno);
 
-  pid_t parent = ::getpid();
+  setup.path = path.c_str();
+  setup.argv = argv.data();
+  setup.envp = envp.data();
+  setup.listen_pid_digits = spec.set_listen_pid ? env_strings.back().data() + std::strlen("LISTEN_PID=") : nullptr;
+  setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  setup.devnull = devnull.get();
+  setup.out_w = out_w.get();
+  setup.err_w = err_w.get();
+  setup.report_w = report_w.get();
+  setup.fds = spec.fds.data();
+  setup.nfds = static_cast<int>(spec.fds.size());
+  setup.umask = spec.umask ? static_cast<int>(*spec.umask) : -1;
+  setup.death_signal = spec.parent_death_signal;
+  setup.parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Status::FromErrno("fork", errno);
-  if (pid == 0)
-    ChildMain(path.c_str(), argv.data(), envp.data(), listen_pid_digits, spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
-              devnull.get(), out_w.get(), err_w.get(), report_w.get(), spec.fds.data(),
-              static_cast<int>(spec.fds.size()), child_fd_limit_ ? &*child_fd_limit_ : nullptr,
-              spec.parent_death_signal, parent);
+  if (pid == 0) ChildMain(setup);
   ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once
   out_w.Reset();
   err_w.Reset();
@@ -313,6 +419,8 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
     }
     std::string what = failure.stage == 1   ? "change directory to '" + spec.cwd + "'"
                        : failure.stage == 2 ? "execute " + path
+                       : failure.stage == 4 ? "switch to user '" + spec.user + "'"
+                       : failure.stage == 5 ? "set resource limits for " + path
                                             : "set up fds for " + path;
     return Status::FromErrno(what, failure.err);
   }
@@ -337,7 +445,9 @@ Status PosixLauncher::CheckExecutable(const LaunchSpec& spec) const {
   if (spec.argv.empty() || ResolveExecutable(spec.argv[0], spec.env, spec.cwd).empty())
     return Status::InvalidArgument("executable not found or not executable: " +
                                    (spec.argv.empty() ? std::string("(empty)") : spec.argv[0]));
-  return Status::Ok();
+  ChildSetup setup;
+  std::vector<std::string> env;
+  return ResolveIdentity(spec, &setup, &env);
 }
 
 void PosixLauncher::SignalGroup(int pid, int sig) {

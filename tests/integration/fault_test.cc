@@ -55,6 +55,13 @@ std::vector<int> PidsLogged(const std::string& text, const std::string& tag) {
   return pids;
 }
 
+// AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
+#ifdef __SANITIZE_ADDRESS__
+constexpr bool kMemoryMeasurable = false;
+#else
+constexpr bool kMemoryMeasurable = true;
+#endif
+
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // The slowest of GET /v1/status while `busy` holds (at least one request).
@@ -163,7 +170,7 @@ TEST_CASE("fault suite on one daemon: misbehaving workers and abusive clients ar
   REQUIRE(logs.status == 200);  // a line that is not UTF-8 among them
   CHECK(logs.raw.find("flood-done") != std::string::npos);
   CHECK(logs.body["dropped"].get<uint64_t>() >= 9000);
-  CHECK(peak_rss < rss_before + 64);
+  if (kMemoryMeasurable) CHECK(peak_rss < rss_before + 64);
   CHECK(slowest < 2000);
   WARN("output flood: RSS " << rss_before << " MiB before, peak " << peak_rss << " MiB; slowest status " << slowest
                             << " ms; " << logs.body["dropped"] << " lines dropped from the ring, counted");
@@ -240,7 +247,7 @@ TEST_CASE("fault suite on one daemon: misbehaving workers and abusive clients ar
   double rss_after = after["rss_bytes"].get<double>() / (1 << 20);
   CHECK(after["open_fds"].get<size_t>() == fds_before);
   CHECK(after["handler_exceptions"] == 0);
-  CHECK(rss_after < rss_before + 32);
+  if (kMemoryMeasurable) CHECK(rss_after < rss_before + 32);
   WARN("whole fault suite: open fds " << fds_before << " before, " << after["open_fds"] << " after; RSS "
                                       << rss_before << " MiB before, " << rss_after << " MiB after");
   REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
@@ -252,20 +259,25 @@ TEST_CASE("fault suite on one daemon: misbehaving workers and abusive clients ar
 
 TEST_CASE("near RLIMIT_NOFILE: control clients beyond it wait or time out, nothing leaks, the service carries on") {
   Daemon d(WebService(2), "control_timeout = \"1s\"\n");
-  d.SetWrapper({"/usr/bin/prlimit", "--nofile=64:64"});
   d.Start();
   INFO(d.Log().substr(0, 4000));
   size_t fds_before = DaemonInfo(d)["open_fds"].get<size_t>();
+  // Room for 16 more descriptors than batond holds now.
+  std::string limit = std::to_string(fds_before + 16);
+  REQUIRE(RunCommand({"/usr/bin/prlimit", "--pid", std::to_string(d.pid()), "--nofile=" + limit + ":" + limit})
+              .exit_code == 0);
   Load load(d.Port("web"), 4);
   REQUIRE(load.WaitForVersion("v1"));
   std::vector<int> idle;  // more than batond may open: the rest wait in the socket's queue
-  for (int i = 0; i < 150; ++i) idle.push_back(UnixConnect(d.socket()));
+  for (int i = 0; i < 60; ++i) idle.push_back(UnixConnect(d.socket()));
   // Accepted idle clients time out (control_timeout), so queued ones, and ours, get through.
-  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").status == 200; }, 20s));
+  CHECK(WaitFor([&] { return d.Api("GET", "/v1/status").status == 200; }, 30s));
   CHECK(d.Log().find("control: accept failed: Too many open files") != std::string::npos);
   for (int fd : idle) ::close(fd);
-  CHECK(WaitFor([&] { return DaemonInfo(d)["open_fds"].get<size_t>() == fds_before; }, 10s));
-  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);  // new pipes and pidfds fit again
+  CHECK(WaitFor([&] { return DaemonInfo(d)["open_fds"] == fds_before; }, 10s));
+  auto upgrade = d.Ctl({"upgrade", "web", "--version", "v2"});
+  INFO(upgrade.output);
+  REQUIRE(upgrade.exit_code == 0);  // new pipes and pidfds fit again
   REQUIRE(load.WaitForVersion("v2"));
   load.Stop();
   INFO(load.failures());
@@ -281,13 +293,15 @@ TEST_CASE("RLIMIT_NPROC reached in a handover: the fork fails cleanly and the ol
   // batond runs as uid 65534 with room for itself, its two workers and one more process.
   for (auto [from, to] : {std::pair<std::string, std::string>{TEST_WORKER_PATH, "test_worker"}, {BATOND_PATH, "batond"}})
     std::filesystem::copy_file(from, d.dir() + "/" + to);
-  std::string service = WebService(2);
+  // (LeakSanitizer's exit check needs a thread of its own, which the limit forbids.)
+  std::string service = WebService(2, "env = { ASAN_OPTIONS = \"detect_leaks=0\" }\n");
   service.replace(service.find("@WORKER@"), 8, d.dir() + "/test_worker");
   d.WriteConfig(service);
   REQUIRE(RunCommand({"/bin/chown", "-R", "65534:65534", d.dir()}).exit_code == 0);
   REQUIRE(::chmod(d.dir().c_str(), 0755) == 0);
   int others = std::stoi(RunCommand({"/bin/sh", "-c", "ps -U 65534 -o pid= | wc -l"}).output);
-  d.SetWrapper({"/usr/bin/prlimit", "--nproc=" + std::to_string(others + 4), "/usr/bin/setpriv", "--reuid=65534",
+  d.SetWrapper({"/usr/bin/env", "ASAN_OPTIONS=detect_leaks=0", "/usr/bin/prlimit",
+                "--nproc=" + std::to_string(others + 4), "/usr/bin/setpriv", "--reuid=65534",
                 "--regid=65534", "--clear-groups"},
                d.dir() + "/batond");
   d.Start();

@@ -256,3 +256,45 @@ keepalive = "5s"
   CHECK_THAT(ErrorOf(head + "remote_bind = \"127.0.0.1:80\"\nto = \"web.http\"\nkeepalive = \"1ms\"\n"),
              Catch::Contains("tunnel.t.keepalive: must be at least 100ms"));
 }
+
+TEST_CASE("least privilege keys: user, groups, umask, limits, pass_env") {
+  auto c = Parse(R"(
+[service.web]
+command = ["/srv/web"]
+user = "www-data"
+group = "www-data"
+supplementary_groups = ["ssl-cert", "1001"]
+umask = "0027"
+pass_env = ["LANG", "TZ"]
+[service.web.limits]
+nofile = 65536
+nproc = "infinity"
+core = 0
+[service.api]
+command = ["/srv/api"]
+umask = 0o077
+)");
+  REQUIRE(c.ok());
+  REQUIRE(c->services.size() == 2);
+  const ServiceConfig& web = c->services[0].name == "web" ? c->services[0] : c->services[1];
+  const ServiceConfig& api = c->services[0].name == "api" ? c->services[0] : c->services[1];
+  CHECK(web.user == "www-data");
+  CHECK(web.group == "www-data");
+  CHECK(web.supplementary_groups == std::vector<std::string>{"ssl-cert", "1001"});
+  CHECK(web.umask == 027u);
+  CHECK(web.pass_env == std::vector<std::string>{"LANG", "TZ"});
+  CHECK(web.limits.nofile == 65536u);
+  CHECK(web.limits.nproc == LimitsConfig::kUnlimited);
+  CHECK(web.limits.core == 0u);
+  CHECK(api.umask == 077u);
+  CHECK_FALSE(api.limits.nofile);
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\numask = \"0999\"\n"),
+             Catch::Contains("baton.toml:3:9: service.w.umask: expected an octal mode"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\numask = 0o1000\n"), Catch::Contains("service.w.umask"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.limits]\nnofile = -1\n"),
+             Catch::Contains("baton.toml:4:10: service.w.limits.nofile: expected a non-negative integer or \"infinity\""));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.limits]\nstack = 1\n"),
+             Catch::Contains("service.w.limits.stack: unknown key"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\nsupplementary_groups = \"wheel\"\n"),
+             Catch::Contains("service.w.supplementary_groups: expected an array of strings"));
+}
