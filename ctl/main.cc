@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <map>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
@@ -181,6 +182,13 @@ int main(int argc, char** argv) {
   auto* events = app.add_subcommand("events", "print everything batond does, as it happens");
   auto* reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
   auto* metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
+  std::map<std::string, CLI::App*> steer;
+  for (auto [name, help] : {std::pair{"promote", "skip the remaining steps of a progressive handover: promote now"},
+                            {"pause", "hold a progressive handover at its current step"},
+                            {"resume", "carry on with a paused progressive handover"}}) {
+    steer[name] = app.add_subcommand(name, help);
+    steer[name]->add_option("service", service, "the service")->required();
+  }
   auto* self_upgrade = app.add_subcommand(
       "self-upgrade", "replace batond's own program, keeping its pid, workers, sockets and connections");
   std::string binary;
@@ -261,6 +269,11 @@ int main(int argc, char** argv) {
       for (const auto& c : r["changed"]) std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
       for (const auto& w : r["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
     });
+  for (const auto& [name, cmd] : steer)
+    if (cmd->parsed())
+      return Simple(o, "POST", svc + "/" + name, nlohmann::json::object(), [&, name = name](const nlohmann::json& r) {
+        std::cout << service << ": " << name << " (" << Str(r, "state") << ")\n";
+      });
   if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
   if (metrics->parsed()) {
     auto r = baton::CallControl(o.socket, "GET", "/metrics");

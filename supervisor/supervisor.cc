@@ -300,6 +300,17 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
       for (const auto& p : *list) n += p->Connections(generation, unanswered_only);
     return n;
   };
+  sio.traffic = [raw](int64_t generation) {
+    GenerationTraffic t;
+    for (auto* list : {&raw->proxies, &raw->retired_proxies})
+      for (const auto& p : *list) {
+        ProxyGenerationStats s = p->Stats(generation);
+        t.connections += s.connections;
+        t.failures += s.failures;
+        t.resets += s.resets;
+      }
+    return t;
+  };
   std::string name = svc.name;
   sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
     Status s = history_->Record(name, release, result, clock_->WallSeconds());
@@ -341,8 +352,8 @@ void Supervisor::StartProxies(ServiceSlot& slot) {
     const ListenerConfig& l = svc.listeners[i];
     if (l.mode != ListenMode::kProxy) continue;
     std::string listener = l.name;
-    auto router = [raw, listener](int64_t generation) -> std::optional<ProxyRoute> {
-      auto backend = raw->service->Backend(listener, generation);
+    auto router = [raw, listener](int64_t generation, bool commit) -> std::optional<ProxyRoute> {
+      auto backend = raw->service->Backend(listener, generation, commit);
       if (!backend) return std::nullopt;
       return ProxyRoute{backend->first, backend->second};
     };

@@ -60,6 +60,7 @@ class Supervisor : public Commands {
   Status Start(const std::string& service, Progress progress, Done done) override;
   Status Stop(const std::string& service, Progress progress, std::function<void()> done) override;
   Result<nlohmann::json> Scale(const std::string& service, int replicas) override;
+  Result<nlohmann::json> Steer(const std::string& service, const std::string& action) override;
   Result<nlohmann::json> Signal(const std::string& service, const std::string& signal) override;
   Result<nlohmann::json> Logs(const std::string& service, size_t lines) override;
   Result<uint64_t> FollowLogs(const std::string& service, Line line) override;

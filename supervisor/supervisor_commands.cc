@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <boost/asio/post.hpp>
+
 #include "supervisor/base/log.h"
 #include "supervisor/control/metrics.h"
 #include "supervisor/supervisor.h"
@@ -128,6 +130,20 @@ Status Supervisor::Rollback(const std::string& service, const std::optional<std:
   ServiceSlot* slot = Find(service);
   if (!slot) return NoService(service);
   const Generation* live = slot->service->live();
+  if (slot->service->progressive_running() && !to) {
+    // The old generation never stopped serving: rolling back is giving up on the new one.
+    HandoverResult result;
+    result.promoted = true;
+    result.kind = HandoverKind::kRollback;
+    result.version = live ? live->release.version : "";
+    result.generation = live ? live->id : 0;
+    // (No from_generation: nothing drains, the abandoned generation is stopped as failed.)
+    if (const Generation* abandoned = slot->service->pending())
+      result.from_version = abandoned->release.version;
+    if (Status s = slot->service->Abort("rolled back by the operator"); !s.ok()) return s;
+    boost::asio::post(io_, [done = std::move(done), result] { done(result); });
+    return Status::Ok();
+  }
   std::optional<Release> target;
   if (to) {
     target = history_->Find(service, *to);
@@ -140,6 +156,15 @@ Status Supervisor::Rollback(const std::string& service, const std::optional<std:
   }
   target->created_at = clock_->WallSeconds();
   return RunHandover(*slot->service, *target, HandoverKind::kRollback, std::move(progress), std::move(done));
+}
+
+Result<nlohmann::json> Supervisor::Steer(const std::string& service, const std::string& action) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  Service& svc = *slot->service;
+  Status s = action == "promote" ? svc.PromoteNow() : action == "pause" ? svc.Pause() : svc.Resume();
+  if (!s.ok()) return s;
+  return nlohmann::json{{"service", service}, {"action", action}, {"state", svc.StateName()}};
 }
 
 Status Supervisor::Restart(const std::string& service, Progress progress, Done done) {

@@ -76,6 +76,17 @@ struct RestartConfig {
 
 struct RolloutConfig {
   int batch = 0;  // workers per batch in a rolling handover; 0 means all at once
+  // strategy = "progressive" (proxy mode only): once the new generation is ready, it gets
+  // steps[i] percent of new connections for step_time each, while the old one keeps the
+  // rest; a step that breaks a threshold, or a failing `check`, aborts the handover.
+  bool progressive = false;
+  std::vector<int> steps = {1, 10, 50, 100};
+  Duration step_time = std::chrono::seconds(30);
+  int64_t max_connect_failures = 0;  // per step, to the new generation, after retries
+  int64_t max_resets = 0;            // per step, resets from the new generation's workers
+  double max_error_ratio = 1.0;      // (failures + resets) / connections per step
+  std::vector<std::string> check;    // argv run at the end of each step; exit 0 passes
+  friend bool operator==(const RolloutConfig&, const RolloutConfig&) = default;
 };
 
 // Resource limits for workers (setrlimit in the child); unset: inherited from batond.

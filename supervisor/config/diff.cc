@@ -50,7 +50,7 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
            a.stop.wait_for_connections == b.stop.wait_for_connections,
        "stop", false);
   note(SameRestart(a.restart, b.restart), "restart", false);
-  note(a.rollout.batch == b.rollout.batch, "rollout", false);
+  note(a.rollout == b.rollout, "rollout", false);
   note(a.bake_time == b.bake_time, "bake_time", false);
   note(a.fd_store_max == b.fd_store_max, "fd_store_max", false);
   return d;

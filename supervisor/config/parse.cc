@@ -247,6 +247,55 @@ class Reader {
     return Dur(t, prefix, "timeout", st.timeout);
   }
 
+  Status Rollout(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const {
+    RolloutConfig& r = svc.rollout;
+    if (auto s = CheckKeys(t, prefix,
+                           {"batch", "strategy", "steps", "step_time", "max_connect_failures", "max_resets",
+                            "max_error_ratio", "check"});
+        !s.ok())
+      return s;
+    if (auto s = Int(t, prefix, "batch", r.batch, 0, 1024); !s.ok()) return s;
+    std::string strategy = "all";
+    if (auto s = String(t, prefix, "strategy", strategy); !s.ok()) return s;
+    if (strategy != "all" && strategy != "progressive")
+      return Error(*t.get("strategy"), prefix + ".strategy", "expected \"all\" or \"progressive\"");
+    r.progressive = strategy == "progressive";
+    if (const toml::node* n = t.get("steps")) {
+      const toml::array* arr = n->as_array();
+      r.steps.clear();
+      for (size_t i = 0; arr && i < arr->size(); ++i) {
+        const toml::node& item = *arr->get(i);
+        if (!item.is_integer()) break;
+        r.steps.push_back(static_cast<int>(item.as_integer()->get()));
+      }
+      bool ok = arr && !r.steps.empty() && r.steps.size() == arr->size() && r.steps.back() == 100;
+      for (size_t i = 0; ok && i < r.steps.size(); ++i)
+        ok = r.steps[i] >= 1 && r.steps[i] <= 100 && (i == 0 || r.steps[i] > r.steps[i - 1]);
+      if (!ok)
+        return Error(*n, prefix + ".steps", "expected increasing percentages from 1 to 100, ending at 100, e.g. [1, 10, 50, 100]");
+    }
+    if (auto s = Dur(t, prefix, "step_time", r.step_time); !s.ok()) return s;
+    int failures = static_cast<int>(r.max_connect_failures), resets = static_cast<int>(r.max_resets);
+    if (auto s = Int(t, prefix, "max_connect_failures", failures, 0, 1000000000); !s.ok()) return s;
+    if (auto s = Int(t, prefix, "max_resets", resets, 0, 1000000000); !s.ok()) return s;
+    r.max_connect_failures = failures;
+    r.max_resets = resets;
+    if (auto s = Float(t, prefix, "max_error_ratio", r.max_error_ratio, 0.0); !s.ok()) return s;
+    if (const toml::node* n = t.get("check"))
+      if (auto s = StringArray(*n, prefix + ".check", r.check, true); !s.ok()) return s;
+    if (!r.progressive) return Status::Ok();
+    if (r.batch > 0) return Error(t, prefix + ".batch", "a progressive rollout starts every replica at once: drop batch");
+    for (const auto& l : svc.listeners)
+      if (l.mode != ListenMode::kProxy)
+        return Error(t, prefix + ".strategy",
+                     "progressive needs every listener in proxy mode, and listen." + l.name +
+                         " is inherited: with an inherited socket the kernel decides which process accepts each "
+                         "connection, so batond cannot give the new generation a share; set mode = \"proxy\"");
+    if (svc.listeners.empty())
+      return Error(t, prefix + ".strategy", "progressive needs a listener in proxy mode to split connections over");
+    return Status::Ok();
+  }
+
   Status Limits(const toml::table& t, const std::string& prefix, LimitsConfig& l) const {
     if (auto s = CheckKeys(t, prefix, {"nofile", "nproc", "core"}); !s.ok()) return s;
     for (auto [key, out] : {std::pair{"nofile", &l.nofile}, {"nproc", &l.nproc}, {"core", &l.core}}) {
@@ -379,8 +428,7 @@ class Reader {
     }
     if (auto r = sub("rollout"); !r.ok()) return r.status();
     else if (*r) {
-      if (auto s = CheckKeys(**r, prefix + ".rollout", {"batch"}); !s.ok()) return s;
-      if (auto s = Int(**r, prefix + ".rollout", "batch", svc.rollout.batch, 0, 1024); !s.ok()) return s;
+      if (auto s = Rollout(**r, prefix + ".rollout", svc); !s.ok()) return s;
     }
     return CheckTemplates(*t, prefix, svc);
   }

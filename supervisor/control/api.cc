@@ -193,8 +193,8 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
                                std::shared_ptr<Responder> responder) {
   const bool get = action == "history" || action == "logs";
   const char* method = get ? "GET" : "POST";
-  static const std::set<std::string> kActions = {"history", "logs",  "upgrade", "rollback", "restart",
-                                                  "start",   "stop",  "scale",   "signal"};
+  static const std::set<std::string> kActions = {"history", "logs",  "upgrade", "rollback", "restart", "start",
+                                                  "stop",    "scale", "signal",  "promote",  "pause",   "resume"};
   if (!kActions.count(action))
     return responder->Reply(404, ErrorBody("not_found", "no such route: /v1/services/" + service + "/" + action));
   if (request.method != method)
@@ -234,6 +234,11 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
     return RunLong(request, responder, [&](auto progress, auto done) {
       return commands_.Rollback(service, to, progress, done);
     });
+  }
+  if (action == "promote" || action == "pause" || action == "resume") {
+    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+    auto r = commands_.Steer(service, action);
+    return r.ok() ? responder->Reply(200, *r) : fail(r.status());
   }
   if (action == "restart" || action == "start") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);

@@ -82,6 +82,11 @@ void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
     Emit("batch_ready", &gen, 0, std::to_string(gen.workers.size()) + " of " + std::to_string(config_.replicas) + " workers ready");
     return SpawnBatch();
   }
+  // Progressive: the new generation earns its share step by step (service_progressive.cc).
+  if (config_.rollout.progressive && old) {
+    if (handover_->step < 0) BeginStep(0);
+    return;
+  }
   Promote();
 }
 
@@ -99,6 +104,7 @@ void Service::Promote() {
   result.version = gen->release.version;
   result.generation = gen->id;
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
+  result.steps = done.steps;
   if (old) {
     result.from_version = old->release.version;
     result.from_generation = old->id;
@@ -129,6 +135,7 @@ void Service::FailHandover(const std::string& reason) {
   result.generation = gen->id;
   result.reason = reason;
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
+  result.steps = done.steps;
   if (const Generation* old = FindGen(done.old_gen)) {
     result.from_version = old->release.version;
     result.from_generation = old->id;
@@ -161,9 +168,12 @@ void Service::OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInf
 
 void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
-  std::string reason = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() + " before it was ready";
+  bool progressive = progressive_running();
+  std::string reason = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() +
+                       (progressive ? "" : " before it was ready");
   std::string tail = w.StderrTail(5);
   if (!tail.empty()) reason += "; last stderr: " + tail;
+  if (progressive) return (void)Abort(reason);
   FailHandover(reason);
 }
 

@@ -37,6 +37,7 @@ struct HandoverResult {
   std::string reason;        // why it failed
   double duration_s = 0;
   std::optional<double> drain_s;  // set when the caller waited for the old generation to drain
+  nlohmann::json steps;           // progressive: each step passed, with its figures
   nlohmann::json ToJson() const;
 };
 
@@ -58,6 +59,13 @@ struct ListenerRef {
   std::string address;
 };
 
+// Proxy traffic routed to one generation so far (progressive rollouts).
+struct GenerationTraffic {
+  uint64_t connections = 0;
+  uint64_t failures = 0;  // connections closed because none of its workers could be reached
+  uint64_t resets = 0;    // connections its workers reset, or closed before answering
+};
+
 // What a service is given of the outside world.
 struct ServiceIo {
   std::vector<ListenerRef> listeners;
@@ -67,6 +75,7 @@ struct ServiceIo {
   // Proxy mode: connections still routed to a generation, over every proxied listener;
   // with `unanswered_only`, those with no byte from the worker yet.
   std::function<size_t(int64_t generation, bool unanswered_only)> proxied_connections;
+  std::function<GenerationTraffic(int64_t generation)> traffic;
   // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
   std::function<void(const Release&, const HandoverResult&)> on_result;
   // Every line a worker writes to stdout or stderr.
@@ -113,10 +122,20 @@ class Service {
   void OnNotify(int worker_pid, const NotifyMessage& msg);
   // Proxy mode. A backend port for a new connection on `listener`: a ready worker of the
   // live generation when `generation` is 0, else of that generation; round robin.
-  std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation) const;
+  // With `commit` false, only whether there is one: the rotation and the progressive split
+  // do not move.
+  std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation,
+                                                 bool commit = true) const;
   // A proxied connection to `generation` closed or was answered: a draining generation
   // waiting for its connections may be stopped now.
   void OnProxyConnectionsChanged(int64_t generation);
+  // Progressive rollouts (service_progressive.cc): skip the remaining steps; hold the
+  // current step; carry on; give up, as if the current step had failed.
+  Status PromoteNow();
+  Status Pause();
+  Status Resume();
+  Status Abort(const std::string& why);
+  bool progressive_running() const { return handover_ && handover_->step >= 0; }
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
   // Self-upgrade (service_snapshot.cc). OK when the service can be carried over to a new
@@ -136,6 +155,8 @@ class Service {
   const ServiceConfig& config() const { return config_; }
   bool OwnsPid(int pid) const;
   const Generation* live() const;
+  // The generation a handover in progress is starting, else null.
+  const Generation* pending() const;
   bool handover_in_progress() const { return handover_.has_value(); }
   bool stopped() const { return stopped_; }
   // The id of the generation a handover in progress is starting, else 0.
@@ -153,6 +174,17 @@ class Service {
     size_t batch = 0;     // workers per batch
     SteadyTime started{};
     Done done;
+    // Progressive: the step under way (-1 before the new generation is ready), whether it
+    // is held, the traffic the new generation had when it began, and when it ends.
+    int step = -1;
+    bool paused = false;
+    bool advance_on_resume = false;
+    bool checking = false;
+    GenerationTraffic at_step_start, old_at_step_start;
+    SteadyTime step_due{};
+    Duration step_left{};
+    std::unique_ptr<Timer> step_timer;
+    nlohmann::json steps = nlohmann::json::array();  // figures of the steps passed
   };
 
   // Handover steps.
@@ -160,6 +192,14 @@ class Service {
   void OnStartingWorkerReady(Generation& gen, Worker& w);
   void Promote();
   void FailHandover(const std::string& reason);
+  // Progressive steps.
+  void BeginStep(int step);
+  void ArmStepTimer(Duration left);
+  void OnStepEnd();
+  void NextStep();
+  std::optional<std::string> StepBreach(bool at_end) const;
+  GenerationTraffic StepTraffic() const;
+  nlohmann::json DescribeProgress() const;
   // Table cells for a worker's exit.
   void OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInfo& exit);
   void OnStartingWorkerExit(Generation& gen, Worker& w);
@@ -215,6 +255,7 @@ class Service {
   std::function<void()> stop_done_;
   ServiceCounters counters_;
   mutable size_t round_robin_ = 0;
+  mutable uint64_t split_counter_ = 0;  // progressive: new connections routed so far
   // FDSTORE=1: descriptors workers left for their successors, by name, oldest first.
   std::vector<std::pair<std::string, std::shared_ptr<UniqueFd>>> fd_store_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks

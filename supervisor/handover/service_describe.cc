@@ -68,6 +68,7 @@ nlohmann::json HandoverResult::ToJson() const {
   }
   if (drain_s) j["drain_s"] = *drain_s;
   if (!reason.empty()) j["reason"] = reason;
+  if (steps.is_array() && !steps.empty()) j["steps"] = steps;
   return j;
 }
 
@@ -130,6 +131,7 @@ nlohmann::json Service::Describe() const {
     j["handover"] = {{"kind", HandoverKindName(handover_->kind)},
                      {"generation", handover_->new_gen},
                      {"version", g ? g->release.version : ""}};
+    if (progressive_running()) j["handover"]["progressive"] = DescribeProgress();
   }
   if (last_result_) j["last_handover"] = last_result_->ToJson();
   if (!fatal_reason_.empty()) j["fatal_reason"] = fatal_reason_;

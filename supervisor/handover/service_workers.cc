@@ -231,23 +231,35 @@ void Service::Drain(Generation& old) {
 }
 
 void Service::OnProxyConnectionsChanged(int64_t generation) {
+  if (progressive_running() && generation == handover_->new_gen) {
+    if (auto breach = StepBreach(false)) (void)Abort(*breach);
+    return;
+  }
   Generation* g = FindGen(generation);
   if (!g || g->state != GenState::kDraining || !g->drain_timer || ConnectionsHolding(generation) > 0) return;
   g->drain_timer.reset();
   StopGeneration(*g, GenState::kDraining);
 }
 
-std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation) const {
+std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation,
+                                                        bool commit) const {
   const Generation* gen = nullptr;
   for (const auto& g : gens_)
     if (generation == 0 ? g->state == GenState::kLive : g->id == generation) gen = g.get();
+  if (generation == 0 && progressive_running() && commit) {
+    // Exactly `weight` of every 100 new connections go to the new generation, spread out.
+    uint64_t n = split_counter_++;
+    uint64_t weight = static_cast<uint64_t>(config_.rollout.steps[static_cast<size_t>(handover_->step)]);
+    if ((n + 1) * weight / 100 > n * weight / 100)
+      if (auto to_new = Backend(listener, handover_->new_gen)) return to_new;
+  }
   if (!gen) return std::nullopt;
   size_t n = gen->workers.size();
   for (size_t i = 0; i < n; ++i) {
     const Worker& w = *gen->workers[(round_robin_ + i) % n];
     auto port = w.backend_ports.find(listener);
     if (w.phase != WorkerPhase::kReady || port == w.backend_ports.end()) continue;
-    round_robin_ = (round_robin_ + i + 1) % n;
+    if (commit) round_robin_ = (round_robin_ + i + 1) % n;
     return std::make_pair(gen->id, port->second);
   }
   return std::nullopt;
@@ -335,6 +347,13 @@ Worker* Service::FindWorker(int64_t gen_id, int worker_id) {
   Generation* g = FindGen(gen_id);
   if (!g || worker_id < 0 || static_cast<size_t>(worker_id) >= g->workers.size()) return nullptr;
   return g->workers[worker_id].get();
+}
+
+const Generation* Service::pending() const {
+  if (!handover_) return nullptr;
+  for (const auto& g : gens_)
+    if (g->id == handover_->new_gen) return g.get();
+  return nullptr;
 }
 
 const Generation* Service::live() const {

@@ -83,6 +83,7 @@ Status HistoryStore::Record(const std::string& service, const Release& release, 
   entry["duration_s"] = result.duration_s;
   if (!result.from_version.empty()) entry["from_version"] = result.from_version;
   if (!result.reason.empty()) entry["reason"] = result.reason;
+  if (result.steps.is_array() && !result.steps.empty()) entry["steps"] = result.steps;
   auto& list = doc_["services"][service];
   if (!list.is_array()) list = nlohmann::json::array();
   list.push_back(std::move(entry));

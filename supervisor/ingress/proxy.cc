@@ -96,6 +96,11 @@ size_t ProxyListener::Connections(int64_t generation, bool unanswered_only) cons
   return it == counts.end() ? 0 : it->second;
 }
 
+ProxyGenerationStats ProxyListener::Stats(int64_t generation) const {
+  auto it = stats_.find(generation);
+  return it == stats_.end() ? ProxyGenerationStats{} : it->second;
+}
+
 namespace {
 // Decrements a per-generation count, erasing it at zero.
 void Decrement(std::map<int64_t, size_t>& counts, int64_t generation) {
@@ -146,8 +151,7 @@ void ProxyListener::AcceptSome() {
       paused_ = true;
       return;
     }
-    std::optional<ProxyRoute> route = router_(0);
-    if (!route) {
+    if (!router_(0, false)) {
       paused_ = true;
       return;
     }
@@ -159,6 +163,11 @@ void ProxyListener::AcceptSome() {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (!WouldBlock(errno)) spdlog::warn("proxy {}: accept: {}", name_, std::strerror(errno));
       return WaitAccept();  // EAGAIN; or EMFILE and the like: try again when readable
+    }
+    std::optional<ProxyRoute> route = router_(0, true);  // the same loop turn: still there
+    if (!route) {
+      ::close(fd);
+      continue;
     }
     auto c = std::make_unique<Connection>(io_, fd);
     c->id = next_id_++;
@@ -173,6 +182,7 @@ void ProxyListener::AcceptSome() {
     counters_.total++;
     per_generation_[route->generation]++;
     unanswered_[route->generation]++;
+    stats_[route->generation].connections++;
     Connection& ref = *c;
     connections_.emplace(c->id, std::move(c));
     Connect(ref);
@@ -225,13 +235,14 @@ void ProxyListener::RetryOrFail(uint64_t id, const std::string& why) {
   c->timer.cancel();
   if (c->attempts > config_.connect_retries) {
     counters_.errors++;
+    stats_[c->route.generation].failures++;
     spdlog::warn("proxy {}: generation {} port {}: {} after {} attempt(s); closing the client connection", name_,
                  c->route.generation, c->route.port, why, c->attempts);
     return Close(id, true, false);
   }
   counters_.retries++;
   // Against the same generation: another of its workers, or the same one again.
-  if (auto route = router_(c->route.generation)) c->route.port = route->port;
+  if (auto route = router_(c->route.generation, true)) c->route.port = route->port;
   std::weak_ptr<bool> alive = alive_;
   c->timer.expires_after(std::chrono::milliseconds(25 * c->attempts));
   c->timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
@@ -307,6 +318,7 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
       if (n < 0 && WouldBlock(errno)) return f.to->async_wait(Descriptor::wait_write, resume);
       // The destination is gone (EPIPE, ECONNRESET): tell the source the same way.
       counters_.resets++;
+      if (f.upstream) stats_[c.route.generation].resets++;
       return f.upstream ? Close(id, true, false) : Close(id, false, true);
     }
     if (f.eof) {
@@ -324,11 +336,14 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
     }
     if (n == 0) {
       f.eof = true;
+      // A worker that closes without a byte of answer dropped the request, as a reset does.
+      if (!f.upstream && !c.answered) stats_[c.route.generation].resets++;
       continue;
     }
     if (errno == EINTR) continue;
     if (WouldBlock(errno)) return f.from->async_wait(Descriptor::wait_read, resume);
     counters_.resets++;  // the source reset the connection: pass the reset on
+    if (!f.upstream) stats_[c.route.generation].resets++;
     return f.upstream ? Close(id, false, true) : Close(id, true, false);
   }
   if (c.up.done && c.down.done) Close(id, false, false);

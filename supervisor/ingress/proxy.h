@@ -42,11 +42,19 @@ struct ProxyCounters {
   uint64_t bytes_out = 0;    // backend -> client
 };
 
+// Per generation, since it was first routed to: for progressive rollouts.
+struct ProxyGenerationStats {
+  uint64_t connections = 0;  // routed to it
+  uint64_t failures = 0;     // closed because none of its workers could be reached
+  uint64_t resets = 0;       // reset by its workers, or closed by them before any answer
+};
+
 class ProxyListener {
  public:
   // A backend for a new connection: of the live generation when `generation` is 0, else
-  // of that generation (a retry). nullopt when there is none.
-  using Router = std::function<std::optional<ProxyRoute>(int64_t generation)>;
+  // of that generation (a retry). nullopt when there is none. With `commit` false, only
+  // whether there is one (asked before accepting, which may find the queue empty).
+  using Router = std::function<std::optional<ProxyRoute>(int64_t generation, bool commit)>;
   // A connection routed to `generation` closed, or got its first byte from the backend.
   using ChangedFn = std::function<void(int64_t generation)>;
 
@@ -74,6 +82,7 @@ class ProxyListener {
   // Connections routed to `generation`; with `unanswered_only`, those that have not had a
   // byte from the backend yet, which may still wait in the backend's own accept queue.
   size_t Connections(int64_t generation, bool unanswered_only = false) const;
+  ProxyGenerationStats Stats(int64_t generation) const;
   bool paused() const { return paused_; }
 
  private:
@@ -99,6 +108,7 @@ class ProxyListener {
   std::unique_ptr<Acceptor> listener_;
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::map<int64_t, size_t> per_generation_, unanswered_;
+  std::map<int64_t, ProxyGenerationStats> stats_;
   std::vector<std::pair<UniqueFd, UniqueFd>> spare_pipes_;  // empty pipes of closed connections, reused
   uint64_t next_id_ = 1;
   bool paused_ = false;

@@ -45,6 +45,12 @@ struct FakeCommands : Commands {
     calls.push_back("scale " + s + " " + std::to_string(replicas));
     return nlohmann::json{{"replicas", replicas}};
   }
+  Result<nlohmann::json> Steer(const std::string& s, const std::string& action) override {
+    calls.push_back(action + " " + s);
+    if (s != "web") return Status::NotFound("no service named '" + s + "'");
+    if (!busy) return Status::FailedPrecondition("no progressive handover of 'web' is running");
+    return nlohmann::json{{"action", action}};
+  }
   Result<nlohmann::json> Signal(const std::string& s, const std::string& sig) override {
     calls.push_back("signal " + s + " " + sig);
     return nlohmann::json{{"signal", sig}};

@@ -298,3 +298,39 @@ umask = 0o077
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\nsupplementary_groups = \"wheel\"\n"),
              Catch::Contains("service.w.supplementary_groups: expected an array of strings"));
 }
+
+TEST_CASE("progressive rollout: keys, and refused for inherited listeners with the reason") {
+  auto c = Parse(R"(
+[service.web]
+command = ["/srv/web", "{port:http}"]
+[service.web.listen]
+http = { address = "tcp://127.0.0.1:8080", mode = "proxy" }
+[service.web.rollout]
+strategy = "progressive"
+steps = [5, 25, 100]
+step_time = "1m"
+max_connect_failures = 3
+max_resets = 10
+max_error_ratio = 0.02
+check = ["/usr/local/bin/smoke", "--quick"]
+)");
+  REQUIRE(c.ok());
+  const RolloutConfig& r = c->services[0].rollout;
+  CHECK(r.progressive);
+  CHECK(r.steps == std::vector<int>{5, 25, 100});
+  CHECK(r.step_time == 60s);
+  CHECK(r.max_connect_failures == 3);
+  CHECK(r.max_resets == 10);
+  CHECK(r.max_error_ratio == Approx(0.02));
+  CHECK(r.check.size() == 2);
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.listen]\nhttp = \"tcp://127.0.0.1:1\"\n"
+                     "[service.w.rollout]\nstrategy = \"progressive\"\n"),
+             Catch::Contains("service.w.rollout.strategy: progressive needs every listener in proxy mode") &&
+                 Catch::Contains("the kernel decides which process accepts"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nsteps = [10, 5, 100]\n"),
+             Catch::Contains("baton.toml:4:9: service.w.rollout.steps: expected increasing percentages"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nsteps = [10, 50]\n"),
+             Catch::Contains("ending at 100"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nstrategy = \"canary\"\n"),
+             Catch::Contains("service.w.rollout.strategy: expected \"all\" or \"progressive\""));
+}
