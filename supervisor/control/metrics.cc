@@ -107,6 +107,21 @@ std::string RenderMetrics(const nlohmann::json& status) {
     w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}}, Num(s["counters"], "last_handover_seconds"));
   w.Family("baton_service_fatal", "gauge", "1 if the service stopped restarting after repeated failures.");
   for (const auto& s : services) w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
+  // Progressive handovers in progress: the step, the new generation's share, and what the
+  // step has seen so far (samples only while one runs).
+  w.Family("baton_service_progressive_step", "gauge", "Step of the progressive handover under way (1-based).");
+  w.Family("baton_service_progressive_weight_percent", "gauge", "Share of new connections the new generation gets.");
+  w.Family("baton_service_progressive_step_connections", "gauge",
+           "This step's connections to the new generation, by outcome.");
+  for (const auto& s : services) {
+    if (!s.contains("handover") || !s["handover"].contains("progressive")) continue;
+    const auto& p = s["handover"]["progressive"];
+    w.Sample("baton_service_progressive_step", {{"service", s["name"]}}, Num(p, "step"));
+    w.Sample("baton_service_progressive_weight_percent", {{"service", s["name"]}}, Num(p, "weight"));
+    for (const char* k : {"connections", "failures", "resets"})
+      w.Sample("baton_service_progressive_step_connections", {{"service", s["name"]}, {"kind", k}},
+               Num(p["this_step"], k));
+  }
   struct ProxyFamily {
     const char* metric;
     const char* key;

@@ -53,6 +53,7 @@ TEST_CASE("progressive: a release that resets connections is stopped at the firs
   // connections cut as it stopped) are all the load may have lost.
   CHECK(load.failed() >= 1);
   CHECK(load.failed() <= 12);
+  WARN("bad release: " << load.failures());
   CHECK(load.versions().count("v2-bad") <= 1);
   nlohmann::json history = d.Api("GET", "/v1/services/web/history").body;
   CHECK_THAT(history.dump(), Catch::Contains("aborted at step 1/3"));
@@ -74,7 +75,7 @@ TEST_CASE("progressive: a good release walks every step under load with no faile
     double fresh = step["connections"].get<double>() + step["old_connections"].get<double>();
     REQUIRE(fresh >= 100);
     double share = 100 * step["connections"].get<double>() / fresh;
-    INFO("step " << step["step"] << ": " << share << "% of " << fresh << " new connections");
+    WARN("step " << step["step"] << ": " << share << "% of " << fresh << " new connections");
     CHECK(std::abs(share - step["weight"].get<double>()) <= 2);  // the split is counted, not drawn
     CHECK(step["failures"] == 0);
     CHECK(step["resets"] == 0);

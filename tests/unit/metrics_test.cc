@@ -19,7 +19,11 @@ TEST_CASE("metrics render every family from the status document") {
            {{"id", 3}, {"state", "draining"}, {"workers", {{{"state", "stopping"}}}}}}},
          {"counters", {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}},
          {"proxies", {{{"name", "http"}, {"active", 7}, {"total", 90}, {"errors", 1}, {"bytes_in", 1000},
-                       {"bytes_out", 250000}}}}}}}};
+                       {"bytes_out", 250000}}}},
+         {"handover",
+          {{"kind", "upgrade"},
+           {"progressive",
+            {{"step", 2}, {"weight", 10}, {"this_step", {{"connections", 40}, {"failures", 0}, {"resets", 1}}}}}}}}}}};
   std::string text = RenderMetrics(status);
   CHECK_THAT(text, Catch::Contains("baton_daemon_uptime_seconds 12.5\n"));
   CHECK_THAT(text, Catch::Contains("baton_daemon_open_fds 17\n"));
@@ -34,6 +38,9 @@ TEST_CASE("metrics render every family from the status document") {
   CHECK_THAT(text, Catch::Contains("baton_proxy_errors_total{listener=\"http\",service=\"web\\\"x\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("baton_proxy_sent_bytes_total{listener=\"http\",service=\"web\\\"x\"} 250000\n"));
   CHECK_THAT(text, Catch::Contains("# TYPE baton_proxy_connections gauge\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_progressive_step{service=\"web\\\"x\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_progressive_weight_percent{service=\"web\\\"x\"} 10\n"));
+  CHECK_THAT(text, Catch::Contains("baton_service_progressive_step_connections{kind=\"resets\",service=\"web\\\"x\"} 1\n"));
 }
 
 TEST_CASE("the log buffer keeps the last lines and counts what it dropped") {
