@@ -160,7 +160,7 @@ TEST_CASE("history, status and metrics over the socket") {
   CHECK_THAT(m.output, Catch::Contains("baton_daemon_open_fds "));
 }
 
-TEST_CASE("reload applies added, removed and changed services; a bad config changes nothing") {
+TEST_CASE("reload applies added, removed and changed services, a bad config changes nothing") {
   Daemon d(kService);
   d.Start();
   int port = d.Port("web");

@@ -32,7 +32,7 @@ strategy = "progressive"
 
 }  // namespace
 
-TEST_CASE("progressive: a release that resets connections is stopped at the first step; only that share saw errors") {
+TEST_CASE("progressive: a release that resets connections is stopped at the first step, only that share saw errors") {
   Daemon d(ProgressiveService("steps = [10, 50, 100]\nstep_time = \"3s\"\nmax_resets = 2\n"));
   d.Start();
   INFO(d.Log());

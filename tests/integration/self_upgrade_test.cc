@@ -26,7 +26,7 @@ std::string RefusingBinary(const std::string& dir) {
 
 }  // namespace
 
-TEST_CASE("self-upgrade 10 times under load: same pid, same workers, no failed request; a handover works after") {
+TEST_CASE("self-upgrade 10 times under load: same pid, same workers, no failed request, a handover works after") {
   Daemon d(WebService(2));
   d.Start();
   INFO(d.Log());
@@ -59,7 +59,7 @@ TEST_CASE("self-upgrade 10 times under load: same pid, same workers, no failed r
   CHECK(d.Stop() == 0);
 }
 
-TEST_CASE("self-upgrade: a new program that cannot take over hands back; nothing is lost") {
+TEST_CASE("self-upgrade: a new program that cannot take over hands back, nothing is lost") {
   Daemon d(WebService(2));
   d.Start();
   INFO(d.Log());

@@ -101,7 +101,7 @@ struct Harness {
 
 }  // namespace
 
-TEST_CASE("start: workers get their listeners, placeholders and conventions; promoted once all are ready") {
+TEST_CASE("start: workers get their listeners, placeholders and conventions, promoted once all are ready") {
   Harness h(NotifyConfig(2));
   h.Begin("v1", HandoverKind::kStart);
   REQUIRE(h.launcher.launched.size() == 2);
@@ -145,7 +145,7 @@ TEST_CASE("upgrade: the old generation drains only after the new one is ready") 
   CHECK(h.service->Describe()["recent_generations"][0]["state"] == "exited");
 }
 
-TEST_CASE("a new worker that exits before it is ready fails the handover; the old one is untouched") {
+TEST_CASE("a new worker that exits before it is ready fails the handover, the old one is untouched") {
   Harness h(NotifyConfig(1));
   h.StartLive("v1");
   int old_pid = h.PidsOf("v1")[0];
@@ -408,7 +408,7 @@ TEST_CASE("shutdown stops every worker and reports when all have exited") {
         ErrorCode::kFailedPrecondition);
 }
 
-TEST_CASE("sd_notify STATUS is kept per worker; READY from an unknown pid changes nothing") {
+TEST_CASE("sd_notify STATUS is kept per worker, READY from an unknown pid changes nothing") {
   Harness h(NotifyConfig(1));
   h.Begin("v1", HandoverKind::kStart);
   h.service->OnNotify(4242, ParseNotifyMessage("READY=1"));
@@ -417,7 +417,7 @@ TEST_CASE("sd_notify STATUS is kept per worker; READY from an unknown pid change
   CHECK(h.service->Describe()["generations"][0]["workers"][0]["status"] == "warming caches");
 }
 
-TEST_CASE("stop drains every worker and suppresses restarts; a handover starts it again") {
+TEST_CASE("stop drains every worker and suppresses restarts, a handover starts it again") {
   Harness h(NotifyConfig(2));
   h.StartLive("v1");
   auto pids = h.PidsOf("v1");
@@ -600,7 +600,7 @@ TEST_CASE("proxy mode: a failed new generation is never routed to") {
   CHECK_FALSE(h.service->Backend("web", failed));
 }
 
-TEST_CASE("FD store: stored descriptors follow the listeners in the next workers; replace, remove, limit") {
+TEST_CASE("FD store: stored descriptors follow the listeners in the next workers, replace, remove, limit") {
   ServiceConfig c = NotifyConfig(1);
   c.fd_store_max = 2;
   Harness h(c);
@@ -686,7 +686,7 @@ TEST_CASE("self-upgrade: a baking service is carried over with its pids, bake ti
   CHECK(h2.service->pending_generation() == 3);
 }
 
-TEST_CASE("self-upgrade: a worker waiting to restart keeps its backoff; one that cannot be reattached restarts") {
+TEST_CASE("self-upgrade: a worker waiting to restart keeps its backoff, one that cannot be reattached restarts") {
   ServiceConfig c = NotifyConfig(2);
   c.restart.initial_backoff = 4s;
   Harness h(c);
@@ -751,7 +751,7 @@ TEST_CASE("progressive: the new generation gets each step's share, then is promo
   CHECK(RoutedTo(h, v2, 10) == 10);
 }
 
-TEST_CASE("progressive: a step that breaks a threshold aborts at once; the old generation takes everything back") {
+TEST_CASE("progressive: a step that breaks a threshold aborts at once, the old generation takes everything back") {
   ServiceConfig c = ProgressiveConfig();
   c.rollout.max_resets = 2;
   Harness h(c);
@@ -794,7 +794,7 @@ TEST_CASE("progressive: the error ratio and the operator's check are judged at e
                                     Catch::Contains("error ratio 0.08") && Catch::Contains("200 connections"));
 }
 
-TEST_CASE("progressive: pause holds a step, resume carries on, promote skips the rest; a failed check aborts") {
+TEST_CASE("progressive: pause holds a step, resume carries on, promote skips the rest, a failed check aborts") {
   Harness h(ProgressiveConfig());
   ProxiedHandover(h, "v1", HandoverKind::kStart);
   ReadyProxied(h, "v2");
