@@ -281,8 +281,8 @@ TEST_CASE("near RLIMIT_NOFILE: control clients beyond it wait or time out, nothi
   bool answered = WaitFor([&] { return d.Api("GET", "/v1/status").status == 200; }, 30s);
   if (!answered) {
     std::string log = d.Log();
-    size_t from = log.find("==ERROR");
-    if (from == std::string::npos) from = log.size() > 3000 ? log.size() - 3000 : 0;
+    size_t from = log.find("    #0 ");
+    from = from == std::string::npos ? (log.size() > 3000 ? log.size() - 3000 : 0) : (from > 1500 ? from - 1500 : 0);
     FAIL_CHECK("no answer; batond's log:\n" << log.substr(from, 6000));
   }
   CHECK(d.Log().find("control: accept failed: Too many open files") != std::string::npos);
