@@ -9,7 +9,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/baton-fuzz.XXXXXX")
 mkdir "$scratch/corpus"
 if "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$scratch/" "$scratch/corpus" "$seeds" 2>"$scratch/log"; then
-  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)" "$scratch/log" || true
+  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE)" "$scratch/log" || true
   rm -rf "$scratch"
 else
   tail -n 60 "$scratch/log"
