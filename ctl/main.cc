@@ -194,7 +194,8 @@ int main(int argc, char** argv) {
   std::string binary;
   int self_upgrade_timeout = 30;
   self_upgrade->add_option("--binary", binary, "the new batond (default: the file batond was started from)");
-  self_upgrade->add_option("--timeout", self_upgrade_timeout, "seconds to wait for the outcome (default 30)");
+  self_upgrade->add_option("--timeout", self_upgrade_timeout, "seconds to wait for the outcome (default 30)")
+      ->check(CLI::Range(1, 86400));
 
   try {
     app.parse(argc, argv);

@@ -18,6 +18,7 @@
 
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
+#include "supervisor/base/number.h"
 #include "supervisor/process/reexec.h"
 
 extern char** environ;
@@ -55,10 +56,10 @@ int ParentPid(int pid) {
   auto close = line.rfind(')');  // the command name may contain spaces and parentheses
   if (close == std::string::npos) return 0;
   std::istringstream rest(line.substr(close + 2));
-  char state;
-  int ppid = 0;
+  std::string state, ppid;
   rest >> state >> ppid;
-  return ppid;
+  auto parsed = ParseInteger<int>(ppid, "/proc/PID/stat ppid", 0);
+  return parsed.ok() ? *parsed : 0;
 }
 
 // Many control clients and many listeners need more than the usual 1024 fds. Returns the
@@ -74,7 +75,11 @@ rlimit RaiseFdLimit() {
 
 Result<std::optional<unsigned>> ResolveGroup(const std::string& name) {
   if (name.empty()) return std::optional<unsigned>();
-  if (name.find_first_not_of("0123456789") == std::string::npos) return std::optional<unsigned>(std::stoul(name));
+  if (name.find_first_not_of("0123456789") == std::string::npos) {
+    auto gid = ParseInteger<unsigned>(name, "daemon.socket_group", 0, kMaxId);
+    if (!gid.ok()) return gid.status();
+    return std::optional<unsigned>(*gid);
+  }
   group* g = ::getgrnam(name.c_str());
   if (!g) return Status::InvalidArgument("daemon.socket_group: no group named '" + name + "'");
   return std::optional<unsigned>(g->gr_gid);
@@ -87,6 +92,7 @@ Supervisor::Supervisor(Config config)
       clock_(MakeAsioClock(io_)),
       launcher_(io_),
       probes_(io_, launcher_),
+      ports_(config_.daemon.port_range, static_cast<uint32_t>(::getpid()) * 2654435761u),
       signals_(io_),
       api_(*this) {}
 
@@ -144,7 +150,8 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
 void Supervisor::ReapOrphans() {
   std::ifstream in("/proc/self/task/" + std::to_string(::getpid()) + "/children");
   std::vector<int> children;
-  for (int pid; in >> pid;) children.push_back(pid);
+  for (std::string word; in >> word;)
+    if (auto pid = ParseInteger<int>(word, "/proc/self/task/PID/children", 1); pid.ok()) children.push_back(*pid);
   for (int pid : children) {
     if (launcher_.Tracks(pid)) continue;
     siginfo_t info{};
@@ -293,7 +300,7 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
   sio.listeners = InheritedListeners(svc, slot->listeners);
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
-  sio.pick_probe_port = [] { return PickFreeLoopbackPort(); };
+  sio.pick_probe_port = [this] { return ports_.Next(); };
   sio.proxied_connections = [raw](int64_t generation, bool unanswered_only) {
     size_t n = 0;
     for (auto* list : {&raw->proxies, &raw->retired_proxies})

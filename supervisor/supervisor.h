@@ -21,6 +21,7 @@
 #include "supervisor/notify/systemd_notifier.h"
 #include "supervisor/process/posix_launcher.h"
 #include "supervisor/sockets/listener_set.h"
+#include "supervisor/sockets/port_pool.h"
 
 namespace baton {
 
@@ -130,6 +131,7 @@ class Supervisor : public Commands {
   std::unique_ptr<Clock> clock_;
   PosixLauncher launcher_;
   AsioProbeRunner probes_;
+  PortPool ports_;  // {probe_port} and proxy backend ports, from daemon.port_range
   boost::asio::signal_set signals_;
   std::optional<HistoryStore> history_;
   std::unique_ptr<NotifyServer> notify_;

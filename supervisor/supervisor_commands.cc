@@ -52,7 +52,8 @@ nlohmann::json Supervisor::DaemonStatus() {
             {"orphans_reaped", orphans_reaped_},
             {"handler_exceptions", handler_exceptions_},
             {"history_error", history_error_.empty() ? nlohmann::json() : nlohmann::json(history_error_)},
-            {"control_refused", control_ ? control_->refused() : 0}}},
+            {"control_refused", control_ ? control_->refused() : 0},
+            {"control_shed", control_ ? control_->shed() : 0}}},
           {"services", std::move(services)},
           {"tunnels", DescribeTunnels()}};
 }

@@ -112,6 +112,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
 
   // Apply.
   spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
+  ports_.SetRange(next.daemon.port_range);
   for (const auto& name : removed) {
     auto it = std::find_if(services_.begin(), services_.end(), [&](auto& s) { return s->service->name() == name; });
     ServiceSlot* slot = it->get();

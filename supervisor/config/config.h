@@ -11,6 +11,7 @@
 
 #include "supervisor/base/clock.h"
 #include "supervisor/sockets/address.h"
+#include "supervisor/sockets/port_range.h"
 
 namespace baton {
 
@@ -137,6 +138,8 @@ struct DaemonConfig {
   std::string socket_group;           // group name or number; makes the socket 0660
   Duration control_timeout = 10s;     // a client must send its whole request within this
   size_t log_lines = 1000;            // worker output lines kept per service
+  PortRange port_range;               // loopback ports handed to workers ({probe_port}, proxy backends)
+  std::string port_range_at;          // "FILE:LINE:COL" where the config set port_range, else empty
 };
 
 // An outbound tunnel: SSH sessions to edges that forward a port opened on the edge (ssh -R)
@@ -180,6 +183,9 @@ struct Config {
 // Reads, parses and validates. Errors read "FILE:LINE:COL: KEY: message".
 Result<Config> LoadConfig(const std::string& path);
 Result<Config> ParseConfig(std::string_view text, const std::string& path);
+// daemon.port_range against the kernel's ephemeral range (LoadConfig passes the one in /proc):
+// an error naming the line when the config set an overlapping range, a warning for the default.
+Status CheckPortRange(Config& config, std::optional<PortRange> ephemeral);
 
 // Signal names ("TERM", "SIGTERM", "15") to numbers; -1 if unknown.
 int ParseSignal(std::string_view name);

@@ -9,7 +9,9 @@
 #include <sstream>
 
 #include "supervisor/base/duration.h"
+#include "supervisor/base/number.h"
 #include "supervisor/config/config.h"
+#include "supervisor/sockets/port_pool.h"
 #include "supervisor/sockets/placeholders.h"
 
 namespace baton {
@@ -102,6 +104,25 @@ class Reader {
     return Status::Ok();
   }
 
+  // A user or group given by number must be a valid id: read unchecked, "4294967296" wrapped
+  // to 0 and a worker ran as root.
+  Status AccountIds(const toml::table& t, const std::string& prefix, std::string_view key) const {
+    const toml::node* n = t.get(key);
+    if (!n) return Status::Ok();
+    auto check = [&](const toml::node& item) {
+      const std::string& name = item.as_string()->get();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) return Status::Ok();
+      auto id = ParseInteger<unsigned>(name, "id", 0, kMaxId);
+      return id.ok() ? Status::Ok() : Error(item, Join(prefix, key), id.status().message());
+    };
+    if (const toml::array* arr = n->as_array()) {
+      for (auto&& item : *arr)
+        if (auto s = check(item); !s.ok()) return s;
+      return Status::Ok();
+    }
+    return check(*n);
+  }
+
   Status IdList(const toml::table& t, const std::string& key, std::vector<unsigned>& out) const {
     const toml::node* n = t.get(key);
     if (!n) return Status::Ok();
@@ -117,12 +138,21 @@ class Reader {
 
   Status Daemon(const toml::table& t, DaemonConfig& d) const {
     if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids",
-                                         "socket_group", "control_timeout", "log_lines"});
+                                         "socket_group", "control_timeout", "log_lines", "port_range"});
         !s.ok())
       return s;
     if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
     if (auto s = IdList(t, "allow_gids", d.allow_gids); !s.ok()) return s;
     if (auto s = String(t, "daemon", "socket_group", d.socket_group); !s.ok()) return s;
+    if (auto s = AccountIds(t, "daemon", "socket_group"); !s.ok()) return s;
+    if (const toml::node* n = t.get("port_range")) {
+      auto range = n->is_string() ? ParsePortRange(n->as_string()->get())
+                                  : Result<PortRange>(Status::InvalidArgument("expected a string such as \"20000-29999\""));
+      if (!range.ok()) return Error(*n, "daemon.port_range", range.status().message());
+      d.port_range = *range;
+      d.port_range_at = path_ + ":" + std::to_string(n->source().begin.line) + ":" +
+                        std::to_string(n->source().begin.column);
+    }
     if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
     int log_lines = static_cast<int>(d.log_lines);
     if (auto s = Int(t, "daemon", "log_lines", log_lines, 0, 1000000); !s.ok()) return s;
@@ -381,6 +411,8 @@ class Reader {
     for (auto [key, list] : {std::pair{"supplementary_groups", &svc.supplementary_groups}, {"pass_env", &svc.pass_env}})
       if (const toml::node* n = t->get(key))
         if (auto s = StringArray(*n, prefix + "." + key, *list, false); !s.ok()) return s;
+    for (auto key : {"user", "group", "supplementary_groups"})
+      if (auto s = AccountIds(*t, prefix, key); !s.ok()) return s;
     if (const toml::node* n = t->get("umask")) {
       // 0o027 as a TOML integer, or "0027" as a string of octal digits.
       std::optional<long> mask;
@@ -489,10 +521,9 @@ class Reader {
     if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
     std::string host = text.substr(0, colon), port = text.substr(colon + 1);
     if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) return std::nullopt;
-    int p = std::stoi(port);
-    if (p > 65535 || host.empty()) return std::nullopt;
-    return std::make_pair(host, p);
+    auto p = ParseInteger<int>(port, "port", 0, 65535);
+    if (!p.ok() || host.empty()) return std::nullopt;
+    return std::make_pair(host, *p);
   }
 
   Status Validate(const toml::table& root, Config& cfg) const {
@@ -583,8 +614,21 @@ Result<Config> LoadConfig(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   auto config = ParseConfig(ss.str(), path);
-  if (config.ok()) config->text = ss.str();
+  if (!config.ok()) return config;
+  config->text = ss.str();
+  if (Status s = CheckPortRange(*config, ReadEphemeralRange()); !s.ok()) return s;
   return config;
+}
+
+Status CheckPortRange(Config& config, std::optional<PortRange> ephemeral) {
+  const DaemonConfig& d = config.daemon;
+  if (!ephemeral || !d.port_range.Overlaps(*ephemeral)) return Status::Ok();
+  std::string why = d.port_range.ToString() + " overlaps the kernel's ephemeral ports " + ephemeral->ToString() +
+                    " (net.ipv4.ip_local_port_range), which any outgoing connection may take";
+  if (!d.port_range_at.empty())
+    return Status::InvalidArgument(d.port_range_at + ": daemon.port_range: " + why + "; choose a range outside them");
+  config.warnings.push_back("daemon.port_range: the default " + why + "; set port_range to a range outside them");
+  return Status::Ok();
 }
 
 int ParseSignal(std::string_view name) {
@@ -595,11 +639,8 @@ int ParseSignal(std::string_view name) {
   std::string n(name);
   if (n.rfind("SIG", 0) == 0) n = n.substr(3);
   if (auto it = kSignals.find(n); it != kSignals.end()) return it->second;
-  if (!n.empty() && n.find_first_not_of("0123456789") == std::string::npos && n.size() < 3) {
-    int v = std::stoi(n);
-    if (v > 0 && v < NSIG) return v;
-  }
-  return -1;
+  auto v = ParseInteger<int>(n, "signal", 1, NSIG - 1);
+  return v.ok() ? *v : -1;
 }
 
 std::string SignalName(int sig) {

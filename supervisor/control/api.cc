@@ -3,6 +3,7 @@
 #include <charconv>
 #include <set>
 
+#include "supervisor/base/number.h"
 #include "supervisor/control/protocol.h"
 
 namespace baton {
@@ -85,11 +86,9 @@ Result<UpgradeRequest> ParseUpgrade(const nlohmann::json& body) {
 Result<size_t> ParseCount(const std::map<std::string, std::string>& query, const char* key, size_t def, size_t max) {
   auto it = query.find(key);
   if (it == query.end()) return def;
-  size_t v = 0;
-  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-  if (ec != std::errc() || end != it->second.data() + it->second.size() || v > max)
-    return Status::InvalidArgument(std::string("query parameter '") + key + "' must be a number up to " + std::to_string(max));
-  return v;
+  auto v = ParseInteger<size_t>(it->second, std::string("query parameter '") + key + "'", 0, max);
+  if (!v.ok()) return v.status();
+  return *v;
 }
 
 bool IsTrue(const std::map<std::string, std::string>& query, const char* key) {
@@ -270,7 +269,11 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
     if (Status s = OnlyFields(body, {"replicas"}); !s.ok()) return fail(s);
     if (!body.contains("replicas") || !body["replicas"].is_number_integer())
       return fail(Status::InvalidArgument("field 'replicas' is required (an integer)"));
-    auto r = commands_.Scale(service, body["replicas"].get<int>());
+    // Read at full width, then range-checked: get<int>() would wrap 4294967297 to 1.
+    const nlohmann::json& n = body["replicas"];
+    if (n.is_number_unsigned() ? n.get<uint64_t>() > 1024 : n.get<int64_t>() < 1 || n.get<int64_t>() > 1024)
+      return fail(Status::InvalidArgument("field 'replicas' must be between 1 and 1024"));
+    auto r = commands_.Scale(service, n.get<int>());
     return r.ok() ? responder->Reply(200, *r) : fail(r.status());
   }
   // signal
@@ -314,9 +317,7 @@ void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> r
     // Subscribed before the operation starts: a quick drain cannot be missed.
     st->subscription = commands_.FollowEvents([st, finish](const nlohmann::json& e) {
       if (e.value("type", "") != "drained") return;
-      std::string msg = e.value("message", "");
-      auto in = msg.rfind(" in ");
-      double secs = in == std::string::npos ? 0 : std::atof(msg.c_str() + in + 4);
+      double secs = e.value("duration_s", 0.0);
       st->drained[e.value("generation", int64_t{0})] = secs;
       if (st->pending && st->pending->from_generation == e.value("generation", int64_t{0})) {
         HandoverResult r = *std::exchange(st->pending, std::nullopt);

@@ -18,6 +18,7 @@
 #include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
 #include "supervisor/control/protocol.h"
+#include "supervisor/sockets/fd_limit.h"
 
 namespace baton {
 
@@ -182,7 +183,28 @@ struct ControlServer::Impl {
   ControlAccess access;
   std::string path;
   uint64_t refused = 0;
+  uint64_t shed = 0;      // clients answered 503 to keep kControlFdReserve descriptors free
+  bool shedding = false;  // since the last client served: log once per episode
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  // Answers 503 at once and closes, without reading the request: plain syscalls only, since
+  // descriptors are short. Accepting goes on, so the queue drains instead of waiting.
+  void Shed(local::socket socket) {
+    static const std::string kBusy = [] {
+      std::string body = R"({"error":{"code":"unavailable","message":"batond is near its open-file limit; try again shortly"}})";
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    }();
+    ++shed;
+    if (!shedding)
+      spdlog::warn("control: near the open-file limit (descriptor {} given out); answering 503 to keep {} free",
+                   socket.native_handle(), kControlFdReserve);
+    shedding = true;
+    (void)::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    beast::error_code ignored;
+    socket.close(ignored);
+    Accept();
+  }
 
   void Accept() {
     acceptor.async_accept([this, alive = alive](beast::error_code ec, local::socket socket) {
@@ -197,6 +219,8 @@ struct ControlServer::Impl {
         return;
       }
       ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+      if (NearFdLimit(socket.native_handle(), kControlFdReserve)) return Shed(std::move(socket));
+      shedding = false;
       ucred cred{};
       socklen_t len = sizeof cred;
       bool ok = ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
@@ -259,6 +283,8 @@ int ControlServer::fd() const { return impl_->acceptor.native_handle(); }
 ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 uint64_t ControlServer::refused() const { return impl_->refused; }
+
+uint64_t ControlServer::shed() const { return impl_->shed; }
 
 ControlServer::~ControlServer() {
   *impl_->alive = false;

@@ -2,7 +2,8 @@
 // with a group). Each connection's peer is checked with SO_PEERCRED against the allowed
 // uids and gids; one request is read (bounded header and body, within a deadline, so slow
 // or idle clients are dropped), handed to ControlApi, and the connection closes after the
-// answer. Streams keep a read pending to notice the client leaving. Loop thread only.
+// answer. Streams keep a read pending to notice the client leaving. Near the open-file
+// limit, new clients get 503 so that a handover still finds descriptors. Loop thread only.
 #pragma once
 
 #include <chrono>
@@ -32,6 +33,8 @@ class ControlServer {
   static Result<std::unique_ptr<ControlServer>> Create(boost::asio::io_context& io, const std::string& path,
                                                        ControlAccess access, ControlApi& api, int inherited_fd = -1);
   uint64_t refused() const;
+  // Clients answered 503 because fewer than kControlFdReserve descriptors were left.
+  uint64_t shed() const;
   int fd() const;
   ~ControlServer();
 

@@ -66,6 +66,8 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Sample("baton_daemon_notify_ignored_total", {}, Num(d, "notify_ignored"));
   w.Family("baton_daemon_control_refused_total", "counter", "Control connections refused by the peer check.");
   w.Sample("baton_daemon_control_refused_total", {}, Num(d, "control_refused"));
+  w.Family("baton_daemon_control_shed_total", "counter", "Control connections answered 503 near the open-file limit.");
+  w.Sample("baton_daemon_control_shed_total", {}, Num(d, "control_shed"));
   w.Family("baton_daemon_handler_exceptions_total", "counter", "Event handlers that threw (bugs the loop survived).");
   w.Sample("baton_daemon_handler_exceptions_total", {}, Num(d, "handler_exceptions"));
   w.Family("baton_daemon_self_upgrades_total", "counter", "Self-upgrades attempted (the program replaced or handed back).");

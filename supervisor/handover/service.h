@@ -49,6 +49,7 @@ struct ServiceEvent {
   int pid = 0;
   std::string message;
   double time = 0;  // Unix seconds
+  std::optional<double> duration_s;  // how long it took, where the event ends something (drained)
   nlohmann::json ToJson() const;
 };
 
@@ -227,7 +228,8 @@ class Service {
   void RetireIfDone(Generation& gen);
   void StopAll(std::function<void()> done);
   void MaybeFinishStop();
-  void Emit(const std::string& type, const Generation* gen, int pid, const std::string& message);
+  void Emit(const std::string& type, const Generation* gen, int pid, const std::string& message,
+            std::optional<double> duration_s = std::nullopt);
   Generation* FindGen(int64_t id);
   Worker* FindWorker(int64_t gen_id, int worker_id);
   Generation* MutableLive();

@@ -78,6 +78,7 @@ nlohmann::json ServiceEvent::ToJson() const {
   if (!version.empty()) j["version"] = version;
   if (pid) j["pid"] = pid;
   if (!message.empty()) j["message"] = message;
+  if (duration_s) j["duration_s"] = *duration_s;
   return j;
 }
 

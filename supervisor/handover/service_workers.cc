@@ -305,7 +305,7 @@ void Service::RetireIfDone(Generation& gen) {
     double took = std::chrono::duration<double>(clock_.Now() - gen.stop_started.value_or(clock_.Now())).count();
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", took);
-    Emit("drained", &gen, 0, "generation " + std::to_string(gen.id) + " drained in " + secs + "s");
+    Emit("drained", &gen, 0, "generation " + std::to_string(gen.id) + " drained in " + secs + "s", took);
   }
   nlohmann::json record = {{"id", gen.id},
                            {"version", gen.release.version},
@@ -326,9 +326,10 @@ void Service::RetireIfDone(Generation& gen) {
     });
 }
 
-void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message) {
-  ServiceEvent e{type, config_.name, gen ? gen->id : 0, gen ? gen->release.version : "", pid, message,
-                 clock_.WallSeconds()};
+void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message,
+                   std::optional<double> duration_s) {
+  ServiceEvent e{type,    config_.name,        gen ? gen->id : 0, gen ? gen->release.version : "", pid,
+                 message, clock_.WallSeconds(), duration_s};
   if (type == "failed" || type == "fatal" || type == "crashed" || type == "restart_failed")
     spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, type, message);
   else

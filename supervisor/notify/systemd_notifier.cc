@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "supervisor/base/log.h"
+#include "supervisor/base/number.h"
 
 namespace baton {
 
@@ -19,8 +20,17 @@ std::unique_ptr<SystemdNotifier> SystemdNotifier::FromEnvironment() {
   n->fd_.Reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   const char* usec = std::getenv("WATCHDOG_USEC");
   const char* pid = std::getenv("WATCHDOG_PID");
-  if (usec && std::atoll(usec) > 0 && (!pid || std::atoi(pid) == ::getpid()))
-    n->watchdog_ = std::chrono::duration_cast<Duration>(std::chrono::microseconds(std::atoll(usec) / 2));
+  if (!usec) return n;
+  // systemd's own bound for a watchdog interval is far below this: a day, in microseconds.
+  auto interval = ParseInteger<long long>(usec, "WATCHDOG_USEC", 1, 86'400'000'000LL);
+  auto for_pid = pid ? ParseInteger<pid_t>(pid, "WATCHDOG_PID", 1) : Result<pid_t>(::getpid());
+  if (!interval.ok() || !for_pid.ok()) {
+    spdlog::warn("ignoring the watchdog systemd asked for: {}",
+                 (interval.ok() ? for_pid.status() : interval.status()).message());
+    return n;
+  }
+  if (*for_pid == ::getpid())
+    n->watchdog_ = std::chrono::duration_cast<Duration>(std::chrono::microseconds(*interval / 2));
   return n;
 }
 

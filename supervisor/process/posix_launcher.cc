@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "supervisor/base/log.h"
+#include "supervisor/base/number.h"
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
 
@@ -285,7 +286,7 @@ struct ChildSetup {
 bool Numeric(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
 
 Result<gid_t> ResolveGroupName(const std::string& name) {
-  if (Numeric(name)) return static_cast<gid_t>(std::stoul(name));
+  if (Numeric(name)) return ParseInteger<gid_t>(name, "group", 0, kMaxId);
   std::vector<char> buf(16384);
   group gr{}, *found = nullptr;
   if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
@@ -304,8 +305,14 @@ Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<st
   if (!spec.user.empty()) {
     std::vector<char> buf(16384);
     passwd pw{}, *found = nullptr;
-    int rc = Numeric(spec.user) ? ::getpwuid_r(static_cast<uid_t>(std::stoul(spec.user)), &pw, buf.data(), buf.size(), &found)
-                                : ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
+    std::optional<uid_t> numeric;
+    if (Numeric(spec.user)) {
+      auto uid = ParseInteger<uid_t>(spec.user, "user", 0, kMaxId);
+      if (!uid.ok()) return uid.status();
+      numeric = *uid;
+    }
+    int rc = numeric ? ::getpwuid_r(*numeric, &pw, buf.data(), buf.size(), &found)
+                     : ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
     if (rc != 0 || (!found && !Numeric(spec.user))) return Status::InvalidArgument("no user named '" + spec.user + "'");
     if (found) {
       setup->uid = found->pw_uid;
@@ -327,7 +334,7 @@ Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<st
                                 {"LOGNAME", found->pw_name}})
         if (!has(key)) env_strings->push_back(std::string(key) + "=" + value);
     } else {
-      setup->uid = static_cast<uid_t>(std::stoul(spec.user));  // a uid with no passwd entry
+      setup->uid = *numeric;  // a uid with no passwd entry
       setup->gid = static_cast<gid_t>(setup->uid);
     }
   }

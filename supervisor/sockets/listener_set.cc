@@ -15,6 +15,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "supervisor/base/log.h"
+#include "supervisor/base/number.h"
+
 namespace baton {
 namespace {
 
@@ -52,9 +55,17 @@ std::map<std::string, int>& InheritedSockets() {
     std::map<std::string, int> out;
     const char* pid = std::getenv("LISTEN_PID");
     const char* fds = std::getenv("LISTEN_FDS");
-    if (!pid || !fds || std::atoi(pid) != ::getpid()) return out;
+    if (!pid || !fds) return out;
+    auto for_pid = ParseInteger<pid_t>(pid, "LISTEN_PID", 1);
+    if (!for_pid.ok() || *for_pid != ::getpid()) return out;
+    // Descriptors 3 .. 3+n-1 must exist below our own limit; anything larger is not systemd's.
+    auto count = ParseInteger<int>(fds, "LISTEN_FDS", 0, 4096);
+    if (!count.ok()) {
+      spdlog::warn("ignoring the sockets systemd passed: {}", count.status().message());
+      return out;
+    }
     std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    int n = std::atoi(fds);
+    int n = *count;
     for (int i = 0; i < n; ++i) {
       std::string name = names.substr(0, names.find(':'));
       names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
@@ -154,15 +165,4 @@ std::vector<std::pair<std::string, std::string>> ListenerEnvironment(const std::
   env.emplace_back("NGINX", nginx);
   return env;
 }
-
-Result<int> PickFreeLoopbackPort() {
-  ListenerConfig probe;
-  probe.name = "probe";
-  probe.address = SocketAddress{SocketAddress::Kind::kTcp, "127.0.0.1", 0, ""};
-  probe.backlog = 1;
-  auto bound = BindListener(probe);
-  if (!bound.ok()) return bound.status();
-  return static_cast<int>(bound->address.port);
-}
-
 }  // namespace baton

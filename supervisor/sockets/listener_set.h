@@ -27,8 +27,5 @@ Result<BoundListener> BindListener(const ListenerConfig& config);
 // in the child, since only the child knows its pid. Empty when there are no listeners.
 std::vector<std::pair<std::string, std::string>> ListenerEnvironment(const std::vector<std::string>& names);
 
-// A free loopback TCP port, for a worker's private probe port. The port is released
-// before returning, so another process could take it first: probes then fail cleanly.
-Result<int> PickFreeLoopbackPort();
 
 }  // namespace baton

@@ -19,6 +19,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "supervisor/sockets/port_pool.h"
+
 namespace baton::it {
 
 namespace fs = std::filesystem;
@@ -107,15 +109,13 @@ std::string HttpGet(int port, const std::string& path, std::string* error) {
 }
 
 int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  // Below batond's default port_range and the kernel's ephemeral ports, so neither a
+  // worker's {probe_port} nor the load's outgoing connections can take it before it is
+  // bound. Each test process starts at its own place in the range.
+  static PortPool pool(PortRange{10000, 19999}, static_cast<uint32_t>(::getpid()) * 2654435761u);
+  auto port = pool.Next();
+  REQUIRE(port.ok());
+  return *port;
 }
 
 bool ProcessAlive(int pid) {

@@ -16,6 +16,7 @@
 
 #include "bench/loadgen.h"
 #include "ctl/client.h"
+#include "tests/helpers/skip.h"
 
 namespace baton::it {
 

@@ -150,6 +150,9 @@ TEST_CASE_METHOD(Fixture, "restart, start, stop, scale and signal reach their co
   CHECK(Call("POST", "/v1/services/web/scale", R"({"replicas": 3})")->body["replicas"] == 3);
   CHECK(Call("POST", "/v1/services/web/scale", R"({"replicas": "3"})")->status == 400);
   CHECK(Call("POST", "/v1/services/web/scale", "{}")->status == 400);
+  // Out of range at full width: 2^32 + 3 must not reach the command as 3.
+  for (const char* n : {"4294967299", "-4294967293", "18446744073709551615", "1025", "-1"})
+    CHECK(Call("POST", "/v1/services/web/scale", std::string(R"({"replicas": )") + n + "}")->status == 400);
   CHECK(Call("POST", "/v1/services/web/signal", R"({"signal": "HUP"})")->status == 200);
   CHECK(Call("POST", "/v1/services/web/signal", "{}")->status == 400);
   CHECK(Call("POST", "/v1/services/web/restart", R"({"now": true})")->status == 400);
@@ -160,6 +163,9 @@ TEST_CASE_METHOD(Fixture, "logs: the last N lines, or those and then a stream") 
   CHECK(Call("GET", "/v1/services/web/logs?lines=5")->body["lines"][0]["line"] == "old");
   CHECK(commands.calls.back() == "logs web 5");
   CHECK(Call("GET", "/v1/services/web/logs?lines=x")->status == 400);
+  CHECK(Call("GET", "/v1/services/web/logs?lines=-1")->status == 400);
+  CHECK(Call("GET", "/v1/services/web/logs?lines=18446744073709551617")->status == 400);
+  CHECK(Call("GET", "/v1/services/web/logs?lines=100001")->status == 400);
   auto f = Call("GET", "/v1/services/web/logs?follow=1");
   CHECK(f->streaming);
   REQUIRE(f->lines.size() == 1);
@@ -201,16 +207,16 @@ TEST_CASE_METHOD(Fixture, "wait=drained answers a promotion once the previous ge
   promoted.from_generation = 4;
   commands.done(promoted);
   CHECK(r->status == 0);  // still draining
-  commands.follower({{"type", "drained"}, {"generation", 3}, {"message", "generation 3 drained in 9.000s"}});
+  commands.follower({{"type", "drained"}, {"generation", 3}, {"message", "generation 3 drained in 9.000s"}, {"duration_s", 9.0}});
   CHECK(r->status == 0);  // another generation
-  commands.follower({{"type", "drained"}, {"generation", 4}, {"message", "generation 4 drained in 1.250s"}});
+  commands.follower({{"type", "drained"}, {"generation", 4}, {"message", "generation 4 took a while"}, {"duration_s", 1.25}});
   CHECK(r->status == 200);
   CHECK(r->body["result"]["drain_s"] == 1.25);
   CHECK(commands.unsubscribed.size() == 1);
 
   // A drain that finished before the outcome arrived is not missed.
   auto quick = Call("POST", "/v1/services/web/upgrade?wait=drained", R"({"version": "v3"})");
-  commands.follower({{"type", "drained"}, {"generation", 5}, {"message", "generation 5 drained in 0.010s"}});
+  commands.follower({{"type", "drained"}, {"generation", 5}, {"message", "generation 5 drained in 0.010s"}, {"duration_s", 0.01}});
   promoted.from_generation = 5;
   commands.done(promoted);
   CHECK(quick->status == 200);

@@ -334,3 +334,37 @@ check = ["/usr/local/bin/smoke", "--quick"]
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nstrategy = \"canary\"\n"),
              Catch::Contains("service.w.rollout.strategy: expected \"all\" or \"progressive\""));
 }
+
+TEST_CASE("port_range: parsed, range-checked, and refused where the kernel's ephemeral ports are") {
+  auto c = Parse("[daemon]\nport_range = \"12000-12999\"\n[service.w]\ncommand = [\"x\"]\n");
+  REQUIRE(c.ok());
+  CHECK(c->daemon.port_range == PortRange{12000, 12999});
+  CHECK(c->daemon.port_range_at == "baton.toml:2:14");
+  CHECK(Parse("[service.w]\ncommand = [\"x\"]\n")->daemon.port_range == PortRange{20000, 29999});
+  auto bad = [](const std::string& value) { return ErrorOf("[daemon]\nport_range = " + value + "\n"); };
+  CHECK_THAT(bad("\"12000\""), Catch::Contains("baton.toml:2:14: daemon.port_range: expected FIRST-LAST"));
+  CHECK_THAT(bad("\"900-2000\""), Catch::Contains("first port: '900' is out of range (1024 to 65535)"));
+  CHECK_THAT(bad("\"12000-70000\""), Catch::Contains("last port: '70000' is out of range"));
+  CHECK_THAT(bad("\"12000-12010\""), Catch::Contains("at least 16 ports"));
+  CHECK_THAT(bad("\"12000-1x\""), Catch::Contains("last port: expected a whole number, got '1x'"));
+  CHECK_THAT(bad("12000"), Catch::Contains("daemon.port_range: expected a string"));
+
+  // Against the kernel's ephemeral range: an error naming the line when configured, a
+  // warning for the default.
+  PortRange ephemeral{32768, 60999};
+  auto overlapping = Parse("[daemon]\nport_range = \"30000-40000\"\n[service.w]\ncommand = [\"x\"]\n");
+  REQUIRE(overlapping.ok());
+  Status s = CheckPortRange(*overlapping, ephemeral);
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(s.message(), Catch::StartsWith("baton.toml:2:14: daemon.port_range: 30000-40000 overlaps the kernel's "
+                                            "ephemeral ports 32768-60999"));
+  CHECK(CheckPortRange(*c, ephemeral).ok());
+  CHECK(CheckPortRange(*overlapping, std::nullopt).ok());  // unknown: nothing to check against
+  auto widened = Parse("[service.w]\ncommand = [\"x\"]\n");
+  CHECK(CheckPortRange(*widened, PortRange{1024, 65535}).ok());
+  REQUIRE(widened->warnings.size() == 1);
+  CHECK_THAT(widened->warnings[0], Catch::Contains("daemon.port_range: the default 20000-29999 overlaps"));
+  CHECK(ParseEphemeralRange("32768\t60999\n") == PortRange{32768, 60999});
+  CHECK_FALSE(ParseEphemeralRange("32768\n"));
+  CHECK_FALSE(ParseEphemeralRange("60999 32768"));
+}

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "supervisor/base/duration.h"
 #include "supervisor/handover/backoff.h"
@@ -14,6 +16,7 @@
 #include "supervisor/sockets/address.h"
 #include "supervisor/sockets/listener_set.h"
 #include "supervisor/sockets/placeholders.h"
+#include "supervisor/sockets/port_pool.h"
 
 using namespace baton;
 using namespace std::chrono_literals;
@@ -161,4 +164,36 @@ TEST_CASE("tunnel reconnect backoff: full jitter over a doubling, capped ceiling
   CHECK(TunnelBackoff(1s, 60s, 3, 0.5) == 2s);     // ceiling 4s
   CHECK(TunnelBackoff(1s, 60s, 10, 0.5) == 30s);   // ceiling 512s, capped at 60s
   CHECK(TunnelBackoff(1s, 60s, 100, 0.999) < 60s);
+}
+
+TEST_CASE("PortPool: ports from its range, checked free, moving on from the last one") {
+  PortPool pool(PortRange{30100, 30115}, 3);
+  auto first = pool.Next();
+  REQUIRE(first.ok());
+  CHECK(*first >= 30100);
+  CHECK(*first <= 30115);
+  // A port that something holds is skipped.
+  auto hold = [](int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 1) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  };
+  std::vector<int> held;
+  for (int port = 30100; port <= 30115; ++port)
+    if (int fd = hold(port); fd >= 0) held.push_back(fd);
+  auto none = pool.Next();
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().message() == "no free port in daemon.port_range 30100-30115 after 64 tries");
+  for (int fd : held) ::close(fd);
+  // Once free, the next one follows the last handed out (after 64 tries, 4 laps of 16).
+  auto again = pool.Next();
+  REQUIRE(again.ok());
+  CHECK(*again == 30100 + (*first - 30100 + 1 + 64) % 16);
 }
