@@ -108,7 +108,7 @@ std::string LoadReport::Summary() const {
 std::string LoadReport::Json() const {
   nlohmann::json j = {{"ok", ok},         {"failed", failed}, {"stale_retries", stale_retries},
                       {"errors", errors}, {"versions", versions}, {"p50_ms", p50_ms},
-                      {"p99_ms", p99_ms}, {"max_ms", max_ms}};
+                      {"p99_ms", p99_ms}, {"max_ms", max_ms},   {"failure_times", failure_times}};
   return j.dump();
 }
 
@@ -125,7 +125,7 @@ void LoadGenerator::Stop() {
     if (t.joinable()) t.join();
 }
 
-void LoadGenerator::Record(bool ok, const std::string& what, double ms) {
+void LoadGenerator::Record(bool ok, const std::string& what, double ms, double started_unix) {
   std::lock_guard<std::mutex> lock(mu_);
   if (ok) {
     ++ok_;
@@ -135,6 +135,8 @@ void LoadGenerator::Record(bool ok, const std::string& what, double ms) {
   } else {
     ++failed_;
     ++errors_[what];
+    if (failure_times_.size() < LoadReport::kMaxFailureTimes)
+      failure_times_.emplace_back(started_unix, started_unix + ms / 1000);
   }
 }
 
@@ -142,10 +144,11 @@ void LoadGenerator::Run(bool keepalive) {
   int fd = -1;
   while (!stop_) {
     auto t0 = Clock::now();
+    double started_unix = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::string error, version;
     bool reused = fd >= 0;
     if (fd < 0 && (fd = Connect(options_.port, &error)) < 0) {
-      Record(false, error, 0);
+      Record(false, error, 0, started_unix);
       // Nothing listens (or the backlog is full): do not spin a core while it lasts.
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
@@ -159,7 +162,7 @@ void LoadGenerator::Run(bool keepalive) {
       o = fd < 0 ? Outcome::kFailed : Exchange(fd, options_.path, keepalive, &version, &error, &server_closes);
     }
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    Record(o == Outcome::kOk, o == Outcome::kOk ? version : error, ms);
+    Record(o == Outcome::kOk, o == Outcome::kOk ? version : error, ms, started_unix);
     if (o != Outcome::kOk || !keepalive || server_closes) {
       if (fd >= 0) ::close(fd);
       fd = -1;
@@ -176,6 +179,7 @@ LoadReport LoadGenerator::Report() const {
   r.stale_retries = stale_;
   r.errors = errors_;
   r.versions = versions_;
+  r.failure_times = failure_times_;
   std::vector<double> sorted = latencies_ms_;
   std::sort(sorted.begin(), sorted.end());
   if (!sorted.empty()) {

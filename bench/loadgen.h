@@ -33,6 +33,10 @@ struct LoadReport {
   uint64_t stale_retries = 0;  // keep-alive connections closed by a draining server, retried
   std::map<std::string, uint64_t> errors;    // kind -> count
   std::map<std::string, uint64_t> versions;  // version -> responses
+  // When each failed request started and ended (Unix seconds; the first kMaxFailureTimes),
+  // so that a soak can tell the requests in flight on a worker it killed from the rest.
+  std::vector<std::pair<double, double>> failure_times;
+  static constexpr size_t kMaxFailureTimes = 100000;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   std::string Summary() const;
   std::string Json() const;  // the same figures, one JSON object, for scripts
@@ -51,7 +55,7 @@ class LoadGenerator {
 
  private:
   void Run(bool keepalive);
-  void Record(bool ok, const std::string& error_or_version, double ms);
+  void Record(bool ok, const std::string& error_or_version, double ms, double started_unix);
 
   LoadOptions options_;
   std::atomic<bool> stop_{false};
@@ -59,6 +63,7 @@ class LoadGenerator {
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> errors_, versions_;
   std::vector<double> latencies_ms_;
+  std::vector<std::pair<double, double>> failure_times_;
   std::string last_version_;
   std::vector<std::thread> threads_;
 };
