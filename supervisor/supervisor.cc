@@ -230,7 +230,8 @@ Status Supervisor::Init(int* exit_code) {
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
 
-  for (size_t i = 0; i < config_.services.size(); ++i) AddService(config_.services[i], std::move(bound[i]));
+  for (size_t i = 0; i < config_.services.size(); ++i)
+    if (Status s = AddService(config_.services[i], std::move(bound[i])); !s.ok()) return s;
   if (carried_) {
     const nlohmann::json& c = *carried_;
     started_wall_ = c.value("started_wall", started_wall_);
@@ -286,17 +287,27 @@ std::vector<ListenerRef> Supervisor::InheritedListeners(const ServiceConfig& svc
   std::vector<ListenerRef> refs;
   for (size_t i = 0; i < bound.size() && i < svc.listeners.size(); ++i) {
     const BoundListener& l = bound[i];
-    if (svc.listeners[i].mode == ListenMode::kInherit)
+    if (svc.listeners[i].inherited())
       refs.push_back(ListenerRef{l.name, l.fd.get(), l.address.is_inet() ? l.address.port : 0, l.address.ToString()});
   }
   return refs;
 }
 
-void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners) {
+Status Supervisor::AddService(const ServiceConfig& configured, std::vector<BoundListener> listeners) {
   auto slot = std::make_unique<ServiceSlot>(ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines),
-                                                        false, {}, {}});
+                                                        false, {}, {}, nullptr});
   ServiceSlot* raw = slot.get();
+  ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
+  const nlohmann::json* carried = carried_ ? FindCarriedService(configured.name) : nullptr;
+  if (carried && carried->contains("steering")) {
+    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, (*carried)["steering"]);
+    if (!adopted.ok()) return adopted.status();
+    slot->steering = std::move(*adopted);
+  } else {
+    slot->steering = ServiceSteering::Create(svc, slot->listeners);
+  }
   ServiceIo sio;
+  sio.steering = slot->steering.get();
   sio.listeners = InheritedListeners(svc, slot->listeners);
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
@@ -345,6 +356,7 @@ void Supervisor::AddService(const ServiceConfig& svc, std::vector<BoundListener>
   slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
   StartProxies(*slot);
   services_.push_back(std::move(slot));
+  return Status::Ok();
 }
 
 void Supervisor::StartProxies(ServiceSlot& slot) {

@@ -22,6 +22,7 @@
 #include "supervisor/process/posix_launcher.h"
 #include "supervisor/sockets/listener_set.h"
 #include "supervisor/sockets/port_pool.h"
+#include "supervisor/steering/service_steering.h"
 
 namespace baton {
 
@@ -79,6 +80,7 @@ class Supervisor : public Commands {
     bool drained = false;  // removed by a reload and every worker has exited
     std::vector<std::unique_ptr<ProxyListener>> proxies;  // the proxied listeners
     std::vector<std::unique_ptr<ProxyListener>> retired_proxies;  // replaced by a reload, still open
+    std::unique_ptr<ServiceSteering> steering;  // the kernel-steered listeners' groups
   };
 
   explicit Supervisor(Config config);
@@ -97,7 +99,8 @@ class Supervisor : public Commands {
   static std::string ReuseKey(const std::string& service, const std::string& listener, const SocketAddress& configured) {
     return service + "|" + listener + "|" + configured.ToString();
   }
-  void AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
+  Status AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
+  const nlohmann::json* FindCarriedService(const std::string& name) const;  // self-upgrade state
   // The listeners workers inherit (fd 3, 4, ...): those not in proxy mode.
   static std::vector<ListenerRef> InheritedListeners(const ServiceConfig& svc, const std::vector<BoundListener>& bound);
   // (Re)creates a slot's proxies for its proxied listeners; the previous ones stop

@@ -86,6 +86,16 @@ nlohmann::json Supervisor::DescribeService(const ServiceSlot& slot) const {
                        {"bytes_out", c.bytes_out}});
   }
   j["proxies"] = std::move(proxies);
+  // Every listener with how its connections reach the workers: kernel, shared or proxy.
+  nlohmann::json listeners = nlohmann::json::array();
+  for (size_t i = 0; i < configured.size() && i < slot.listeners.size(); ++i) {
+    nlohmann::json l = {{"name", configured[i].name},
+                        {"address", slot.listeners[i].address.ToString()},
+                        {"mode", ListenModeName(configured[i].mode)}};
+    if (configured[i].mode == ListenMode::kKernel) l["steering"] = slot.steering->Describe(configured[i].name);
+    listeners.push_back(std::move(l));
+  }
+  j["listeners"] = std::move(listeners);
   for (auto& g : j["generations"]) {
     size_t open = 0;
     for (const auto* list : {&slot.proxies, &slot.retired_proxies})

@@ -133,8 +133,14 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
     const bool resize = std::find(c.diff.changed.begin(), c.diff.changed.end(), "replicas") != c.diff.changed.end();
     int replicas = svc.config().replicas;
     const bool relisten = bound.count(svc.name()) > 0;
-    if (relisten) c.slot->listeners = std::move(bound[svc.name()]);
-    svc.Reconfigure(*c.config, InheritedListeners(*c.config, c.slot->listeners));
+    ServiceConfig next_config = *c.config;
+    if (relisten) {
+      c.slot->listeners = std::move(bound[svc.name()]);
+      c.slot->steering->Rebuild(next_config, c.slot->listeners);
+    } else {
+      next_config.listeners = svc.config().listeners;  // as running: steered or fallen back to shared
+    }
+    svc.Reconfigure(next_config, InheritedListeners(next_config, c.slot->listeners));
     if (relisten) StartProxies(*c.slot);
     report["changed"].push_back({{"service", svc.name()}, {"keys", c.diff.changed}});
     if (c.diff.needs_new_generation && !svc.stopped()) {
@@ -149,7 +155,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
       else report["warnings"].push_back(name + ": not restarted: " + s.message());
     } else if (resize) {
       svc.Reconfigure([&] {
-        ServiceConfig c2 = *c.config;
+        ServiceConfig c2 = next_config;
         c2.replicas = replicas;
         return c2;
       }(), InheritedListeners(*c.config, c.slot->listeners));
@@ -157,7 +163,10 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
     }
   }
   for (const auto* svc : added) {
-    AddService(*svc, std::move(bound[svc->name]));
+    if (Status s = AddService(*svc, std::move(bound[svc->name])); !s.ok()) {
+      report["warnings"].push_back(svc->name + ": not added: " + s.message());
+      continue;
+    }
     StartService(*services_.back()->service);
     report["added"].push_back(svc->name);
   }

@@ -160,6 +160,7 @@ Json Supervisor::CaptureState(std::vector<int>* keep) {
                         {"listeners", std::move(listeners)},
                         {"service", slot->service->Snapshot(keep)},
                         {"proxies", std::move(proxies)},
+                        {"steering", slot->steering->Export(keep)},
                         {"logs", std::move(logs)}});
   }
   keep->push_back(control_->fd());
@@ -232,6 +233,10 @@ void Supervisor::RecordSelfUpgrade(Json outcome) {
   Publish(ServiceEvent{ok ? "self_upgraded" : "self_upgrade_failed", "batond", 0, "", ::getpid(), message,
                        clock_->WallSeconds()});
   if (systemd_) systemd_->Send("STATUS=" + StatusLine());
+}
+
+const nlohmann::json* Supervisor::FindCarriedService(const std::string& name) const {
+  return FindNamed((*carried_)["services"], name);
 }
 
 Result<std::vector<std::vector<BoundListener>>> Supervisor::CarriedListeners() {

@@ -18,10 +18,17 @@ namespace baton {
 using namespace std::chrono_literals;
 
 // How a listener's connections reach the workers.
-//   kInherit: the workers receive the socket (fd 3+, LISTEN_FDS, NGINX=, ...) and accept.
-//   kProxy:   batond accepts and forwards each connection to a worker of the live
-//             generation, which binds a private loopback port of its own ({port:NAME}, PORT).
-enum class ListenMode { kInherit, kProxy };
+//   kKernel: each generation's workers receive a socket of their own (fd 3+, LISTEN_FDS,
+//            NGINX=, ...) in a reuseport group that batond owns, and a BPF program on the
+//            group sends each new connection to a generation that is ready (tcp, tcp6, udp;
+//            the default for them).
+//   kShared: every generation's workers receive the one socket, and the kernel hands each
+//            connection to whichever process accepts first (unix, systemd:NAME, or
+//            steering = "shared").
+//   kProxy:  batond accepts and forwards each connection to a worker of the live
+//            generation, which binds a private loopback port of its own ({port:NAME}, PORT).
+enum class ListenMode { kKernel, kShared, kProxy };
+const char* ListenModeName(ListenMode mode);
 
 struct ProxyConfig {
   bool proxy_protocol = false;    // send a PROXY protocol v2 header to the backend first
@@ -38,8 +45,9 @@ struct ListenerConfig {
   int backlog = 4096;
   int line = 0;  // where it was declared, for errors found later (e.g. port in use)
   int column = 0;
-  ListenMode mode = ListenMode::kInherit;
+  ListenMode mode = ListenMode::kKernel;
   ProxyConfig proxy;  // when mode is kProxy
+  bool inherited() const { return mode != ListenMode::kProxy; }  // workers get the socket
 };
 
 struct ReadyConfig {

@@ -181,8 +181,8 @@ class Reader {
       if (v.is_string()) {
         text = v.as_string()->get();
       } else if (const toml::table* lt = v.as_table()) {
-        if (auto s = CheckKeys(*lt, key, {"address", "backlog", "mode", "proxy_protocol", "max_connections",
-                                          "idle_timeout", "connect_timeout", "connect_retries"});
+        if (auto s = CheckKeys(*lt, key, {"address", "backlog", "mode", "steering", "proxy_protocol",
+                                          "max_connections", "idle_timeout", "connect_timeout", "connect_retries"});
             !s.ok())
           return s;
         if (!lt->get("address")) return Error(v, key, "missing address");
@@ -197,6 +197,7 @@ class Reader {
       l.address = *addr;
       if (l.mode == ListenMode::kProxy && l.address.kind == SocketAddress::Kind::kUdp)
         return Error(*v.as_table()->get("mode"), key + ".mode", "proxy mode forwards streams: use tcp, tcp6 or unix");
+      if (Status s = Steering(v.as_table(), key, l); !s.ok()) return s;
       l.column = static_cast<int>(k.source().begin.column);
       svc.listeners.push_back(std::move(l));
     }
@@ -205,6 +206,27 @@ class Reader {
               [](const ListenerConfig& a, const ListenerConfig& b) {
                 return std::tie(a.line, a.column) < std::tie(b.line, b.column);
               });
+    return Status::Ok();
+  }
+
+  // steering = "kernel" (the default for tcp, tcp6 and udp) or "shared" (the only choice
+  // for unix and systemd:NAME: one socket that batond did not bind per generation).
+  Status Steering(const toml::table* t, const std::string& key, ListenerConfig& l) const {
+    if (l.mode == ListenMode::kProxy) {
+      if (t && t->get("steering"))
+        return Error(*t->get("steering"), key + ".steering", "applies only to inherited listeners, not mode = \"proxy\"");
+      return Status::Ok();
+    }
+    bool steerable = l.address.is_inet();
+    std::string steering = steerable ? "kernel" : "shared";
+    if (t)
+      if (auto s = String(*t, key, "steering", steering); !s.ok()) return s;
+    if (steering != "kernel" && steering != "shared")
+      return Error(*t->get("steering"), key + ".steering", "expected \"kernel\" or \"shared\"");
+    if (steering == "kernel" && !steerable)
+      return Error(*t->get("steering"), key + ".steering",
+                   "kernel steering needs a tcp, tcp6 or udp address that batond binds itself");
+    l.mode = steering == "kernel" ? ListenMode::kKernel : ListenMode::kShared;
     return Status::Ok();
   }
 
@@ -315,14 +337,22 @@ class Reader {
       if (auto s = StringArray(*n, prefix + ".check", r.check, true); !s.ok()) return s;
     if (!r.progressive) return Status::Ok();
     if (r.batch > 0) return Error(t, prefix + ".batch", "a progressive rollout starts every replica at once: drop batch");
-    for (const auto& l : svc.listeners)
-      if (l.mode != ListenMode::kProxy)
+    for (const auto& l : svc.listeners) {
+      if (l.mode == ListenMode::kShared)
         return Error(t, prefix + ".strategy",
-                     "progressive needs every listener in proxy mode, and listen." + l.name +
-                         " is inherited: with an inherited socket the kernel decides which process accepts each "
-                         "connection, so batond cannot give the new generation a share; set mode = \"proxy\"");
+                     "progressive needs every listener steered (the default for tcp, tcp6 and udp) or in proxy mode, "
+                     "and listen." + l.name + " is shared: the kernel hands each connection to whichever process "
+                     "accepts first, so batond cannot give the new generation a share");
+      if (l.mode != ListenMode::kKernel) continue;
+      // The kernel picks a socket per connection but never sees how it ends.
+      for (const char* key : {"max_connect_failures", "max_resets", "max_error_ratio"})
+        if (const toml::node* n = t.get(key))
+          return Error(*n, prefix + "." + key,
+                       "needs each connection's outcome, which only proxy mode sees; listen." + l.name +
+                           " is steered by the kernel (use check, or mode = \"proxy\")");
+    }
     if (svc.listeners.empty())
-      return Error(t, prefix + ".strategy", "progressive needs a listener in proxy mode to split connections over");
+      return Error(t, prefix + ".strategy", "progressive needs a listener to split connections over");
     return Status::Ok();
   }
 
@@ -358,7 +388,7 @@ class Reader {
     vars.probe_port = 1;
     int fd = 3;  // proxied listeners are not passed to workers: they have a backend port instead
     for (const auto& l : svc.listeners) {
-      if (l.mode == ListenMode::kInherit) vars.fds[l.name] = fd++;
+      if (l.inherited()) vars.fds[l.name] = fd++;
       if (l.address.is_inet() || l.address.kind == SocketAddress::Kind::kSystemd || l.mode == ListenMode::kProxy)
         vars.ports[l.name] = 1;
     }
@@ -629,6 +659,15 @@ Status CheckPortRange(Config& config, std::optional<PortRange> ephemeral) {
     return Status::InvalidArgument(d.port_range_at + ": daemon.port_range: " + why + "; choose a range outside them");
   config.warnings.push_back("daemon.port_range: the default " + why + "; set port_range to a range outside them");
   return Status::Ok();
+}
+
+const char* ListenModeName(ListenMode mode) {
+  switch (mode) {
+    case ListenMode::kKernel: return "kernel";
+    case ListenMode::kShared: return "shared";
+    case ListenMode::kProxy: return "proxy";
+  }
+  return "?";
 }
 
 int ParseSignal(std::string_view name) {

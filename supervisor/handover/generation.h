@@ -53,7 +53,10 @@ struct Generation {
   double started_wall = 0;
   std::string reason;  // why it failed
   std::optional<SteadyTime> stop_started;  // when it was told to drain or stop
-  std::unique_ptr<Timer> drain_timer;      // proxy mode: waiting for its connections to close
+  GenState after_drain = GenState::kDraining;  // kFailed for a progressive release given up on
+  std::unique_ptr<Timer> drain_timer;      // waiting for its connections to close or its queues to empty
+  std::unique_ptr<Timer> queue_poll;       // kernel steering: next look at its accept queues
+  std::map<std::string, int> sockets;      // kernel steering: listener name -> this generation's socket
 
   size_t CountActive() const;
   size_t CountRunning() const;  // workers with a live process

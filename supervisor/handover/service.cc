@@ -29,7 +29,7 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   std::map<std::string, int> backend_ports;
   for (const auto& l : config_.listeners)
     if (l.mode == ListenMode::kProxy) backend_ports[l.name] = 1;
-  auto spec = BuildLaunchSpec(release, 0, backend_ports, &probes);
+  auto spec = BuildLaunchSpec(release, nullptr, 0, backend_ports, &probes);
   if (!spec.ok()) return spec.status();
   if (Status s = launcher_.CheckExecutable(*spec); !s.ok()) return s;
 
@@ -39,6 +39,13 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   gen->started = clock_.Now();
   gen->started_wall = clock_.WallSeconds();
   const Generation* old = live();
+  if (io_.steering) {
+    // Its own sockets, which get nothing until it is ready; with nothing live, the first
+    // socket, where clients already wait.
+    auto sockets = io_.steering->Open(gen->id, old == nullptr);
+    if (!sockets.ok()) return sockets.status();
+    gen->sockets = std::move(*sockets);
+  }
   size_t batch = config_.rollout.batch > 0 && old ? static_cast<size_t>(config_.rollout.batch)
                                                   : static_cast<size_t>(config_.replicas);
   handover_ = Pending{kind, gen->id, old ? old->id : 0, batch, clock_.Now(), std::move(done)};
@@ -110,8 +117,9 @@ void Service::Promote() {
     result.from_generation = old->id;
     if (done.kind != HandoverKind::kAutoRollback) previous_release_ = old->release;
     Emit("draining", old, 0, "generation " + std::to_string(old->id) + " drains");
-    Drain(*old);
+    Drain(*old);  // with kernel steering, no stop signal before its queue is empty
   }
+  SteerTraffic();  // every new connection to the new generation
   Emit("promoted", gen, 0, gen->release.version + " is live");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
     StartBake(config_.bake_time);
@@ -120,6 +128,20 @@ void Service::Promote() {
   counters_.last_handover_seconds = result.duration_s;
   if (io_.on_result) io_.on_result(gen->release, result);
   done.done(result);
+}
+
+void Service::SteerTraffic() {
+  if (!io_.steering) return;
+  std::vector<GenerationWeight> weights;
+  const Generation* current = live();
+  if (progressive_running()) {
+    int step = config_.rollout.steps[static_cast<size_t>(handover_->step)];
+    if (current && step < 100) weights.push_back({current->id, 100 - step});
+    weights.push_back({handover_->new_gen, step});
+  } else if (current) {
+    weights.push_back({current->id, 100});
+  }
+  io_.steering->Route(weights);
 }
 
 void Service::FailHandover(const std::string& reason) {
@@ -141,7 +163,17 @@ void Service::FailHandover(const std::string& reason) {
     result.from_generation = old->id;
   }
   Emit("failed", gen, 0, reason);
-  StopGeneration(*gen, GenState::kFailed);
+  if (done.step >= 0) {
+    // It had a share of new connections: those go back to the live generation, and it
+    // finishes the requests it already has, as a replaced generation does, before its
+    // stop signal. Stopping it at once would cut them (an operator's rollback of a
+    // healthy release did).
+    gen->after_drain = GenState::kFailed;
+    SteerTraffic();
+    Drain(*gen);
+  } else {
+    StopGeneration(*gen, GenState::kFailed);
+  }
   RefillLive();  // rolling batches may have retired old workers; crashed ones await a restart
   last_result_ = result;
   counters_.handovers_failed++;
@@ -292,6 +324,7 @@ void Service::StopAll(std::function<void()> done) {
     for (auto& w : gen->workers)
       if (w->phase == WorkerPhase::kBackoff) StopWorker(*gen, *w);
   }
+  SteerTraffic();  // nothing is live: clients wait in the first socket for the next start
   kickoff_ = clock_.After(Duration(0), [this] { MaybeFinishStop(); });
 }
 

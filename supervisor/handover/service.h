@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "supervisor/handover/generation.h"
+#include "supervisor/handover/steering.h"
 #include "supervisor/notify/notify_message.h"
 
 namespace baton {
@@ -77,6 +78,9 @@ struct ServiceIo {
   // with `unanswered_only`, those with no byte from the worker yet.
   std::function<size_t(int64_t generation, bool unanswered_only)> proxied_connections;
   std::function<GenerationTraffic(int64_t generation)> traffic;
+  // Kernel-steered listeners: per-generation sockets and where new connections go; null
+  // when the service has none.
+  TrafficSteering* steering = nullptr;
   // Every handover outcome, whoever asked for it (operator, start, automatic rollback).
   std::function<void(const Release&, const HandoverResult&)> on_result;
   // Every line a worker writes to stdout or stderr.
@@ -216,12 +220,18 @@ class Service {
   ProcessEvents WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid);
   void ScheduleRestart(Generation& gen, Worker& w, Duration delay);
   void StartBake(Duration remaining);
-  Result<LaunchSpec> BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+  Result<LaunchSpec> BuildLaunchSpec(const Release& release, const Generation* gen, std::optional<int> probe_port,
                                      const std::map<std::string, int>& backend_ports,
                                      std::vector<Probe>* probes) const;
+  // Kernel steering: sends new connections where the generations' states say (the live
+  // generation, or the split of a progressive step; nowhere while nothing is live).
+  void SteerTraffic();
   void Drain(Generation& old);
+  void WatchDrain(int64_t gen_id);
   void StoreFds(const Generation& gen, int pid, const NotifyMessage& msg);
   size_t ConnectionsHolding(int64_t generation) const;
+  size_t HeldFor(int64_t generation) const;  // proxied connections and accept queues
+  bool Steered() const;                      // has a kernel-steered listener
   void StopWorker(Generation& gen, Worker& w);
   void StopGeneration(Generation& gen, GenState final_state);
   void RefillLive();

@@ -31,6 +31,7 @@ void Service::BeginStep(int step) {
        "step " + std::to_string(step + 1) + "/" + std::to_string(config_.rollout.steps.size()) + ": " +
            std::to_string(weight) + "% of new connections to " + gen->release.version + " for " +
            FormatDuration(config_.rollout.step_time));
+  SteerTraffic();
   if (h.paused) {
     h.step_left = config_.rollout.step_time;
     return;
@@ -81,7 +82,7 @@ void Service::OnStepEnd() {
   if (config_.rollout.check.empty()) return NextStep();
   // The operator's own test, with the new generation's first worker's environment.
   const Generation* gen = FindGen(h.new_gen);
-  auto spec = BuildLaunchSpec(gen->release, gen->workers.front()->probe_port, gen->workers.front()->backend_ports,
+  auto spec = BuildLaunchSpec(gen->release, gen, gen->workers.front()->probe_port, gen->workers.front()->backend_ports,
                               nullptr);
   Probe probe{Probe::Kind::kExec, "", config_.rollout.check, spec.ok() ? spec->env : decltype(spec->env){}};
   h.checking = true;

@@ -93,6 +93,7 @@ Json Service::Snapshot(std::vector<int>* keep) const {
     s["live"] = {{"id", gen->id},
                  {"release", ReleaseToJson(gen->release)},
                  {"started_wall", gen->started_wall},
+                 {"sockets", gen->sockets},  // kept open by the steering's own export
                  {"workers", std::move(workers)}};
   }
   return s;
@@ -131,6 +132,7 @@ Status Service::Restore(const Json& s) {
     gen->state = GenState::kLive;
     gen->started_wall = l.at("started_wall").get<double>();
     gen->started = steady_of(gen->started_wall);
+    gen->sockets = l.value("sockets", std::map<std::string, int>{});
     Generation& g = *gen;
     gens_.push_back(std::move(gen));
     for (const auto& j : l.at("workers")) {
@@ -166,6 +168,7 @@ Status Service::Restore(const Json& s) {
       }
     }
     if (s.contains("bake_remaining_ms")) StartBake(std::chrono::milliseconds(s["bake_remaining_ms"].get<int64_t>()));
+    SteerTraffic();
   } catch (const Json::exception& e) {
     return Status::InvalidArgument("service '" + name() + "': " + e.what());
   }

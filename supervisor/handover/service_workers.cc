@@ -18,7 +18,7 @@ constexpr size_t kRetiredKept = 8;
 constexpr size_t kStderrTailLines = 10;
 }  // namespace
 
-Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optional<int> probe_port,
+Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Generation* gen, std::optional<int> probe_port,
                                             const std::map<std::string, int>& backend_ports,
                                             std::vector<Probe>* probes) const {
   TemplateVars vars;
@@ -32,7 +32,9 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, std::optiona
     vars.fds[l.name] = 3 + static_cast<int>(i);
     if (l.port) vars.ports[l.name] = l.port;
     names.push_back(l.name);
-    spec.fds.push_back(l.fd);
+    // A kernel-steered listener: the generation's own socket, at the same fd number.
+    auto own = gen ? gen->sockets.find(l.name) : std::map<std::string, int>::const_iterator();
+    spec.fds.push_back(gen && own != gen->sockets.end() ? own->second : l.fd);
   }
   // The FD store follows the listeners (fd 3 + listeners, ...), named in LISTEN_FDNAMES.
   for (const auto& [name, fd] : fd_store_) {
@@ -157,7 +159,7 @@ Status Service::SpawnWorker(Generation& gen, Worker& w) {
       w.backend_ports[l.name] = *port;
     }
   std::vector<Probe> probes;
-  auto spec = BuildLaunchSpec(gen.release, w.probe_port, w.backend_ports, &probes);
+  auto spec = BuildLaunchSpec(gen.release, &gen, w.probe_port, w.backend_ports, &probes);
   if (!spec.ok()) return spec.status();
   spec->env.emplace_back("BATON_GENERATION", std::to_string(gen.id));
 
@@ -211,22 +213,56 @@ size_t Service::ConnectionsHolding(int64_t generation) const {
   return io_.proxied_connections(generation, !config_.stop.wait_for_connections);
 }
 
-// The replaced generation: in proxy mode it keeps serving the connections routed to it
-// until they close or stop.drain_timeout ends, and only then gets the stop signal.
+size_t Service::HeldFor(int64_t generation) const {
+  return ConnectionsHolding(generation) + (Steered() ? io_.steering->Queued(generation) : 0);
+}
+
+bool Service::Steered() const {
+  if (!io_.steering) return false;
+  for (const auto& l : config_.listeners)
+    if (l.mode == ListenMode::kKernel) return true;
+  return false;
+}
+
+// The replaced generation keeps serving what was already routed to it, and only then gets
+// the stop signal, or when stop.drain_timeout ends: in proxy mode the connections routed
+// to it, until they close; with kernel steering the connections in its accept queues,
+// until its workers have taken them (a server that closes its listener on the stop
+// signal would otherwise leave them to be reset). Handshakes that chose its socket just
+// before the switch land in its queue a moment later: the first look is a poll later.
 void Service::Drain(Generation& old) {
   size_t open = ConnectionsHolding(old.id);
-  if (open == 0) return StopGeneration(old, GenState::kDraining);
+  if (open == 0 && !Steered()) return StopGeneration(old, old.after_drain);
   old.state = GenState::kDraining;
   old.stop_started = clock_.Now();
-  Emit("proxy_drain", &old, 0, std::to_string(open) + " proxied connection(s) still open; stop signal when they close or after " +
-                                FormatDuration(config_.stop.drain_timeout));
+  if (open > 0)
+    Emit("proxy_drain", &old, 0,
+         std::to_string(open) + " proxied connection(s) still open; stop signal when they close or after " +
+             FormatDuration(config_.stop.drain_timeout));
   int64_t id = old.id;
   old.drain_timer = clock_.After(config_.stop.drain_timeout, [this, id] {
     Generation* g = FindGen(id);
     if (!g) return;
-    Emit("drain_timeout", g, 0, "proxied connections still open after stop.drain_timeout; stopping");
+    Emit("drain_timeout", g, 0, "connections still open or queued after stop.drain_timeout; stopping");
     g->drain_timer.reset();
-    StopGeneration(*g, GenState::kDraining);
+    g->queue_poll.reset();
+    StopGeneration(*g, g->after_drain);
+  });
+  if (Steered()) WatchDrain(id);
+}
+
+// Kernel steering: nothing announces an accept queue emptying, so it is looked at every
+// kQueuePoll while a replaced generation drains (only then: an idle batond stays idle).
+void Service::WatchDrain(int64_t gen_id) {
+  static constexpr Duration kQueuePoll = std::chrono::milliseconds(10);
+  Generation* g = FindGen(gen_id);
+  g->queue_poll = clock_.After(kQueuePoll, [this, gen_id] {
+    Generation* g = FindGen(gen_id);
+    if (!g || g->state != GenState::kDraining || !g->drain_timer) return;
+    if (HeldFor(gen_id) > 0) return WatchDrain(gen_id);
+    g->drain_timer.reset();
+    g->queue_poll.reset();
+    StopGeneration(*g, g->after_drain);
   });
 }
 
@@ -236,9 +272,9 @@ void Service::OnProxyConnectionsChanged(int64_t generation) {
     return;
   }
   Generation* g = FindGen(generation);
-  if (!g || g->state != GenState::kDraining || !g->drain_timer || ConnectionsHolding(generation) > 0) return;
+  if (!g || g->state != GenState::kDraining || !g->drain_timer || g->queue_poll || HeldFor(generation) > 0) return;
   g->drain_timer.reset();
-  StopGeneration(*g, GenState::kDraining);
+  StopGeneration(*g, g->after_drain);
 }
 
 std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation,
@@ -267,6 +303,7 @@ std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& liste
 
 void Service::StopGeneration(Generation& gen, GenState final_state) {
   gen.drain_timer.reset();
+  gen.queue_poll.reset();
   gen.state = final_state;
   if (!gen.stop_started) gen.stop_started = clock_.Now();
   for (auto& w : gen.workers) StopWorker(gen, *w);
@@ -316,6 +353,7 @@ void Service::RetireIfDone(Generation& gen) {
   retired_.push_front(std::move(record));
   if (retired_.size() > kRetiredKept) retired_.pop_back();
   Emit("generation_exited", &gen, 0, "generation " + std::to_string(gen.id) + " has no processes left");
+  if (io_.steering) io_.steering->Retire(gen.id);
   // Erase later from the loop: callers up the stack may still hold references into it.
   if (!sweep_)
     sweep_ = clock_.After(Duration(0), [this] {

@@ -127,6 +127,9 @@ Result<BoundListener> BindListener(const ListenerConfig& config) {
   if (!fd) return Status::FromErrno("create socket for " + what, errno);
   int one = 1;
   if (a.is_inet()) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // Kernel steering: every generation's socket joins one reuseport group on this address.
+  if (config.mode == ListenMode::kKernel && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    return Status::FromErrno("set SO_REUSEPORT on " + what, errno);
   if (ss.ss_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (a.kind == SocketAddress::Kind::kUnix) {
     struct stat st;

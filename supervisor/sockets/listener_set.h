@@ -17,7 +17,8 @@ struct BoundListener {
   bool from_systemd = false;  // adopted (systemd:NAME): systemd owns its unix path
 };
 
-// Binds one listener (SO_REUSEADDR, IPV6_V6ONLY for tcp6, listen(backlog) for streams).
+// Binds one listener (SO_REUSEADDR, SO_REUSEPORT when kernel-steered, IPV6_V6ONLY for
+// tcp6, listen(backlog) for streams).
 // A stale unix socket file is replaced; any other file at that path is an error. A
 // systemd:NAME listener is taken from the sockets systemd passed to batond instead.
 Result<BoundListener> BindListener(const ListenerConfig& config);

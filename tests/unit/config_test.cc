@@ -199,7 +199,7 @@ drain_timeout = "45s"
   CHECK(l[0].proxy.idle_timeout == 30s);
   CHECK(l[0].proxy.connect_timeout == 500ms);
   CHECK(l[0].proxy.connect_retries == 5);
-  CHECK(l[1].mode == ListenMode::kInherit);
+  CHECK(l[1].mode == ListenMode::kShared);  // a unix socket cannot be steered
   CHECK(c->services[0].has_proxy());
   CHECK(c->services[0].stop.drain_timeout == 45s);
 
@@ -220,6 +220,35 @@ drain_timeout = "45s"
     CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:80\", mode = \"proxy\", max_connections = 0 }\n"),
                Catch::Contains("service.a.listen.p.max_connections: must be between"));
   }
+}
+
+TEST_CASE("steering: kernel by default for tcp, tcp6 and udp; shared for unix and systemd, or when asked") {
+  auto c = Parse(R"(
+[service.web]
+command = ["x"]
+[service.web.listen]
+a = "tcp://127.0.0.1:80"
+b = "tcp6://[::1]:80"
+c = "udp://127.0.0.1:53"
+d = "unix:///run/d.sock"
+e = "systemd:web"
+f = { address = "tcp://127.0.0.1:81", steering = "shared" }
+g = { address = "tcp://127.0.0.1:82", steering = "kernel" }
+)");
+  REQUIRE(c.ok());
+  std::vector<ListenMode> modes;
+  for (const auto& l : c->services[0].listeners) modes.push_back(l.mode);
+  using M = ListenMode;
+  CHECK(modes == std::vector<M>{M::kKernel, M::kKernel, M::kKernel, M::kShared, M::kShared, M::kShared, M::kKernel});
+  CHECK(std::string(ListenModeName(M::kKernel)) == "kernel");
+  const std::string head = "[service.a]\ncommand = [\"x\"]\n[service.a.listen]\n";
+  CHECK_THAT(ErrorOf(head + "p = { address = \"unix:///run/p.sock\", steering = \"kernel\" }\n"),
+             Catch::Contains("baton.toml:4:") &&
+                 Catch::Contains("service.a.listen.p.steering: kernel steering needs a tcp, tcp6 or udp address"));
+  CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:1\", steering = \"bpf\" }\n"),
+             Catch::Contains("service.a.listen.p.steering: expected \"kernel\" or \"shared\""));
+  CHECK_THAT(ErrorOf(head + "p = { address = \"tcp://127.0.0.1:1\", mode = \"proxy\", steering = \"shared\" }\n"),
+             Catch::Contains("service.a.listen.p.steering: applies only to inherited listeners"));
 }
 
 TEST_CASE("tunnels") {
@@ -299,7 +328,7 @@ umask = 0o077
              Catch::Contains("service.w.supplementary_groups: expected an array of strings"));
 }
 
-TEST_CASE("progressive rollout: keys, and refused for inherited listeners with the reason") {
+TEST_CASE("progressive rollout: keys, and refused for shared listeners with the reason") {
   auto c = Parse(R"(
 [service.web]
 command = ["/srv/web", "{port:http}"]
@@ -323,10 +352,22 @@ check = ["/usr/local/bin/smoke", "--quick"]
   CHECK(r.max_resets == 10);
   CHECK(r.max_error_ratio == Approx(0.02));
   CHECK(r.check.size() == 2);
-  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.listen]\nhttp = \"tcp://127.0.0.1:1\"\n"
+  // Steered by the kernel: progressive, with the operator's check, but no thresholds that
+  // need each connection's outcome.
+  const std::string steered = "[service.w]\ncommand = [\"x\"]\n[service.w.listen]\nhttp = \"tcp://127.0.0.1:1\"\n"
+                              "[service.w.rollout]\nstrategy = \"progressive\"\n";
+  REQUIRE(Parse(steered).ok());
+  CHECK(Parse(steered).value().services[0].listeners[0].mode == ListenMode::kKernel);
+  CHECK(Parse(steered + "check = [\"/bin/true\"]\n").ok());
+  CHECK_THAT(ErrorOf(steered + "max_resets = 3\n"),
+             Catch::Contains("baton.toml:7:14: service.w.rollout.max_resets: needs each connection's outcome, which "
+                             "only proxy mode sees; listen.http is steered by the kernel"));
+  CHECK_THAT(ErrorOf(steered + "max_error_ratio = 0.1\n"), Catch::Contains("service.w.rollout.max_error_ratio"));
+  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.listen]\n"
+                     "http = { address = \"tcp://127.0.0.1:1\", steering = \"shared\" }\n"
                      "[service.w.rollout]\nstrategy = \"progressive\"\n"),
-             Catch::Contains("service.w.rollout.strategy: progressive needs every listener in proxy mode") &&
-                 Catch::Contains("the kernel decides which process accepts"));
+             Catch::Contains("service.w.rollout.strategy: progressive needs every listener steered") &&
+                 Catch::Contains("listen.http is shared"));
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nsteps = [10, 5, 100]\n"),
              Catch::Contains("baton.toml:4:9: service.w.rollout.steps: expected increasing percentages"));
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.rollout]\nsteps = [10, 50]\n"),

@@ -1,0 +1,188 @@
+#include "supervisor/steering/reuseport_group.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "supervisor/base/log.h"
+#include "supervisor/sockets/listener_set.h"
+#include "supervisor/steering/cbpf_program.h"
+
+namespace baton {
+
+Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerConfig& config, int anchor_fd) {
+  UniqueFd anchor(::fcntl(anchor_fd, F_DUPFD_CLOEXEC, 3));
+  if (!anchor) return Status::FromErrno("duplicate listener '" + config.name + "'", errno);
+  auto group = std::unique_ptr<ReuseportGroup>(new ReuseportGroup(config, std::move(anchor)));
+  group->layout_.Join(kAnchor);
+  if (Status s = group->Attach(); !s.ok()) return s;
+  return group;
+}
+
+Result<int> ReuseportGroup::Open(int64_t gen, bool take_anchor) {
+  if (take_anchor) {
+    anchor_gen_ = gen;
+    return anchor_.get();
+  }
+  auto bound = BindListener(config_);  // SO_REUSEPORT: joins the group at listen() (TCP) or bind() (UDP)
+  if (!bound.ok()) return bound.status();
+  int fd = bound->fd.get();
+  layout_.Join(gen);
+  sockets_[gen] = Socket{std::move(bound->fd), false};
+  return fd;
+}
+
+Status ReuseportGroup::Route(const std::vector<std::pair<int64_t, int>>& weights) {
+  routes_.clear();
+  for (const auto& [gen, weight] : weights) {
+    int64_t id = SocketOf(gen);
+    if (weight > 0 && (id == kAnchor ? gen == anchor_gen_ : sockets_.count(id))) routes_.emplace_back(id, weight);
+  }
+  int total = 0;
+  for (const auto& r : routes_) total += r.second;
+  if (routes_.empty() || total != 100) routes_ = {{kAnchor, 100}};
+  Status s = Attach();
+  Prune();
+  return s;
+}
+
+size_t ReuseportGroup::Queued(int64_t gen) const {
+  int64_t id = SocketOf(gen);
+  if (id != kAnchor && !sockets_.count(id)) return 0;
+  return QueuedOn(Fd(id));
+}
+
+void ReuseportGroup::Retire(int64_t gen) {
+  if (gen == anchor_gen_) anchor_gen_ = 0;  // the anchor stays: it holds the port
+  auto it = sockets_.find(gen);
+  if (it != sockets_.end()) it->second.retired = true;
+  Prune();
+}
+
+bool ReuseportGroup::InUse() const {
+  if (anchor_gen_) return true;
+  for (const auto& [gen, socket] : sockets_)
+    if (!socket.retired) return true;
+  return false;
+}
+
+nlohmann::json ReuseportGroup::Describe() const {
+  nlohmann::json sockets = nlohmann::json::array();
+  const auto& members = layout_.members();
+  for (size_t i = 0; i < members.size(); ++i) {
+    int64_t id = members[i];
+    int weight = 0;
+    for (const auto& r : routes_)
+      if (r.first == id) weight = r.second;
+    nlohmann::json s = {{"index", i}, {"weight", weight}, {"queued", QueuedOn(Fd(id))}};
+    if (id == kAnchor) {
+      s["anchor"] = true;
+      if (anchor_gen_) s["generation"] = anchor_gen_;
+    } else {
+      s["generation"] = id;
+      s["retired"] = sockets_.at(id).retired;
+    }
+    sockets.push_back(std::move(s));
+  }
+  return {{"program", "cbpf"}, {"sockets", std::move(sockets)}};
+}
+
+nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
+  nlohmann::json sockets = nlohmann::json::array();
+  keep->push_back(anchor_.get());
+  for (const auto& [gen, socket] : sockets_) {
+    keep->push_back(socket.fd.get());
+    sockets.push_back({{"generation", gen}, {"fd", socket.fd.get()}, {"retired", socket.retired}});
+  }
+  return {{"address", config_.address.ToString()},
+          {"anchor_fd", anchor_.get()},
+          {"anchor_generation", anchor_gen_},
+          {"members", layout_.members()},
+          {"sockets", std::move(sockets)},
+          {"routes", routes_}};
+}
+
+Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConfig& config,
+                                                              const nlohmann::json& state) {
+  try {
+    auto group = std::unique_ptr<ReuseportGroup>(new ReuseportGroup(config, UniqueFd(state.at("anchor_fd").get<int>())));
+    group->anchor_gen_ = state.at("anchor_generation").get<int64_t>();
+    for (const auto& s : state.at("sockets"))
+      group->sockets_[s.at("generation").get<int64_t>()] = Socket{UniqueFd(s.at("fd").get<int>()), s.at("retired").get<bool>()};
+    for (int64_t id : state.at("members").get<std::vector<int64_t>>()) {
+      if (id != kAnchor && !group->sockets_.count(id))
+        return Status::InvalidArgument("listener '" + config.name + "': member " + std::to_string(id) + " has no socket");
+      group->layout_.Join(id);
+    }
+    group->routes_ = state.at("routes").get<std::vector<std::pair<int64_t, int>>>();
+    for (const auto& [id, weight] : group->routes_)
+      if (!group->layout_.IndexOf(id))
+        return Status::InvalidArgument("listener '" + config.name + "': route to a socket not in the group");
+    if (Status s = group->Attach(); !s.ok()) return s;
+    return group;
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument("listener '" + config.name + "': malformed steering state: " + e.what());
+  }
+}
+
+int ReuseportGroup::Fd(int64_t id) const { return id == kAnchor ? anchor_.get() : sockets_.at(id).fd.get(); }
+
+int64_t ReuseportGroup::SocketOf(int64_t gen) const {
+  return gen != 0 && gen == anchor_gen_ && !sockets_.count(gen) ? kAnchor : gen;
+}
+
+size_t ReuseportGroup::QueuedOn(int fd) const {
+  if (config_.address.is_stream()) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    // On a listening socket, tcpi_unacked is the accept queue's current length.
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
+    return info.tcpi_unacked;
+  }
+  int bytes = 0;
+  return ::ioctl(fd, FIONREAD, &bytes) == 0 && bytes > 0 ? 1 : 0;
+}
+
+Status ReuseportGroup::Attach() {
+  std::vector<SteeringTarget> targets;
+  for (const auto& [id, weight] : routes_.empty() ? std::vector<std::pair<int64_t, int>>{{kAnchor, 100}} : routes_)
+    targets.push_back({*layout_.IndexOf(id), weight});
+  std::vector<sock_filter> program = BuildSteeringProgram(targets);
+  sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
+  if (::setsockopt(anchor_.get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof fprog) != 0)
+    return Status::FromErrno("attach the steering program to listener '" + config_.name + "'", errno);
+  return Status::Ok();
+}
+
+// Removes the retired sockets whose leaving moves no socket that traffic goes to. shutdown(SHUT_RD) takes a TCP listener
+// out of the group at once, whoever else still holds it; a UDP socket leaves with its last
+// descriptor, ours, since its workers have exited.
+void ReuseportGroup::Prune() {
+  std::set<int64_t> routed;
+  for (const auto& r : routes_) routed.insert(r.first);
+  bool removed = true;
+  while (removed) {
+    removed = false;
+    for (auto it = sockets_.begin(); it != sockets_.end(); ++it) {
+      if (!it->second.retired || !layout_.CanLeave(it->first, routed)) continue;
+      // Nobody accepts from it any more: a connection that reached it after the drain
+      // checked its queue (a handshake finishing late) is reset now, not left to hang.
+      if (size_t queued = QueuedOn(it->second.fd.get()); queued > 0)
+        spdlog::warn("{}: generation {} left {} connection(s) in its queue; they are reset", config_.name,
+                     it->first, queued);
+      if (config_.address.is_stream()) ::shutdown(it->second.fd.get(), SHUT_RD);
+      layout_.Leave(it->first);
+      sockets_.erase(it);
+      removed = true;
+      break;
+    }
+  }
+  if (Status s = Attach(); !s.ok()) spdlog::error("{}: {}", config_.name, s.message());
+}
+
+}  // namespace baton

@@ -1,0 +1,77 @@
+// One kernel-steered listener: a reuseport group on the listener's address that batond
+// owns for its whole run, with a socket per generation in it and a classic BPF program
+// that picks the socket of every new connection (TCP) or datagram (UDP).
+//
+// The group's first socket, the anchor, is the listener as bound at start: it holds the
+// port from start to stop, so it is never free for another process. A generation that
+// starts while none is live listens on the anchor itself, so that clients wait in its
+// queue meanwhile, as with a shared socket. Every other generation gets a socket of its
+// own, which joins the group and receives nothing until Route gives it a share: a
+// generation that is not ready gets no connection. A retired generation's socket leaves
+// the group once its queue is empty and leaving moves no socket that traffic goes to
+// (GroupLayout); until then it stays, receiving nothing. Loop thread only.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "supervisor/base/status.h"
+#include "supervisor/base/unique_fd.h"
+#include "supervisor/config/config.h"
+#include "supervisor/steering/group_layout.h"
+
+namespace baton {
+
+class ReuseportGroup {
+ public:
+  // Takes a duplicate of `anchor_fd` (bound with SO_REUSEPORT, listening for TCP) as the
+  // group's first socket and attaches a program sending everything to it. Fails when the
+  // kernel refuses SO_ATTACH_REUSEPORT_CBPF.
+  // `config` names the listener and its address as bound (the port the kernel chose).
+  static Result<std::unique_ptr<ReuseportGroup>> Create(const ListenerConfig& config, int anchor_fd);
+  // The socket generation `gen`'s workers get: with `take_anchor`, the anchor; else a new
+  // socket bound to the address, joined at the end of the group, given nothing yet.
+  Result<int> Open(int64_t gen, bool take_anchor);
+  // New connections go to generations by weight (percent, summing to 100); with no
+  // weights, or none for a generation with a socket here, to the anchor.
+  Status Route(const std::vector<std::pair<int64_t, int>>& weights);
+  // Connections in the generation's accept queue (TCP), or 1 while datagrams wait (UDP).
+  size_t Queued(int64_t gen) const;
+  // Generation `gen` has no worker left: its socket leaves the group when it safely can.
+  void Retire(int64_t gen);
+  // Whether a generation still listens here (on its own socket or the anchor).
+  bool InUse() const;
+  const ListenerConfig& config() const { return config_; }
+  nlohmann::json Describe() const;
+  // Self-upgrade: everything Adopt needs, with the group's descriptors added to `keep`.
+  nlohmann::json Export(std::vector<int>* keep) const;
+  // In the new program: takes over the exported sockets, order and routes; the kernel kept
+  // the group and its program throughout.
+  static Result<std::unique_ptr<ReuseportGroup>> Adopt(const ListenerConfig& config, const nlohmann::json& state);
+
+ private:
+  ReuseportGroup(const ListenerConfig& config, UniqueFd anchor) : config_(config), anchor_(std::move(anchor)) {}
+  struct Socket {
+    UniqueFd fd;
+    bool retired = false;
+  };
+  static constexpr int64_t kAnchor = 0;  // the anchor's id; a generation's socket has its id
+  int Fd(int64_t id) const;
+  int64_t SocketOf(int64_t gen) const;
+  size_t QueuedOn(int fd) const;
+  Status Attach();
+  void Prune();
+
+  ListenerConfig config_;
+  UniqueFd anchor_;
+  GroupLayout layout_;
+  std::map<int64_t, Socket> sockets_;           // generation id -> its own socket
+  int64_t anchor_gen_ = 0;                      // the generation listening on the anchor
+  std::vector<std::pair<int64_t, int>> routes_;  // socket id -> weight, as attached
+};
+
+}  // namespace baton

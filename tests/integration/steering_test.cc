@@ -1,0 +1,133 @@
+// Kernel steering, the default for tcp/tcp6/udp listeners, against the real batond: each
+// generation listens on a socket of its own in a reuseport group, and a BPF program sends
+// new connections only to a generation that is ready.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+using namespace baton::it;
+
+namespace {
+
+nlohmann::json Listener(Daemon& d, const std::string& service = "web") {
+  return d.Service(service)["listeners"][0];
+}
+
+}  // namespace
+
+TEST_CASE("kernel steering: a release that answers but never gets ready answers no request") {
+  Daemon d(WebService(1));
+  d.Start();
+  INFO(d.Log());
+  CHECK(Listener(d)["mode"] == "kernel");
+  Load load(d.Port("web"), 6);
+  REQUIRE(load.WaitForVersion("v1"));
+  // v2 accepts and answers on its socket, but never sends READY=1.
+  auto r = d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2"});
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Catch::Contains("not ready within 5s"));
+  REQUIRE(load.WaitForVersion("v1"));
+  // Then a good one takes everything at once.
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v3"}).exit_code == 0);
+  REQUIRE(load.WaitForVersion("v3"));
+  load.Stop();
+  INFO(load.failures());
+  WARN("never-ready release: " << load.failures());
+  CHECK(load.failed() == 0);
+  CHECK(load.versions().count("v2") == 0);
+  CHECK(load.versions().at("v1") > 100);
+}
+
+TEST_CASE("kernel steering: 1000 connections waiting in the old generation's queue at the switch are all answered") {
+  rlimit nofile{};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 8192);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &nofile) == 0);
+  REQUIRE(nofile.rlim_cur >= 1100);
+  // One v1 worker taking 2 ms per request: a queue builds behind it.
+  Daemon d(WebService(1));
+  d.WriteConfig(R"(
+[service.web]
+command = ["@WORKER@", "--version", "{version}", "--notify", "--handle-ms", "2"]
+version = "v1"
+bake_time = "0s"
+[service.web.listen]
+http = "tcp://127.0.0.1:0"
+[service.web.ready]
+notify = true
+timeout = "5s"
+[service.web.stop]
+timeout = "5s"
+drain_timeout = "60s"
+)");
+  d.Start();
+  INFO(d.Log());
+  int port = d.Port("web");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> clients;
+  const std::string request = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 1000; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);  // the kernel completes it
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    ::fcntl(fd, F_SETFL, O_NONBLOCK);
+    clients.push_back(fd);
+  }
+  size_t queued = Listener(d)["steering"]["sockets"][0]["queued"].get<size_t>();
+  WARN(queued << " connections in v1's accept queue at the switch");
+  CHECK(queued >= 900);
+  // The switch: v2 is ready at once and takes every new connection; v1 keeps its queue.
+  auto up = d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify"});
+  INFO(up.output);
+  REQUIRE(up.exit_code == 0);
+  CHECK_THAT(HttpGet(port), Catch::Contains("version=v2"));
+  std::vector<std::string> answers(clients.size());
+  std::vector<bool> done(clients.size(), false);
+  size_t finished = 0;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (finished < clients.size() && std::chrono::steady_clock::now() < deadline) {
+    std::vector<pollfd> fds;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < clients.size(); ++i)
+      if (!done[i]) {
+        fds.push_back({clients[i], POLLIN, 0});
+        which.push_back(i);
+      }
+    if (::poll(fds.data(), fds.size(), 1000) <= 0) continue;
+    for (size_t k = 0; k < fds.size(); ++k) {
+      if (!fds[k].revents) continue;
+      char buf[4096];
+      ssize_t n = ::read(fds[k].fd, buf, sizeof buf);
+      if (n > 0) {
+        answers[which[k]].append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EAGAIN) continue;
+      done[which[k]] = true;  // closed (after the answer, or reset: checked below)
+      ++finished;
+    }
+  }
+  size_t answered_by_v1 = 0, failed = 0;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    ::close(clients[i]);
+    if (answers[i].rfind("HTTP/1.1 200", 0) == 0 && answers[i].find("version=v1") != std::string::npos) ++answered_by_v1;
+    else ++failed;
+  }
+  WARN(answered_by_v1 << " of 1000 queued connections answered by v1 after the switch");
+  CHECK(failed == 0);
+  CHECK(answered_by_v1 == 1000);
+  CHECK(WaitFor([&] { return d.WorkerPids("web", "draining").empty(); }, 30s));
+}
