@@ -131,3 +131,114 @@ drain_timeout = "60s"
   CHECK(answered_by_v1 == 1000);
   CHECK(WaitFor([&] { return d.WorkerPids("web", "draining").empty(); }, 30s));
 }
+
+namespace {
+
+const std::string kUdpEcho = std::string(PROJECT_SOURCE_DIR) + "/tests/helpers/udp_echo.py";
+
+// Sends one datagram from a fresh socket (a new flow) and returns the version that
+// answered, or "" if none did within `limit`.
+std::string UdpAsk(int port, std::chrono::milliseconds limit = 2s) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  timeval tv{0, static_cast<suseconds_t>(std::chrono::microseconds(limit).count())};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::sendto(fd, "ping", 4, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  if (n <= 0) return "";
+  std::string answer(buf, static_cast<size_t>(n));
+  if (answer.rfind("version=", 0) != 0) return "?";
+  return answer.substr(8, answer.find(' ') - 8);
+}
+
+}  // namespace
+
+TEST_CASE("kernel steering over UDP: a release that never gets ready gets no datagram, and after promotion new ones go "
+          "to the new generation") {
+  Daemon d(R"(
+[service.dns]
+command = ["/usr/bin/python3", ")" + kUdpEcho + R"(", "{version}"]
+version = "v1"
+replicas = 2
+bake_time = "0s"
+[service.dns.listen]
+udp = "udp://127.0.0.1:0"
+[service.dns.ready]
+notify = true
+timeout = "3s"
+[service.dns.stop]
+timeout = "5s"
+)");
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(d.Service("dns")["listeners"][0]["mode"] == "kernel");
+  int port = d.Port("dns", "udp");
+  REQUIRE(UdpAsk(port) == "v1");
+
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, int> answered;
+  std::thread asker([&] {
+    while (!stop) {
+      std::string v = UdpAsk(port, 1s);
+      std::lock_guard<std::mutex> lock(mu);
+      answered[v]++;
+    }
+  });
+  auto r = d.Ctl({"upgrade", "dns", "--version", "v2", "--", "/usr/bin/python3", kUdpEcho, "{version}", "--never-ready"});
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  REQUIRE(d.Ctl({"upgrade", "dns", "--version", "v3"}).exit_code == 0);
+  CHECK(UdpAsk(port) == "v3");  // at once, for a new flow
+  stop = true;
+  asker.join();
+  INFO("answers by version: " << nlohmann::json(answered).dump());
+  WARN("UDP through a never-ready release: " << nlohmann::json(answered).dump());
+  CHECK(answered.count("v2") == 0);
+  CHECK(answered[""] == 0);  // no datagram unanswered
+  CHECK(answered["v1"] > 50);
+}
+
+TEST_CASE("kernel steering: progressive steps without a proxy, each weight within 2 points over 10000 new connections") {
+  Daemon d(WebService(2, R"([service.web.rollout]
+strategy = "progressive"
+steps = [10, 50, 100]
+step_time = "1s"
+)"));
+  d.Start();
+  INFO(d.Log());
+  baton::bench::LoadGenerator load({d.Port("web"), 8, 0, "/"});  // a new connection per request
+  REQUIRE(load.WaitForVersion("v1", 10s));
+  LineStream events(d.socket(), "GET", "/v1/events");
+  REQUIRE(events.status() == 200);
+  std::thread upgrade([&] { d.Ctl({"upgrade", "web", "--version", "v2"}); });
+  // At each step: hold it (pause), count 10000 new connections, then let it go on.
+  std::vector<std::pair<int, double>> shares;  // weight, share seen
+  while (shares.size() < 3) {
+    nlohmann::json e = events.Next(30s);
+    REQUIRE(e.is_object());
+    if (e["type"] != "step") continue;
+    REQUIRE(d.Ctl({"pause", "web"}).exit_code == 0);
+    int weight = d.Service("web")["handover"]["progressive"]["weight"].get<int>();
+    auto before = load.Report().versions;
+    uint64_t start = load.ok();
+    REQUIRE(WaitFor([&] { return load.ok() >= start + 10000; }, 60s));
+    auto after = load.Report().versions;
+    double v1 = static_cast<double>(after["v1"] - before["v1"]), v2 = static_cast<double>(after["v2"] - before["v2"]);
+    shares.emplace_back(weight, 100 * v2 / (v1 + v2));
+    WARN("step at " << weight << "%: v2 answered " << shares.back().second << "% of " << v1 + v2
+                    << " new connections");
+    REQUIRE(d.Ctl({"resume", "web"}).exit_code == 0);
+  }
+  upgrade.join();
+  CHECK(d.Service("web")["version"] == "v2");
+  load.Stop();
+  INFO(load.Report().Summary());
+  CHECK(load.failed() == 0);
+  for (const auto& [weight, share] : shares) CHECK(std::abs(share - weight) <= 2);
+}

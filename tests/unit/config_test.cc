@@ -222,7 +222,7 @@ drain_timeout = "45s"
   }
 }
 
-TEST_CASE("steering: kernel by default for tcp, tcp6 and udp; shared for unix and systemd, or when asked") {
+TEST_CASE("steering: kernel by default for tcp, tcp6 and udp, shared for unix and systemd or when asked") {
   auto c = Parse(R"(
 [service.web]
 command = ["x"]
