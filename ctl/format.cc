@@ -109,10 +109,8 @@ void PrintStatus(const nlohmann::json& status) {
         }
       }
     std::string listen;
-    for (const auto& l : s["listeners"]) listen += (listen.empty() ? "" : " ") + Str(l, "name") + "=" + Str(l, "address");
-    if (s.contains("proxies"))
-      for (const auto& p : s["proxies"])
-        listen += (listen.empty() ? "" : " ") + Str(p, "name") + "=" + Str(p, "address") + " (proxy)";
+    for (const auto& l : s["listeners"])
+      listen += (listen.empty() ? "" : " ") + Str(l, "name") + "=" + Str(l, "address") + " (" + Str(l, "mode") + ")";
     rows.push_back({Str(s, "name"), State(Str(s, "state")), Str(s, "version"), gen,
                     std::to_string(ready) + "/" + Str(s, "replicas"), listen.empty() ? "-" : listen, LastHandover(s)});
   }
@@ -135,7 +133,20 @@ void PrintStatus(const nlohmann::json& status) {
 void PrintService(const nlohmann::json& s) {
   std::cout << Bold(Str(s, "name")) << "  " << State(Str(s, "state")) << "  version " << Str(s, "version")
             << "  replicas " << Str(s, "replicas") << "\n";
-  for (const auto& l : s["listeners"]) std::cout << "listen " << Str(l, "name") << "  " << Str(l, "address") << "\n";
+  for (const auto& l : s["listeners"]) {
+    std::cout << "listen " << Str(l, "name") << "  " << Str(l, "address") << "  " << Str(l, "mode");
+    // Kernel steering: where new connections go, by generation, and what waits in each queue.
+    if (l.contains("steering") && l["steering"].is_object()) {
+      std::string sockets;
+      for (const auto& k : l["steering"]["sockets"]) {
+        if (!k.contains("generation")) continue;
+        sockets += (sockets.empty() ? "" : ", ") + std::string("gen ") + Str(k, "generation") + " " + Str(k, "weight") +
+                   "%" + (k.value("queued", 0) > 0 ? " (" + Str(k, "queued") + " queued)" : "");
+      }
+      if (!sockets.empty()) std::cout << ": " << sockets;
+    }
+    std::cout << "\n";
+  }
   if (s.contains("proxies"))
     for (const auto& p : s["proxies"])
       std::cout << "proxy  " << Str(p, "name") << "  " << Str(p, "address") << "  " << Str(p, "active") << " open, "

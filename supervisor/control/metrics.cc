@@ -124,6 +124,25 @@ std::string RenderMetrics(const nlohmann::json& status) {
       w.Sample("baton_service_progressive_step_connections", {{"service", s["name"]}, {"kind", k}},
                Num(p["this_step"], k));
   }
+  // How each listener's connections reach the workers, and for kernel steering the share of
+  // new connections and the accept queue of each generation's socket.
+  w.Family("baton_listener_info", "gauge", "1 for each listener, with its mode: kernel, shared or proxy.");
+  for (const auto& s : services)
+    for (const auto& l : s.value("listeners", nlohmann::json::array()))
+      w.Sample("baton_listener_info", {{"service", s["name"]}, {"listener", l["name"]}, {"mode", l.value("mode", "")}}, 1);
+  w.Family("baton_listener_weight_percent", "gauge", "Kernel steering: share of new connections per generation.");
+  w.Family("baton_listener_queued", "gauge", "Kernel steering: connections in a generation's accept queue.");
+  for (const auto& s : services)
+    for (const auto& l : s.value("listeners", nlohmann::json::array())) {
+      if (!l.contains("steering") || !l["steering"].is_object()) continue;
+      for (const auto& k : l["steering"]["sockets"]) {
+        if (!k.contains("generation")) continue;
+        std::map<std::string, std::string> labels = {
+            {"service", s["name"]}, {"listener", l["name"]}, {"generation", k["generation"].dump()}};
+        w.Sample("baton_listener_weight_percent", labels, Num(k, "weight"));
+        w.Sample("baton_listener_queued", labels, Num(k, "queued"));
+      }
+    }
   struct ProxyFamily {
     const char* metric;
     const char* key;

@@ -242,3 +242,36 @@ step_time = "1s"
   CHECK(load.failed() == 0);
   for (const auto& [weight, share] : shares) CHECK(std::abs(share - weight) <= 2);
 }
+
+TEST_CASE("kernel steering survives a self-upgrade: the group, its order and its routing carry over") {
+  Daemon d(WebService(2));
+  d.Start();
+  INFO(d.Log());
+  Load load(d.Port("web"), 6);
+  REQUIRE(load.WaitForVersion("v1"));
+  // A generation on a socket of its own (v2), with v1's socket still in the group behind it.
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  REQUIRE(WaitFor([&] { return d.WorkerPids("web", "draining").empty(); }, 20s));
+  nlohmann::json before = Listener(d)["steering"];
+  INFO("before: " << before.dump());
+  REQUIRE(before["sockets"].size() == 2);  // the anchor (v1 started on it, now retired), v2 on its own
+  for (int i = 0; i < 3; ++i) {
+    auto r = d.Ctl({"self-upgrade"});
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+  }
+  nlohmann::json after = Listener(d)["steering"];
+  for (auto* s : {&before, &after})
+    for (auto& socket : (*s)["sockets"]) socket.erase("queued");  // changes from moment to moment
+  CHECK(after == before);
+  // The new program steers as the old one did: a release that never gets ready gets
+  // nothing, a good one everything.
+  auto bad = d.Ctl({"upgrade", "web", "--version", "v3", "--", TEST_WORKER_PATH, "--version", "v3"});
+  CHECK(bad.exit_code == 1);
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v4"}).exit_code == 0);
+  REQUIRE(load.WaitForVersion("v4"));
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  CHECK(load.versions().count("v3") == 0);
+}
