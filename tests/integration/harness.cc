@@ -325,13 +325,14 @@ timeout = "5s"
 }
 
 bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const std::string& broken_version,
-                                   const std::vector<std::string>& broken_command, const std::string& broken_reason) {
+                                   const std::vector<std::string>& broken_command, const std::string& broken_reason,
+                                   int upgrades) {
   d.Start();
   INFO(d.Log());
   REQUIRE(d.Service(service)["state"] == "running");
   Load load(d.Port(service), 6);
   REQUIRE(load.WaitForVersion("v1", 20s));
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < upgrades; ++i) {
     std::string v = i % 2 == 0 ? "v2" : "v1";
     auto r = d.Ctl({"upgrade", service, "--version", v});
     INFO("upgrade " << i << ": " << r.output);
@@ -348,7 +349,8 @@ bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const 
   REQUIRE(load.WaitForVersion("v1", 20s));
   load.Stop();
   auto report = load.Report();
-  std::cout << service << ": 21 upgrades under load: " << report.Summary() << std::endl;
+  std::cout << service << ": " << upgrades << " upgrades and a broken release under load: " << report.Summary()
+            << std::endl;
   INFO(report.Summary());
   CHECK(report.failed == 0);
   CHECK(report.versions.count(broken_version) == 0);

@@ -120,11 +120,12 @@ class Load : public bench::LoadGenerator {
 std::string WebService(int replicas = 2, const std::string& extra = "");
 
 // The end-to-end cycle for `service` in `d` (not yet started): start, keep load (3 fresh
-// and 3 keep-alive clients) through 20 upgrades alternating v2 and v1, each seen in the
-// responses; then an upgrade to `broken_version` (run as `broken_command` when given)
-// that must fail with `broken_reason` while v1 keeps serving. Checks zero failed requests
-// and returns the load report.
+// and 3 keep-alive clients) through `upgrades` upgrades alternating v2 and v1, each seen in
+// the responses; then an upgrade to `broken_version` (run as `broken_command` when given)
+// that must fail with `broken_reason` while v1 keeps serving and that must answer no
+// request. Checks zero failed requests and returns the load report.
 bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const std::string& broken_version,
-                                   const std::vector<std::string>& broken_command, const std::string& broken_reason);
+                                   const std::vector<std::string>& broken_command, const std::string& broken_reason,
+                                   int upgrades = 100);
 
 }  // namespace baton::it

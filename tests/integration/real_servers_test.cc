@@ -19,7 +19,7 @@ std::string Header(const std::string& service) {
 
 }  // namespace
 
-TEST_CASE("nginx, with its listener from NGINX=, upgrades 20 times under load without a failed request") {
+TEST_CASE("nginx, with its listener from NGINX=, upgrades 100 times under load without a failed request") {
   Daemon d(Header("nginx") + R"(
 command = ["./nginx/run.sh", "{version}", "{port:http}", "{probe_port}"]
 [service.nginx.listen]
@@ -51,10 +51,10 @@ timeout = "20s"
 wait_for_connections = false
 )");
   ZeroDropUpgrades(d, "nginx", "v3-broken", {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
-                   "unknown directive \"no_such_directive\"");
+                   "unknown directive \"no_such_directive\"", 20);
 }
 
-TEST_CASE("lighttpd, with its listener from LISTEN_FDS, upgrades 20 times under load without a failed request") {
+TEST_CASE("lighttpd, with its listener from LISTEN_FDS, upgrades 100 times under load without a failed request") {
   Daemon d(Header("lighttpd") + R"(
 command = ["./lighttpd/run.sh", "{version}", "{port:http}", "{probe_port}"]
 [service.lighttpd.listen]
@@ -70,7 +70,7 @@ timeout = "20s"
   ZeroDropUpgrades(d, "lighttpd", "v3-broken", {"lighttpd", "-D", "-f", "/nonexistent/lighttpd.conf"}, "exited with status");
 }
 
-TEST_CASE("gunicorn, with its listener from LISTEN_FDS, upgrades 20 times under load without a failed request") {
+TEST_CASE("gunicorn, with its listener from LISTEN_FDS, upgrades 100 times under load without a failed request") {
   Daemon d(Header("gunicorn") + R"(
 command = ["/usr/bin/python3", "-m", "gunicorn", "-c", "gunicorn/gunicorn.conf.py", "--chdir", "gunicorn", "app:application"]
 [service.gunicorn.listen]
@@ -90,7 +90,7 @@ timeout = "30s"
                    "Worker failed to boot");
 }
 
-TEST_CASE("a Python socket.fromfd server upgrades 20 times under load without a failed request") {
+TEST_CASE("a Python socket.fromfd server upgrades 100 times under load without a failed request") {
   Daemon d(Header("py") + R"(
 command = ["/usr/bin/python3", "python-http/server.py", "{version}"]
 [service.py.listen]
@@ -102,7 +102,7 @@ timeout = "10s"
   ZeroDropUpgrades(d, "py", "v3-broken", {"/usr/bin/python3", "python-http/server.py", "v3", "--fail"}, "missing key 'db.url'");
 }
 
-TEST_CASE("a server that reports readiness with systemd-notify --ready upgrades 20 times without a failed request") {
+TEST_CASE("a server that reports readiness with systemd-notify --ready upgrades 100 times without a failed request") {
   Daemon d(Header("notifier") + R"(
 command = ["/usr/bin/python3", "python-http/server.py", "{version}", "--systemd-notify"]
 [service.notifier.listen]
