@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -231,44 +232,45 @@ timeout = "5s"
                     self.self_upgrades["failed"] += 1
             next_at += every
 
+    def signal_random_worker(self, rng, sig):
+        """Sends `sig` to a ready worker of web's live generation; returns its pid, or None."""
+        try:
+            pids = self.live_workers("web")
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        if not pids:
+            return None
+        pid = rng.choice(pids)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return None
+        return pid
+
     def killer(self):
         rng = random.Random(1)
         while not self.stop.wait(rng.uniform(2, 5)):
-            try:
-                pids = self.live_workers("web")
-            except (OSError, ValueError, http.client.HTTPException):
-                continue
-            if not pids:
-                continue
-            pid = rng.choice(pids)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            with self.lock:
-                self.deaths.append((time.time(), pid))
-                self.kills += 1
+            pid = self.signal_random_worker(rng, signal.SIGKILL)
+            if pid:
+                with self.lock:
+                    self.deaths.append((time.time(), pid))
+                    self.kills += 1
 
     def stopper(self):
         rng = random.Random(2)
         while not self.stop.wait(rng.uniform(30, 60)):
-            try:
-                pids = self.live_workers("web")
-            except (OSError, ValueError, http.client.HTTPException):
-                continue
-            if not pids:
-                continue
-            pid = rng.choice(pids)
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
+            pid = self.signal_random_worker(rng, signal.SIGSTOP)
+            if not pid:
                 continue
             self.stops += 1
             # batond kills it once a handover drains it and its stop timeout runs out.
-            while os.path.exists(f"/proc/{pid}") and not self.stop.is_set():
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        break
+            while not self.stop.is_set():
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            break
+                except OSError:
+                    break  # reaped
                 time.sleep(0.005)
             with self.lock:
                 self.deaths.append((time.time(), pid))
@@ -387,16 +389,21 @@ def main():
     ap.add_argument("--upgrades", type=int, default=2000)
     ap.add_argument("--self-upgrades", type=int, default=100)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the run's directory (batond's log) even when it passed")
     args = ap.parse_args()
     if not (0 < args.minutes <= 24 * 60 and 0 < args.upgrades <= 10**6 and 0 < args.self_upgrades <= 10**4):
         ap.error("minutes, upgrades and self-upgrades must be positive and reasonable")
-    out = Soak(args).run()
+    soak = Soak(args)
+    out = soak.run()
+    ok = (out["batond_alive_at_end"] and out["failed_otherwise"] == 0 and out["handovers"]["failed"] == 0)
+    if ok and not args.keep:
+        shutil.rmtree(soak.tmp, ignore_errors=True)
+        out["log"] = None
     text = json.dumps(out, indent=2)
     print(text)
     if args.json:
         with open(args.json, "w") as f:
             f.write(text + "\n")
-    ok = (out["batond_alive_at_end"] and out["failed_otherwise"] == 0 and out["handovers"]["failed"] == 0)
     sys.exit(0 if ok else 1)
 
 

@@ -25,7 +25,9 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerCon
 }
 
 Result<int> ReuseportGroup::Open(int64_t gen, bool take_anchor) {
-  if (take_anchor) {
+  // Also when no generation listens here (a listener a reload added): connections wait
+  // in the anchor, and this generation is the one to take them.
+  if (take_anchor || !InUse()) {
     anchor_gen_ = gen;
     return anchor_.get();
   }
@@ -45,7 +47,15 @@ Status ReuseportGroup::Route(const std::vector<std::pair<int64_t, int>>& weights
   }
   int total = 0;
   for (const auto& r : routes_) total += r.second;
-  if (routes_.empty() || total != 100) routes_ = {{kAnchor, 100}};
+  if (total == 0) {
+    routes_ = {{kAnchor, 100}};
+  } else if (total != 100) {
+    // Some generation has no socket here (it started before a reload added the
+    // listener): the others share its part in proportion.
+    int given = 0;
+    for (auto& r : routes_) given += (r.second = r.second * 100 / total);
+    routes_.back().second += 100 - given;
+  }
   Status s = Attach();
   Prune();
   return s;
@@ -165,7 +175,7 @@ Status ReuseportGroup::Attach() {
 void ReuseportGroup::Prune() {
   std::set<int64_t> routed;
   for (const auto& r : routes_) routed.insert(r.first);
-  bool removed = true;
+  bool removed = true, any = false;
   while (removed) {
     removed = false;
     for (auto it = sockets_.begin(); it != sockets_.end(); ++it) {
@@ -178,10 +188,12 @@ void ReuseportGroup::Prune() {
       if (config_.address.is_stream()) ::shutdown(it->second.fd.get(), SHUT_RD);
       layout_.Leave(it->first);
       sockets_.erase(it);
-      removed = true;
+      removed = any = true;
       break;
     }
   }
+  // The routed sockets kept their places; the program is rebuilt from the new order anyway.
+  if (!any) return;
   if (Status s = Attach(); !s.ok()) spdlog::error("{}: {}", config_.name, s.message());
 }
 

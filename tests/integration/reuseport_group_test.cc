@@ -1,0 +1,98 @@
+// ReuseportGroup against the kernel, without batond: which socket of the group each new
+// connection reaches, as generations open sockets, are routed to, retire and leave. That
+// the mirror of the kernel's order is right shows in where connections land after a
+// socket left the group and the kernel moved the last one into its slot.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "supervisor/sockets/listener_set.h"
+#include "supervisor/steering/reuseport_group.h"
+
+using namespace baton;
+
+namespace {
+
+// Connects `n` times to `port` and counts, per socket in `fds`, the connections it took.
+std::map<int, int> Land(int port, const std::map<int, int>& fds, int n) {
+  std::map<int, int> got;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < n; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    int found = 0;
+    for (const auto& [name, fd] : fds) {
+      int accepted = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (accepted >= 0) {
+        ::close(accepted);
+        got[name]++;
+        ++found;
+      }
+    }
+    ::close(c);
+    REQUIRE(found == 1);  // the handshake completed in exactly one of them
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE("reuseport group: sockets get connections only when routed to, and the kernel's order is mirrored exactly") {
+  ListenerConfig config{"http", *ParseSocketAddress("tcp://127.0.0.1:0"), 128, 1, 1, ListenMode::kKernel, {}};
+  auto anchor = BindListener(config);
+  REQUIRE(anchor.ok());
+  config.address = anchor->address;
+  int port = anchor->address.port;
+  auto created = ReuseportGroup::Create(config, anchor->fd.get());
+  REQUIRE(created.ok());
+  ReuseportGroup& group = **created;
+  auto open = [&](int64_t gen, bool take_anchor) {
+    auto fd = group.Open(gen, take_anchor);
+    REQUIRE(fd.ok());
+    int flags = ::fcntl(*fd, F_GETFL);
+    ::fcntl(*fd, F_SETFL, flags | O_NONBLOCK);
+    return *fd;
+  };
+  // Generation 1 starts with nothing live: it takes the anchor, where clients wait.
+  int g1 = open(1, true);
+  REQUIRE(group.Route({{1, 100}}).ok());
+  int g2 = open(2, false);  // joins, not ready: nothing reaches it
+  CHECK(Land(port, {{1, g1}, {2, g2}}, 20) == std::map<int, int>{{1, 20}});
+  REQUIRE(group.Route({{2, 100}}).ok());  // promoted
+  CHECK(Land(port, {{1, g1}, {2, g2}}, 20) == std::map<int, int>{{2, 20}});
+  REQUIRE(group.Route({{1, 50}, {2, 50}}).ok());
+  auto split = Land(port, {{1, g1}, {2, g2}}, 400);
+  CHECK(split[1] > 120);  // drawn: 200 expected, 4 standard deviations either way
+  CHECK(split[2] > 120);
+  REQUIRE(group.Route({{2, 100}}).ok());
+  group.Retire(1);  // the anchor stays in the group: it holds the port
+
+  // [anchor, 2, 3]: 3 is routed and last, so 2 cannot leave yet (3 would move into its slot).
+  int g3 = open(3, false);
+  REQUIRE(group.Route({{3, 100}}).ok());
+  group.Retire(2);
+  CHECK(group.Describe()["sockets"].size() == 3);
+  CHECK(Land(port, {{2, g2}, {3, g3}}, 20) == std::map<int, int>{{3, 20}});
+  // [anchor, 2, 3, 4]: now 2 leaves and the kernel moves 4 into its slot: [anchor, 4, 3].
+  int g4 = open(4, false);
+  REQUIRE(group.Route({{3, 100}}).ok());
+  nlohmann::json sockets = group.Describe()["sockets"];
+  REQUIRE(sockets.size() == 3);
+  CHECK(sockets[1]["generation"] == 4);
+  CHECK(sockets[2]["generation"] == 3);
+  CHECK(Land(port, {{3, g3}, {4, g4}}, 20) == std::map<int, int>{{3, 20}});
+  REQUIRE(group.Route({{4, 100}}).ok());  // index 1: right only if the kernel did move it there
+  CHECK(Land(port, {{3, g3}, {4, g4}}, 20) == std::map<int, int>{{4, 20}});
+  REQUIRE(group.Route({{3, 10}, {4, 90}}).ok());
+  auto last = Land(port, {{3, g3}, {4, g4}}, 400);
+  CHECK(last[3] + last[4] == 400);
+  CHECK(last[4] > 300);
+}
