@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark harness: runs bench/compare.py, bench/scale.py and bench/proxy.py, prints their tables and
+"""The benchmark harness: runs bench/compare.py, bench/scale.py, bench/proxy.py and bench/steering.py, prints their tables and
 writes them, with a description of the machine and the command, into docs/BENCHMARKS.md
 (between the harness markers, replacing the previous run).
 
@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402
 import proxy  # noqa: E402
 import scale  # noqa: E402
+import steering  # noqa: E402
 
 BEGIN = "<!-- harness results: written by bench/report.py -->"
 END = "<!-- end of harness results -->"
@@ -78,6 +79,8 @@ def main():
     costs = scale.collect(args.build, args.quick, log=lambda s: print(s, flush=True))
     print("== proxy mode throughput and latency", flush=True)
     proxied = proxy.collect(args.build, 3 if args.quick else 10, log=lambda s: print(s, flush=True))
+    print("== listener modes side by side: kernel steering, shared socket, proxy", flush=True)
+    steered = steering.collect(args.build, 3 if args.quick else 5, 3, log=lambda s: print(s, flush=True))
     defaults = args.upgrades == 100 and not args.quick
     command = "./run bench" if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
     section = "\n".join([
@@ -98,6 +101,10 @@ def main():
         "### Proxy mode: throughput and latency (one nginx worker as the backend)",
         "",
         proxy.markdown(proxied),
+        "",
+        "### Listener modes: the same nginx worker behind kernel steering, a shared socket and the proxy",
+        "",
+        steering.markdown(steered),
         "",
     ])
     print()

@@ -10,7 +10,8 @@ program picking the socket of each new connection), "shared" (steering = "shared
 socket for every generation) and "proxy" (mode = "proxy": batond accepts and splices to
 the worker's own port). For each, bench/loadgen runs --seconds with 4 keep-alive clients,
 then with 4 clients opening a connection per request; the three modes alternate for
---rounds rounds and the median of each is reported, with the ratios kernel/shared and
+--rounds rounds (each round starting with the next mode) and the median of each is
+reported, with the ratios kernel/shared and
 kernel/proxy. The load generator shares the machine's cores with nginx and batond.
 """
 import argparse
@@ -109,8 +110,10 @@ def collect(build, seconds, rounds, log=print):
             modes = {s["name"]: s["listeners"][0]["mode"] for s in status["services"]}
             if modes != {m: m for m in MODES}:
                 raise RuntimeError(f"listener modes are not as configured: {modes}")
+            order = list(ports.items())
             for r in range(rounds):
-                for mode, port in ports.items():
+                # Each round starts with another mode, so that none always follows the same one.
+                for mode, port in order[r % len(order):] + order[:r % len(order)]:
                     ka = small(build, port, seconds, fresh=False)[0]
                     fresh = small(build, port, seconds, fresh=True)[0]
                     results[mode]["keepalive"].append(ka)

@@ -50,7 +50,7 @@ struct ServiceEvent {
   int pid = 0;
   std::string message;
   double time = 0;  // Unix seconds
-  std::optional<double> duration_s;  // how long it took, where the event ends something (drained)
+  std::optional<double> duration_s = std::nullopt;  // how long it took, where the event ends something (drained)
   nlohmann::json ToJson() const;
 };
 
