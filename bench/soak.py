@@ -346,6 +346,9 @@ timeout = "5s"
 
     def report(self, reports, alive):
         settled = [s for s in self.samples if s[0] >= 60]
+        # The history fills up (500 entries per service) over the first half: the second
+        # half alone shows growth that has no such end.
+        second_half = [s for s in self.samples if s[0] >= self.args.minutes * 30]
         rss_slope = slope_per_hour([(t, r / 2**20) for t, r, _ in settled])
         fd_slope = slope_per_hour([(t, f) for t, _, f in settled])
         in_flight_on_killed = other = 0
@@ -361,13 +364,16 @@ timeout = "5s"
             "rss_mib": {"first": self.samples[0][1] / 2**20 if self.samples else None,
                         "after_1_min": settled[0][1] / 2**20 if settled else None,
                         "last": self.samples[-1][1] / 2**20 if self.samples else None,
-                        "slope_mib_per_hour": round(rss_slope, 3)},
+                        "slope_mib_per_hour": round(rss_slope, 3),
+                        "second_half_slope_mib_per_hour":
+                            round(slope_per_hour([(t, r / 2**20) for t, r, _ in second_half]), 3)},
             "open_fds": {"first": self.samples[0][2] if self.samples else None,
                          "after_1_min": settled[0][2] if settled else None,
                          "last": self.samples[-1][2] if self.samples else None,
                          "min": min(f for _, _, f in settled) if settled else None,
                          "max": max(f for _, _, f in settled) if settled else None,
-                         "slope_per_hour": round(fd_slope, 3)},
+                         "slope_per_hour": round(fd_slope, 3),
+                         "second_half_slope_per_hour": round(slope_per_hour([(t, f) for t, _, f in second_half]), 3)},
             "requests": {name: {"ok": r["ok"], "failed": r["failed"], "errors": r["errors"]}
                          for name, r in reports.items()},
             "failed_in_flight_on_killed_workers": in_flight_on_killed,
