@@ -306,10 +306,10 @@ std::string Daemon::Log() const {
   return ss.str();
 }
 
-std::string WebService(int replicas, const std::string& extra) {
+std::string WebService(int replicas, const std::string& extra, const std::string& worker_args) {
   return R"(
 [service.web]
-command = ["@WORKER@", "--version", "{version}", "--notify"]
+command = ["@WORKER@", "--version", "{version}", "--notify")" + worker_args + R"(]
 version = "v1"
 replicas = )" + std::to_string(replicas) + R"(
 bake_time = "0s"

@@ -116,8 +116,9 @@ class Load : public bench::LoadGenerator {
 };
 
 // A service "web" of test workers that report readiness with sd_notify, on one TCP
-// listener "http" at a free port; `extra` lines go into its [service.web] table.
-std::string WebService(int replicas = 2, const std::string& extra = "");
+// listener "http" at a free port; `extra` lines go into its [service.web] table, and
+// `worker_args` (TOML strings, each with a leading comma) after the worker's own.
+std::string WebService(int replicas = 2, const std::string& extra = "", const std::string& worker_args = "");
 
 // The end-to-end cycle for `service` in `d` (not yet started): start, keep load (3 fresh
 // and 3 keep-alive clients) through `upgrades` upgrades alternating v2 and v1, each seen in
