@@ -72,6 +72,7 @@ void Service::SpawnBatch() {
 
 // A new-generation worker passed every readiness check.
 void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
+  MarkReady(gen, w);
   for (const auto& other : gen.workers)
     if (other->phase != WorkerPhase::kReady) return;
   bool last_batch = gen.workers.size() >= static_cast<size_t>(config_.replicas);
@@ -91,7 +92,7 @@ void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
   }
   // Progressive: the new generation earns its share step by step (service_progressive.cc).
   if (config_.rollout.progressive && old) {
-    if (handover_->step < 0) BeginStep(0);
+    if (!handover_->rollout) BeginStep(0);
     return;
   }
   Promote();
@@ -111,7 +112,7 @@ void Service::Promote() {
   result.version = gen->release.version;
   result.generation = gen->id;
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
-  result.steps = done.steps;
+  if (done.rollout) result.steps = done.rollout->passed();
   if (old) {
     result.from_version = old->release.version;
     result.from_generation = old->id;
@@ -133,14 +134,10 @@ void Service::Promote() {
 void Service::SteerTraffic() {
   if (!io_.steering) return;
   std::vector<GenerationWeight> weights;
-  const Generation* current = live();
-  if (progressive_running()) {
-    int step = config_.rollout.steps[static_cast<size_t>(handover_->step)];
-    if (current && step < 100) weights.push_back({current->id, 100 - step});
-    weights.push_back({handover_->new_gen, step});
-  } else if (current) {
+  if (progressive_running())
+    weights = handover_->rollout->Weights();
+  else if (const Generation* current = live())
     weights.push_back({current->id, 100});
-  }
   io_.steering->Route(weights);
 }
 
@@ -157,13 +154,13 @@ void Service::FailHandover(const std::string& reason) {
   result.generation = gen->id;
   result.reason = reason;
   result.duration_s = std::chrono::duration<double>(clock_.Now() - done.started).count();
-  result.steps = done.steps;
+  if (done.rollout) result.steps = done.rollout->passed();
   if (const Generation* old = FindGen(done.old_gen)) {
     result.from_version = old->release.version;
     result.from_generation = old->id;
   }
   Emit("failed", gen, 0, reason);
-  if (done.step >= 0) {
+  if (done.rollout) {
     // It had a share of new connections: those go back to the live generation, and it
     // finishes the requests it already has, as a replaced generation does, before its
     // stop signal. Stopping it at once would cut them (an operator's rollback of a
@@ -190,11 +187,33 @@ void Service::OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInf
   w->last_exit = exit;
   w->readiness.reset();
   w->timer.reset();
-  if (w->phase == WorkerPhase::kStopping) return OnStoppingWorkerExit(*gen, *w);
-  switch (gen->state) {
-    case GenState::kStarting: return OnStartingWorkerExit(*gen, *w);
-    case GenState::kLive: return OnLiveWorkerExit(*gen, *w);
-    default: return OnStoppingWorkerExit(*gen, *w);
+  Dispatch(*gen, *w, WorkerEvent::kExited);
+}
+
+WorkerStanding Service::StandingOf(const Generation& gen, const Worker& w) const {
+  if (w.phase == WorkerPhase::kStopping) return WorkerStanding::kStopping;
+  if (gen.state == GenState::kStarting && handover_ && handover_->new_gen == gen.id) return WorkerStanding::kStarting;
+  if (gen.state == GenState::kLive) return WorkerStanding::kLive;
+  return WorkerStanding::kStopping;
+}
+
+// Every worker event, through the handover table (handover_table.h).
+void Service::Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std::string& detail) {
+  switch (CellFor(StandingOf(gen, w), event)) {
+    case HandoverCell::kNothing: return;
+    case HandoverCell::kStartingWorkerReady: return OnStartingWorkerReady(gen, w);
+    case HandoverCell::kFailHandover: {
+      std::string tail = w.StderrTail(5);
+      return FailHandover("worker " + std::to_string(w.id) + " (pid " + std::to_string(w.pid) + ") " + detail +
+                          (tail.empty() ? "" : "; last stderr: " + tail));
+    }
+    case HandoverCell::kStartingWorkerExit: return OnStartingWorkerExit(gen, w);
+    case HandoverCell::kLiveWorkerReady: return MarkReady(gen, w);
+    case HandoverCell::kLiveWorkerNotReady: return Emit("not_ready", &gen, w.pid, detail);
+    case HandoverCell::kLiveWorkerExit: return OnLiveWorkerExit(gen, w);
+    case HandoverCell::kRestartDue: return OnRestartDue(gen, w);
+    case HandoverCell::kStoppingWorkerExit: return OnStoppingWorkerExit(gen, w);
+    case HandoverCell::kStopTimeout: return OnStopTimeout(gen, w);
   }
 }
 
@@ -244,7 +263,11 @@ void Service::ScheduleRestart(Generation& gen, Worker& w, Duration delay) {
   w.restart_due = clock_.Now() + delay;
   int64_t gen_id = gen.id;
   int worker_id = w.id;
-  w.timer = clock_.After(delay, [this, gen_id, worker_id] { OnRestartDue(gen_id, worker_id); });
+  w.timer = clock_.After(delay, [this, gen_id, worker_id] {
+    Generation* g = FindGen(gen_id);
+    Worker* wk = FindWorker(gen_id, worker_id);
+    if (g && wk) Dispatch(*g, *wk, WorkerEvent::kRestartDue);
+  });
 }
 
 void Service::StartBake(Duration remaining) {
@@ -260,21 +283,19 @@ void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
 }
 
 void Service::OnStopTimeout(Generation& gen, Worker& w) {
-  if (w.phase != WorkerPhase::kStopping || w.pid == 0) return;
+  if (w.pid == 0) return;
   Emit("kill", &gen, w.pid, "worker " + std::to_string(w.id) + " still running after stop.timeout " +
                               FormatDuration(config_.stop.timeout) + "; sending SIGKILL to its process group");
   launcher_.SignalGroup(w.pid, SIGKILL);
 }
 
-void Service::OnRestartDue(int64_t gen_id, int worker_id) {
-  Generation* gen = FindGen(gen_id);
-  Worker* w = FindWorker(gen_id, worker_id);
-  if (!gen || !w || w->phase != WorkerPhase::kBackoff || gen->state != GenState::kLive) return;
-  w->restarts++;
+void Service::OnRestartDue(Generation& gen, Worker& w) {
+  if (w.phase != WorkerPhase::kBackoff) return;
+  w.restarts++;
   counters_.restarts++;
-  if (Status s = SpawnWorker(*gen, *w); !s.ok()) {
-    Emit("restart_failed", gen, 0, s.message());
-    w->phase = WorkerPhase::kExited;
+  if (Status s = SpawnWorker(gen, w); !s.ok()) {
+    Emit("restart_failed", &gen, 0, s.message());
+    w.phase = WorkerPhase::kExited;
   }
 }
 
@@ -287,18 +308,12 @@ void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status)
   Generation* gen = FindGen(gen_id);
   Worker* w = FindWorker(gen_id, worker_id);
   if (!gen || !w || w->pid != pid) return;
-  if (!status.ok()) {
-    if (gen->state == GenState::kStarting && handover_ && handover_->new_gen == gen_id) {
-      std::string tail = w->StderrTail(5);
-      return FailHandover("worker " + std::to_string(w->id) + " (pid " + std::to_string(pid) + ") " +
-                          status.message() + (tail.empty() ? "" : "; last stderr: " + tail));
-    }
-    Emit("not_ready", gen, pid, status.message());  // a restarted live worker: restart policy handles crashes
-    return;
-  }
-  w->phase = WorkerPhase::kReady;
-  Emit("ready", gen, pid, "worker " + std::to_string(w->id) + " is ready");
-  if (gen->state == GenState::kStarting && handover_ && handover_->new_gen == gen_id) OnStartingWorkerReady(*gen, *w);
+  Dispatch(*gen, *w, status.ok() ? WorkerEvent::kReady : WorkerEvent::kNotReady, status.message());
+}
+
+void Service::MarkReady(Generation& gen, Worker& w) {
+  w.phase = WorkerPhase::kReady;
+  Emit("ready", &gen, w.pid, "worker " + std::to_string(w.id) + " is ready");
 }
 
 void Service::Shutdown(std::function<void()> done) {

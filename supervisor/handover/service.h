@@ -3,15 +3,9 @@
 // given, and is driven by calls on the loop thread (requests, process exits via
 // ProcessEvents, readiness results, timers). Tests drive it with fakes.
 //
-// The handover, as a table of generation state x event (one method per cell):
-//   event            | starting gen            | live gen                         | draining / failed gen
-//   worker ready     | OnStartingWorkerReady   | (noted)                          | -
-//   not ready        | FailHandover            | -                                | -
-//   worker exited    | OnStartingWorkerExit    | OnLiveWorkerExit (restart or     | OnStoppingWorkerExit
-//                    |   -> FailHandover       |   rollback while baking)         |
-//   stop timeout     | -                       | -                                | OnStopTimeout (SIGKILL)
-//   restart due      | -                       | OnRestartDue                     | -
-//   bake expired     | -                       | OnBakeExpired                    | -
+// The handover is a table of where a worker stands x what happened to it
+// (handover_table.h); Dispatch runs the cell's method. A progressive rollout is a Rollout
+// (rollout.h) held for the length of the handover.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -20,6 +14,8 @@
 #include <optional>
 
 #include "supervisor/handover/generation.h"
+#include "supervisor/handover/handover_table.h"
+#include "supervisor/handover/rollout.h"
 #include "supervisor/handover/steering.h"
 #include "supervisor/notify/notify_message.h"
 
@@ -59,13 +55,6 @@ struct ListenerRef {
   int fd = -1;   // batond's fd; placed at 3 + index in workers
   int port = 0;  // 0 for unix sockets
   std::string address;
-};
-
-// Proxy traffic routed to one generation so far (progressive rollouts).
-struct GenerationTraffic {
-  uint64_t connections = 0;
-  uint64_t failures = 0;  // connections closed because none of its workers could be reached
-  uint64_t resets = 0;    // connections its workers reset, or closed before answering
 };
 
 // What a service is given of the outside world.
@@ -129,8 +118,7 @@ class Service {
   // live generation when `generation` is 0, else of that generation; round robin.
   // With `commit` false, only whether there is one: the rotation and the progressive split
   // do not move.
-  std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation,
-                                                 bool commit = true) const;
+  std::optional<std::pair<int64_t, int>> Backend(const std::string& listener, int64_t generation, bool commit = true);
   // A proxied connection to `generation` closed or was answered: a draining generation
   // waiting for its connections may be stopped now.
   void OnProxyConnectionsChanged(int64_t generation);
@@ -140,7 +128,7 @@ class Service {
   Status Pause();
   Status Resume();
   Status Abort(const std::string& why);
-  bool progressive_running() const { return handover_ && handover_->step >= 0; }
+  bool progressive_running() const { return handover_ && handover_->rollout; }
   // The release to return to when a fresh generation crashes within bake_time.
   void SetPreviousRelease(std::optional<Release> release) { previous_release_ = std::move(release); }
   // Self-upgrade (service_snapshot.cc). OK when the service can be carried over to a new
@@ -179,17 +167,9 @@ class Service {
     size_t batch = 0;     // workers per batch
     SteadyTime started{};
     Done done;
-    // Progressive: the step under way (-1 before the new generation is ready), whether it
-    // is held, the traffic the new generation had when it began, and when it ends.
-    int step = -1;
-    bool paused = false;
-    bool advance_on_resume = false;
-    bool checking = false;
-    GenerationTraffic at_step_start, old_at_step_start;
-    SteadyTime step_due{};
-    Duration step_left{};
-    std::unique_ptr<Timer> step_timer;
-    nlohmann::json steps = nlohmann::json::array();  // figures of the steps passed
+    // Progressive: from the moment the new generation is ready.
+    std::optional<Rollout> rollout = std::nullopt;
+    std::unique_ptr<Timer> step_timer = nullptr;
   };
 
   // Handover steps.
@@ -202,18 +182,20 @@ class Service {
   void ArmStepTimer(Duration left);
   void OnStepEnd();
   void NextStep();
-  std::optional<std::string> StepBreach(bool at_end) const;
-  GenerationTraffic StepTraffic() const;
+  GenerationTraffic TrafficOf(int64_t generation) const;
   nlohmann::json DescribeProgress() const;
-  // Table cells for a worker's exit.
+  // Worker events, and the table's cells (handover_table.h).
   void OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInfo& exit);
+  void OnReadiness(int64_t gen_id, int worker_id, int pid, Status status);
+  WorkerStanding StandingOf(const Generation& gen, const Worker& w) const;
+  void Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std::string& detail = "");
+  void MarkReady(Generation& gen, Worker& w);
   void OnStartingWorkerExit(Generation& gen, Worker& w);
   void OnLiveWorkerExit(Generation& gen, Worker& w);
   void OnStoppingWorkerExit(Generation& gen, Worker& w);
   void OnStopTimeout(Generation& gen, Worker& w);
-  void OnRestartDue(int64_t gen_id, int worker_id);
+  void OnRestartDue(Generation& gen, Worker& w);
   void OnBakeExpired();
-  void OnReadiness(int64_t gen_id, int worker_id, int pid, Status status);
 
   // Mechanics.
   Status SpawnWorker(Generation& gen, Worker& w);
@@ -266,8 +248,7 @@ class Service {
   bool stopped_ = false;        // stopped by the operator: no restarts until a handover
   std::function<void()> stop_done_;
   ServiceCounters counters_;
-  mutable size_t round_robin_ = 0;
-  mutable uint64_t split_counter_ = 0;  // progressive: new connections routed so far
+  size_t round_robin_ = 0;
   // FDSTORE=1: descriptors workers left for their successors, by name, oldest first.
   std::vector<std::pair<std::string, std::shared_ptr<UniqueFd>>> fd_store_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks

@@ -201,7 +201,7 @@ void Service::StopWorker(Generation& gen, Worker& w) {
   w.timer = clock_.After(config_.stop.timeout, [this, gen_id, worker_id] {
     Generation* g = FindGen(gen_id);
     Worker* wk = FindWorker(gen_id, worker_id);
-    if (g && wk) OnStopTimeout(*g, *wk);
+    if (g && wk) Dispatch(*g, *wk, WorkerEvent::kStopTimeout);
   });
 }
 
@@ -268,7 +268,7 @@ void Service::WatchDrain(int64_t gen_id) {
 
 void Service::OnProxyConnectionsChanged(int64_t generation) {
   if (progressive_running() && generation == handover_->new_gen) {
-    if (auto breach = StepBreach(false)) (void)Abort(*breach);
+    if (auto breach = handover_->rollout->Breach(TrafficOf(generation), false)) (void)Abort(*breach);
     return;
   }
   Generation* g = FindGen(generation);
@@ -278,17 +278,12 @@ void Service::OnProxyConnectionsChanged(int64_t generation) {
 }
 
 std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation,
-                                                        bool commit) const {
+                                                        bool commit) {
   const Generation* gen = nullptr;
   for (const auto& g : gens_)
     if (generation == 0 ? g->state == GenState::kLive : g->id == generation) gen = g.get();
-  if (generation == 0 && progressive_running() && commit) {
-    // Exactly `weight` of every 100 new connections go to the new generation, spread out.
-    uint64_t n = split_counter_++;
-    uint64_t weight = static_cast<uint64_t>(config_.rollout.steps[static_cast<size_t>(handover_->step)]);
-    if ((n + 1) * weight / 100 > n * weight / 100)
-      if (auto to_new = Backend(listener, handover_->new_gen)) return to_new;
-  }
+  if (generation == 0 && progressive_running() && commit && handover_->rollout->TakeForNew())
+    if (auto to_new = Backend(listener, handover_->new_gen)) return to_new;
   if (!gen) return std::nullopt;
   size_t n = gen->workers.size();
   for (size_t i = 0; i < n; ++i) {
