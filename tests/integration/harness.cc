@@ -44,7 +44,8 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds l
   return condition();
 }
 
-CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid) {
+CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid,
+                         std::chrono::milliseconds limit) {
   int pipefd[2];
   REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
   pid_t pid = ::fork();
@@ -60,13 +61,30 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<uns
   }
   ::close(pipefd[1]);
   CommandResult r;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  bool timed_out = false;
   char buf[4096];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.output.append(buf, n);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+      timed_out = true;
+      break;
+    }
+    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    r.output.append(buf, static_cast<size_t>(n));
+  }
   ::close(pipefd[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (timed_out) {
+    r.exit_code = -1;
+    r.output += "\n[still running after " + std::to_string(limit.count()) + " ms: killed]";
+  }
   return r;
 }
 
@@ -306,6 +324,16 @@ std::string Daemon::Log() const {
   return ss.str();
 }
 
+std::string LastLines(const std::string& text, size_t n) {
+  size_t pos = text.size();
+  while (n-- > 0 && pos > 0) {
+    size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) return text;
+    pos = nl;
+  }
+  return text.substr(pos);
+}
+
 std::string WebService(int replicas, const std::string& extra, const std::string& worker_args) {
   return R"(
 [service.web]
@@ -332,12 +360,16 @@ bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const 
   REQUIRE(d.Service(service)["state"] == "running");
   Load load(d.Port(service), 6);
   REQUIRE(load.WaitForVersion("v1", 20s));
+  double slowest_s = 0;
   for (int i = 0; i < upgrades; ++i) {
     std::string v = i % 2 == 0 ? "v2" : "v1";
+    auto t0 = std::chrono::steady_clock::now();
     auto r = d.Ctl({"upgrade", service, "--version", v});
-    INFO("upgrade " << i << ": " << r.output);
-    REQUIRE(r.exit_code == 0);
-    REQUIRE(load.WaitForVersion(v, 20s));
+    slowest_s = std::max(slowest_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (r.exit_code != 0 || !load.WaitForVersion(v, 20s))
+      FAIL("upgrade " << i + 1 << " to " << v << ": batonctl exited " << r.exit_code << ": " << r.output
+                      << "\nload: " << load.failures() << "\nbatond's log, the end:\n"
+                      << LastLines(d.Log(), 80));
   }
   std::vector<std::string> args = {"upgrade", service, "--version", broken_version};
   if (!broken_command.empty()) args.push_back("--");
@@ -349,8 +381,8 @@ bench::LoadReport ZeroDropUpgrades(Daemon& d, const std::string& service, const 
   REQUIRE(load.WaitForVersion("v1", 20s));
   load.Stop();
   auto report = load.Report();
-  std::cout << service << ": " << upgrades << " upgrades and a broken release under load: " << report.Summary()
-            << std::endl;
+  std::cout << service << ": " << upgrades << " upgrades (the slowest took " << slowest_s
+            << " s) and a broken release under load: " << report.Summary() << std::endl;
   INFO(report.Summary());
   CHECK(report.failed == 0);
   CHECK(report.versions.count(broken_version) == 0);

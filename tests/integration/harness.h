@@ -36,7 +36,13 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 // Runs a command to completion; with `as_uid`, as that uid and the gid of the same number.
-CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid = std::nullopt);
+// Runs `argv` (as `as_uid` when given) and returns its exit code and output. A command
+// still running after `limit` is killed: exit code -1, and the output says so.
+CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid = std::nullopt,
+                         std::chrono::milliseconds limit = 120s);
+
+// The last `n` lines of `text` (for failure messages).
+std::string LastLines(const std::string& text, size_t n);
 
 // GET / over a fresh connection; returns the body, or "" with `error` set.
 std::string HttpGet(int port, const std::string& path = "/", std::string* error = nullptr);
