@@ -300,11 +300,11 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
   ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
   const nlohmann::json* carried = carried_ ? FindCarriedService(configured.name) : nullptr;
   if (carried && carried->contains("steering")) {
-    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, (*carried)["steering"]);
+    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, (*carried)["steering"], config_.daemon);
     if (!adopted.ok()) return adopted.status();
     slot->steering = std::move(*adopted);
   } else {
-    slot->steering = ServiceSteering::Create(svc, slot->listeners);
+    slot->steering = ServiceSteering::Create(svc, slot->listeners, config_.daemon);
   }
   ServiceIo sio;
   sio.steering = slot->steering.get();

@@ -136,7 +136,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
     ServiceConfig next_config = *c.config;
     if (relisten) {
       c.slot->listeners = std::move(bound[svc.name()]);
-      c.slot->steering->Rebuild(next_config, c.slot->listeners);
+      c.slot->steering->Rebuild(next_config, c.slot->listeners, config_.daemon);
     } else {
       next_config.listeners = svc.config().listeners;  // as running: steered or fallen back to shared
     }

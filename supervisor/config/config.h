@@ -137,6 +137,9 @@ struct ServiceConfig {
   }
 };
 
+enum class SteeringProgram { kAuto, kEbpf, kCbpf };
+const char* SteeringProgramName(SteeringProgram p);
+
 struct DaemonConfig {
   std::string control_socket = "/run/baton/control.sock";
   std::string state_dir = "/var/lib/baton";
@@ -148,6 +151,10 @@ struct DaemonConfig {
   size_t log_lines = 1000;            // worker output lines kept per service
   PortRange port_range;               // loopback ports handed to workers ({probe_port}, proxy backends)
   std::string port_range_at;          // "FILE:LINE:COL" where the config set port_range, else empty
+  // Kernel steering: "ebpf" where the kernel lets batond load it, else "cbpf" (auto); or
+  // only one of them. And how long a UDP flow may be silent and keep its generation (eBPF).
+  SteeringProgram steering_program = SteeringProgram::kAuto;
+  Duration udp_flow_idle = 10s;
 };
 
 // An outbound tunnel: SSH sessions to edges that forward a port opened on the edge (ssh -R)

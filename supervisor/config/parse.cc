@@ -138,7 +138,8 @@ class Reader {
 
   Status Daemon(const toml::table& t, DaemonConfig& d) const {
     if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids",
-                                         "socket_group", "control_timeout", "log_lines", "port_range"});
+                                         "socket_group", "control_timeout", "log_lines", "port_range", "steering_program",
+                                         "udp_flow_idle"});
         !s.ok())
       return s;
     if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
@@ -154,6 +155,14 @@ class Reader {
                         std::to_string(n->source().begin.column);
     }
     if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
+    if (auto s = Dur(t, "daemon", "udp_flow_idle", d.udp_flow_idle); !s.ok()) return s;
+    if (const toml::node* n = t.get("steering_program")) {
+      std::string program = n->value_or(std::string());
+      if (program == "auto") d.steering_program = SteeringProgram::kAuto;
+      else if (program == "ebpf") d.steering_program = SteeringProgram::kEbpf;
+      else if (program == "cbpf") d.steering_program = SteeringProgram::kCbpf;
+      else return Error(*n, "daemon.steering_program", "expected \"auto\", \"ebpf\" or \"cbpf\"");
+    }
     int log_lines = static_cast<int>(d.log_lines);
     if (auto s = Int(t, "daemon", "log_lines", log_lines, 0, 1000000); !s.ok()) return s;
     d.log_lines = static_cast<size_t>(log_lines);
@@ -666,6 +675,15 @@ const char* ListenModeName(ListenMode mode) {
     case ListenMode::kKernel: return "kernel";
     case ListenMode::kShared: return "shared";
     case ListenMode::kProxy: return "proxy";
+  }
+  return "?";
+}
+
+const char* SteeringProgramName(SteeringProgram p) {
+  switch (p) {
+    case SteeringProgram::kAuto: return "auto";
+    case SteeringProgram::kEbpf: return "ebpf";
+    case SteeringProgram::kCbpf: return "cbpf";
   }
   return "?";
 }

@@ -299,6 +299,7 @@ std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& liste
 void Service::StopGeneration(Generation& gen, GenState final_state) {
   gen.drain_timer.reset();
   gen.queue_poll.reset();
+  if (io_.steering) io_.steering->Release(gen.id);
   gen.state = final_state;
   if (!gen.stop_started) gen.stop_started = clock_.Now();
   for (auto& w : gen.workers) StopWorker(gen, *w);

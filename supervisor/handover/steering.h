@@ -30,6 +30,9 @@ class TrafficSteering {
   virtual void Route(const std::vector<GenerationWeight>& weights) = 0;
   // Connections waiting in the generation's accept queues, not yet taken by a worker.
   virtual size_t Queued(int64_t gen) const = 0;
+  // Generation `gen` gets its stop signal: nothing more goes to its sockets, not even a
+  // flow kept with it (eBPF UDP flows move to the routed generations).
+  virtual void Release(int64_t gen) = 0;
   // Generation `gen` has no worker left; its sockets go once that is safe.
   virtual void Retire(int64_t gen) = 0;
 };

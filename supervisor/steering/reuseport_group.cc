@@ -15,13 +15,30 @@
 
 namespace baton {
 
-Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerConfig& config, int anchor_fd) {
+Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerConfig& config, int anchor_fd,
+                                                               const DaemonConfig& daemon) {
   UniqueFd anchor(::fcntl(anchor_fd, F_DUPFD_CLOEXEC, 3));
   if (!anchor) return Status::FromErrno("duplicate listener '" + config.name + "'", errno);
   auto group = std::unique_ptr<ReuseportGroup>(new ReuseportGroup(config, std::move(anchor)));
   group->layout_.Join(kAnchor);
+  if (Status s = group->LoadProgram(daemon); !s.ok()) return s;
+  if (group->ebpf_) group->slots_[kAnchor] = 0;
   if (Status s = group->Attach(); !s.ok()) return s;
   return group;
+}
+
+// eBPF unless the config asks for classic BPF; with "auto", classic BPF where the kernel
+// refuses eBPF (batond without CAP_BPF, say).
+Status ReuseportGroup::LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps) {
+  if (daemon.steering_program == SteeringProgram::kCbpf) return Status::Ok();
+  auto program = EbpfProgram::Load(daemon.udp_flow_idle, carried_maps);
+  if (program.ok()) {
+    ebpf_ = std::move(*program);
+    return Status::Ok();
+  }
+  if (daemon.steering_program == SteeringProgram::kEbpf) return program.status();
+  spdlog::info("{}: classic BPF steering: {}", config_.name, program.status().message());
+  return Status::Ok();
 }
 
 Result<int> ReuseportGroup::Open(int64_t gen, bool take_anchor) {
@@ -31,12 +48,29 @@ Result<int> ReuseportGroup::Open(int64_t gen, bool take_anchor) {
     anchor_gen_ = gen;
     return anchor_.get();
   }
+  uint32_t slot = FreeSlot();
+  if (ebpf_ && slot >= EbpfProgram::kSlots)
+    return Status::Failed("listener '" + config_.name + "': no free slot in the steering program (" +
+                          std::to_string(EbpfProgram::kSlots) + " sockets)");
   auto bound = BindListener(config_);  // SO_REUSEPORT: joins the group at listen() (TCP) or bind() (UDP)
   if (!bound.ok()) return bound.status();
   int fd = bound->fd.get();
+  if (ebpf_) {
+    // Placed in the socket array, but in no route: it gets nothing yet.
+    if (Status s = ebpf_->Place(slot, fd); !s.ok()) return s;  // its socket closes: it leaves the group
+    slots_[gen] = slot;
+  }
   layout_.Join(gen);
   sockets_[gen] = Socket{std::move(bound->fd), false};
   return fd;
+}
+
+uint32_t ReuseportGroup::FreeSlot() const {
+  std::set<uint32_t> used;
+  for (const auto& [id, slot] : slots_) used.insert(slot);
+  uint32_t slot = 0;
+  while (used.count(slot)) ++slot;
+  return slot;
 }
 
 Status ReuseportGroup::Route(const std::vector<std::pair<int64_t, int>>& weights) {
@@ -64,7 +98,19 @@ Status ReuseportGroup::Route(const std::vector<std::pair<int64_t, int>>& weights
 size_t ReuseportGroup::Queued(int64_t gen) const {
   int64_t id = SocketOf(gen);
   if (id != kAnchor && !sockets_.count(id)) return 0;
-  return QueuedOn(Fd(id));
+  if (size_t queued = QueuedOn(Fd(id)); queued > 0) return queued;
+  // eBPF keeps UDP flows with their generation: it is held while one of them goes on.
+  bool keeps_flows = ebpf_ && !config_.address.is_stream() && slots_.count(id) && ebpf_->KeepsFlows(slots_.at(id));
+  return keeps_flows ? 1 : 0;
+}
+
+void ReuseportGroup::Release(int64_t gen) {
+  int64_t id = SocketOf(gen);
+  bool routed = false;
+  for (const auto& r : routes_) routed |= r.first == id;
+  if (!ebpf_ || routed || !slots_.count(id)) return;
+  ebpf_->Remove(slots_.at(id));
+  if (id == kAnchor) anchor_placed_ = false;  // back in the array when traffic goes to it again (Attach)
 }
 
 void ReuseportGroup::Retire(int64_t gen) {
@@ -90,6 +136,7 @@ nlohmann::json ReuseportGroup::Describe() const {
     for (const auto& r : routes_)
       if (r.first == id) weight = r.second;
     nlohmann::json s = {{"index", i}, {"weight", weight}, {"queued", QueuedOn(Fd(id))}};
+    if (ebpf_) s["slot"] = slots_.at(id);
     if (id == kAnchor) {
       s["anchor"] = true;
       if (anchor_gen_) s["generation"] = anchor_gen_;
@@ -99,7 +146,7 @@ nlohmann::json ReuseportGroup::Describe() const {
     }
     sockets.push_back(std::move(s));
   }
-  return {{"program", "cbpf"}, {"sockets", std::move(sockets)}};
+  return {{"program", program_name()}, {"sockets", std::move(sockets)}};
 }
 
 nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
@@ -114,30 +161,73 @@ nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
           {"anchor_generation", anchor_gen_},
           {"members", layout_.members()},
           {"sockets", std::move(sockets)},
-          {"routes", routes_}};
+          {"routes", routes_},
+          {"slots", slots_},
+          {"anchor_placed", anchor_placed_},
+          {"ebpf_maps", ebpf_ ? ebpf_->Export(keep) : nlohmann::json()}};
 }
 
 Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConfig& config,
-                                                              const nlohmann::json& state) {
+                                                              const nlohmann::json& state,
+                                                              const DaemonConfig& daemon) {
+  // Whatever fails, the descriptors stay open for the previous program to take back.
+  std::unique_ptr<ReuseportGroup> group;
+  auto fail = [&](Status s) {
+    if (group) group->Abandon();
+    return s;
+  };
   try {
-    auto group = std::unique_ptr<ReuseportGroup>(new ReuseportGroup(config, UniqueFd(state.at("anchor_fd").get<int>())));
+    group.reset(new ReuseportGroup(config, UniqueFd(state.at("anchor_fd").get<int>())));
     group->anchor_gen_ = state.at("anchor_generation").get<int64_t>();
     for (const auto& s : state.at("sockets"))
       group->sockets_[s.at("generation").get<int64_t>()] = Socket{UniqueFd(s.at("fd").get<int>()), s.at("retired").get<bool>()};
     for (int64_t id : state.at("members").get<std::vector<int64_t>>()) {
       if (id != kAnchor && !group->sockets_.count(id))
-        return Status::InvalidArgument("listener '" + config.name + "': member " + std::to_string(id) + " has no socket");
+        return fail(Status::InvalidArgument("listener '" + config.name + "': member " + std::to_string(id) +
+                                            " has no socket"));
       group->layout_.Join(id);
     }
     group->routes_ = state.at("routes").get<std::vector<std::pair<int64_t, int>>>();
     for (const auto& [id, weight] : group->routes_)
       if (!group->layout_.IndexOf(id))
-        return Status::InvalidArgument("listener '" + config.name + "': route to a socket not in the group");
-    if (Status s = group->Attach(); !s.ok()) return s;
+        return fail(Status::InvalidArgument("listener '" + config.name + "': route to a socket not in the group"));
+    // eBPF: the carried maps hold the sockets at their slots (a socket can be in one socket
+    // array only); else every socket goes into the new program's array before the program
+    // replaces the classic one.
+    const nlohmann::json* maps = state.contains("ebpf_maps") && state["ebpf_maps"].is_object() ? &state["ebpf_maps"]
+                                                                                                : nullptr;
+    if (Status s = group->LoadProgram(daemon, maps); !s.ok()) return fail(s);
+    if (group->ebpf_) {
+      auto carried = state.value("slots", std::map<int64_t, uint32_t>());
+      for (int64_t id : group->layout_.members()) {
+        auto it = carried.find(id);
+        if (group->ebpf_->carried()) {
+          if (it == carried.end() || it->second >= EbpfProgram::kSlots)
+            return fail(Status::InvalidArgument("listener '" + config.name + "': a socket without its slot"));
+          group->slots_[id] = it->second;
+          if (id == kAnchor) group->anchor_placed_ = state.value("anchor_placed", false);
+          continue;
+        }
+        if (Status s = group->ebpf_->Place(group->slots_[id] = group->FreeSlot(), group->Fd(id)); !s.ok())
+          return fail(s);
+        if (id == kAnchor) group->anchor_placed_ = true;
+      }
+    } else if (maps) {
+      for (const auto& [name, fd] : maps->items())  // the eBPF program gives way to classic BPF
+        if (fd.is_number_integer()) ::close(fd.get<int>());
+    }
+    if (Status s = group->Attach(); !s.ok()) return fail(s);
     return group;
   } catch (const nlohmann::json::exception& e) {
-    return Status::InvalidArgument("listener '" + config.name + "': malformed steering state: " + e.what());
+    return fail(Status::InvalidArgument("listener '" + config.name + "': malformed steering state: " + e.what()));
   }
+}
+
+// A self-upgrade that fails hands the descriptors back to the previous program: they
+// must stay open.
+void ReuseportGroup::Abandon() {
+  (void)anchor_.ReleaseOwnership();
+  for (auto& [gen, socket] : sockets_) (void)socket.fd.ReleaseOwnership();
 }
 
 int ReuseportGroup::Fd(int64_t id) const { return id == kAnchor ? anchor_.get() : sockets_.at(id).fd.get(); }
@@ -159,9 +249,21 @@ size_t ReuseportGroup::QueuedOn(int fd) const {
 }
 
 Status ReuseportGroup::Attach() {
+  const auto routes = routes_.empty() ? std::vector<std::pair<int64_t, int>>{{kAnchor, 100}} : routes_;
+  if (ebpf_) {
+    std::vector<SlotWeight> targets;
+    for (const auto& [id, weight] : routes) {
+      if (id == kAnchor && !anchor_placed_) {
+        if (Status s = ebpf_->Place(slots_.at(kAnchor), anchor_.get()); !s.ok()) return s;
+        anchor_placed_ = true;
+      }
+      targets.push_back({slots_.at(id), weight});
+    }
+    if (Status s = ebpf_->Route(targets); !s.ok()) return s;
+    return ebpf_->Attach(anchor_.get());  // the same program again, after the first time
+  }
   std::vector<SteeringTarget> targets;
-  for (const auto& [id, weight] : routes_.empty() ? std::vector<std::pair<int64_t, int>>{{kAnchor, 100}} : routes_)
-    targets.push_back({*layout_.IndexOf(id), weight});
+  for (const auto& [id, weight] : routes) targets.push_back({*layout_.IndexOf(id), weight});
   std::vector<sock_filter> program = BuildSteeringProgram(targets);
   sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
   if (::setsockopt(anchor_.get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof fprog) != 0)
@@ -169,8 +271,9 @@ Status ReuseportGroup::Attach() {
   return Status::Ok();
 }
 
-// Removes the retired sockets whose leaving moves no socket that traffic goes to. shutdown(SHUT_RD) takes a TCP listener
-// out of the group at once, whoever else still holds it; a UDP socket leaves with its last
+// Removes the retired sockets whose leaving moves no socket that traffic goes to (with
+// eBPF, any: it addresses sockets by slot). shutdown(SHUT_RD) takes a TCP listener out of
+// the group at once, whoever else still holds it; a UDP socket leaves with its last
 // descriptor, ours, since its workers have exited.
 void ReuseportGroup::Prune() {
   std::set<int64_t> routed;
@@ -179,12 +282,17 @@ void ReuseportGroup::Prune() {
   while (removed) {
     removed = false;
     for (auto it = sockets_.begin(); it != sockets_.end(); ++it) {
-      if (!it->second.retired || !layout_.CanLeave(it->first, routed)) continue;
+      if (!it->second.retired || (!ebpf_ && !layout_.CanLeave(it->first, routed))) continue;
       // Nobody accepts from it any more: a connection that reached it after the drain
-      // checked its queue (a handshake finishing late) is reset now, not left to hang.
+      // checked its queue (a handshake finishing late) is moved to a routed socket by the
+      // eBPF program (SELECT_OR_MIGRATE), or else reset now, not left to hang.
       if (size_t queued = QueuedOn(it->second.fd.get()); queued > 0)
-        spdlog::warn("{}: generation {} left {} connection(s) in its queue; they are reset", config_.name,
-                     it->first, queued);
+        spdlog::warn("{}: generation {} left {} connection(s) in its queue; they are {}", config_.name, it->first,
+                     queued, ebpf_ ? "moved to the routed generation" : "reset");
+      if (ebpf_) {
+        ebpf_->Remove(slots_.at(it->first));
+        slots_.erase(it->first);
+      }
       if (config_.address.is_stream()) ::shutdown(it->second.fd.get(), SHUT_RD);
       layout_.Leave(it->first);
       sockets_.erase(it);

@@ -4,20 +4,22 @@
 
 namespace baton {
 
-std::unique_ptr<ServiceSteering> ServiceSteering::Create(ServiceConfig& config,
-                                                         const std::vector<BoundListener>& bound) {
+std::unique_ptr<ServiceSteering> ServiceSteering::Create(ServiceConfig& config, const std::vector<BoundListener>& bound,
+                                                         const DaemonConfig& daemon) {
   auto steering = std::unique_ptr<ServiceSteering>(new ServiceSteering());
-  steering->AddGroups(config, bound, {});
+  steering->AddGroups(config, bound, daemon, {});
   return steering;
 }
 
-void ServiceSteering::Rebuild(ServiceConfig& config, const std::vector<BoundListener>& bound) {
+void ServiceSteering::Rebuild(ServiceConfig& config, const std::vector<BoundListener>& bound,
+                              const DaemonConfig& daemon) {
   auto previous = std::move(groups_);
   groups_.clear();
-  AddGroups(config, bound, std::move(previous));
+  AddGroups(config, bound, daemon, std::move(previous));
 }
 
 void ServiceSteering::AddGroups(ServiceConfig& config, const std::vector<BoundListener>& bound,
+                                const DaemonConfig& daemon,
                                 std::map<std::string, std::unique_ptr<ReuseportGroup>> reusable) {
   for (size_t i = 0; i < config.listeners.size() && i < bound.size(); ++i) {
     ListenerConfig& l = config.listeners[i];
@@ -30,7 +32,7 @@ void ServiceSteering::AddGroups(ServiceConfig& config, const std::vector<BoundLi
       reusable.erase(it);
       continue;
     }
-    auto group = ReuseportGroup::Create(as_bound, bound[i].fd.get());
+    auto group = ReuseportGroup::Create(as_bound, bound[i].fd.get(), daemon);
     if (!group.ok()) {
       spdlog::warn("{}: listener {} falls back to one shared socket: {}", config.name, l.name,
                    group.status().message());
@@ -72,6 +74,11 @@ size_t ServiceSteering::Queued(int64_t gen) const {
   return n;
 }
 
+void ServiceSteering::Release(int64_t gen) {
+  for (auto& [name, group] : groups_) group->Release(gen);
+  for (auto& group : retired_) group->Release(gen);
+}
+
 void ServiceSteering::Retire(int64_t gen) {
   for (auto& [name, group] : groups_) group->Retire(gen);
   for (auto& group : retired_) group->Retire(gen);
@@ -86,7 +93,8 @@ nlohmann::json ServiceSteering::Export(std::vector<int>* keep) const {
 
 Result<std::unique_ptr<ServiceSteering>> ServiceSteering::Adopt(const ServiceConfig& config,
                                                                 const std::vector<BoundListener>& bound,
-                                                                const nlohmann::json& state) {
+                                                                const nlohmann::json& state,
+                                                                const DaemonConfig& daemon) {
   auto steering = std::unique_ptr<ServiceSteering>(new ServiceSteering());
   const nlohmann::json& groups = state.value("groups", nlohmann::json::object());
   for (size_t i = 0; i < config.listeners.size() && i < bound.size(); ++i) {
@@ -96,7 +104,7 @@ Result<std::unique_ptr<ServiceSteering>> ServiceSteering::Adopt(const ServiceCon
     as_bound.address = bound[i].address;
     if (groups[l.name].value("address", "") != as_bound.address.ToString())
       return Status::InvalidArgument("listener '" + l.name + "' was carried over with another address");
-    auto group = ReuseportGroup::Adopt(as_bound, groups[l.name]);
+    auto group = ReuseportGroup::Adopt(as_bound, groups[l.name], daemon);
     if (!group.ok()) return group.status();
     steering->groups_[l.name] = std::move(*group);
   }

@@ -20,14 +20,17 @@ class ServiceSteering : public TrafficSteering {
   // Groups for the kernel-steered listeners of `config`, bound in `bound` (config order).
   // A listener whose group cannot be set up falls back to a shared socket: its mode in
   // `config` becomes kShared and a warning says why.
-  static std::unique_ptr<ServiceSteering> Create(ServiceConfig& config, const std::vector<BoundListener>& bound);
+  // `daemon` chooses the program (eBPF or classic BPF).
+  static std::unique_ptr<ServiceSteering> Create(ServiceConfig& config, const std::vector<BoundListener>& bound,
+                                                 const DaemonConfig& daemon);
   // The same after a reload: groups whose listener keeps its name and address carry on.
-  void Rebuild(ServiceConfig& config, const std::vector<BoundListener>& bound);
+  void Rebuild(ServiceConfig& config, const std::vector<BoundListener>& bound, const DaemonConfig& daemon);
   bool empty() const { return groups_.empty() && retired_.empty(); }
 
   Result<std::map<std::string, int>> Open(int64_t gen, bool take_anchor) override;
   void Route(const std::vector<GenerationWeight>& weights) override;
   size_t Queued(int64_t gen) const override;
+  void Release(int64_t gen) override;
   void Retire(int64_t gen) override;
   // The steering of listener `name` for the status, or null when it has none.
   nlohmann::json Describe(const std::string& name) const;
@@ -36,10 +39,10 @@ class ServiceSteering : public TrafficSteering {
   nlohmann::json Export(std::vector<int>* keep) const;
   static Result<std::unique_ptr<ServiceSteering>> Adopt(const ServiceConfig& config,
                                                         const std::vector<BoundListener>& bound,
-                                                        const nlohmann::json& state);
+                                                        const nlohmann::json& state, const DaemonConfig& daemon);
 
  private:
-  void AddGroups(ServiceConfig& config, const std::vector<BoundListener>& bound,
+  void AddGroups(ServiceConfig& config, const std::vector<BoundListener>& bound, const DaemonConfig& daemon,
                  std::map<std::string, std::unique_ptr<ReuseportGroup>> reusable);
   std::map<std::string, std::unique_ptr<ReuseportGroup>> groups_;  // by listener name
   std::vector<std::unique_ptr<ReuseportGroup>> retired_;           // dropped by a reload, still in use

@@ -1,5 +1,5 @@
 // A TrafficSteering that records what the Service asks of it: the sockets opened per
-// generation, every routing, and the retirements; queue lengths are set by the test.
+// generation, every routing, the releases and the retirements; queue lengths are set by the test.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -26,6 +26,7 @@ class FakeSteering : public TrafficSteering {
     auto it = queued.find(gen);
     return it == queued.end() ? 0 : it->second;
   }
+  void Release(int64_t gen) override { released.push_back(gen); }
   void Retire(int64_t gen) override { retired.push_back(gen); }
 
   // Whether any routing so far gave `gen` a share.
@@ -41,6 +42,7 @@ class FakeSteering : public TrafficSteering {
   std::vector<std::pair<int64_t, bool>> opened;
   std::vector<std::vector<GenerationWeight>> routes;
   std::map<int64_t, size_t> queued;
+  std::vector<int64_t> released;  // told to stop: nothing more goes to their sockets
   std::vector<int64_t> retired;
 };
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A UDP worker for the steering tests: answers every datagram on the socket it was given
 (fd 3, LISTEN_FDS) with "version=VERSION", and tells batond it is ready with sd_notify,
-unless --never-ready. Stops on SIGTERM."""
+unless --never-ready. Stops on SIGTERM, once it has answered what waits."""
 import os
 import signal
 import socket
@@ -34,4 +34,12 @@ while not stop:
         continue
     except InterruptedError:
         continue
+    sock.sendto(b"version=" + version.encode() + b" " + data, peer)
+# A well-behaved server answers what already waits in its socket before it goes.
+sock.setblocking(False)
+while True:
+    try:
+        data, peer = sock.recvfrom(2048)
+    except (BlockingIOError, InterruptedError):
+        break
     sock.sendto(b"version=" + version.encode() + b" " + data, peer)

@@ -1,7 +1,8 @@
 // ReuseportGroup against the kernel, without batond: which socket of the group each new
-// connection reaches, as generations open sockets, are routed to, retire and leave. That
-// the mirror of the kernel's order is right shows in where connections land after a
-// socket left the group and the kernel moved the last one into its slot.
+// connection reaches, as generations open sockets, are routed to, retire and leave, with
+// each program. Classic BPF: that the mirror of the kernel's order is right shows in where
+// connections land after a socket left the group and the kernel moved the last one into
+// its slot. eBPF: an exact split, and queued connections moved off a socket that leaves.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 
 #include "supervisor/sockets/listener_set.h"
 #include "supervisor/steering/reuseport_group.h"
+#include "tests/helpers/skip.h"
 
 using namespace baton;
 
@@ -43,24 +45,47 @@ std::map<int, int> Land(int port, const std::map<int, int>& fds, int n) {
   return got;
 }
 
-}  // namespace
+DaemonConfig WithProgram(SteeringProgram program) {
+  DaemonConfig d;
+  d.steering_program = program;
+  return d;
+}
 
-TEST_CASE("reuseport group: sockets get connections only when routed to, and the kernel's order is mirrored exactly") {
-  ListenerConfig config{"http", *ParseSocketAddress("tcp://127.0.0.1:0"), 128, 1, 1, ListenMode::kKernel, {}};
-  auto anchor = BindListener(config);
-  REQUIRE(anchor.ok());
-  config.address = anchor->address;
-  int port = anchor->address.port;
-  auto created = ReuseportGroup::Create(config, anchor->fd.get());
-  REQUIRE(created.ok());
-  ReuseportGroup& group = **created;
-  auto open = [&](int64_t gen, bool take_anchor) {
-    auto fd = group.Open(gen, take_anchor);
+// A group on a fresh loopback port, with the program `daemon` asks for.
+struct TestGroup {
+  explicit TestGroup(const DaemonConfig& daemon) {
+    ListenerConfig config{"http", *ParseSocketAddress("tcp://127.0.0.1:0"), 128, 1, 1, ListenMode::kKernel, {}};
+    auto bound = BindListener(config);
+    REQUIRE(bound.ok());
+    anchor = std::move(bound->fd);
+    config.address = bound->address;
+    port = bound->address.port;
+    auto created = ReuseportGroup::Create(config, anchor.get(), daemon);
+    if (created.ok()) group = std::move(*created);
+    else error = created.status().message();
+  }
+  int Open(int64_t gen, bool take_anchor) {
+    auto fd = group->Open(gen, take_anchor);
     REQUIRE(fd.ok());
     int flags = ::fcntl(*fd, F_GETFL);
     ::fcntl(*fd, F_SETFL, flags | O_NONBLOCK);
     return *fd;
-  };
+  }
+  UniqueFd anchor;
+  int port = 0;
+  std::unique_ptr<ReuseportGroup> group;
+  std::string error;
+};
+
+}  // namespace
+
+TEST_CASE("reuseport group: sockets get connections only when routed to, and the kernel's order is mirrored exactly") {
+  TestGroup t(WithProgram(SteeringProgram::kCbpf));
+  REQUIRE(t.group);
+  ReuseportGroup& group = *t.group;
+  CHECK(group.Describe()["program"] == "cbpf");
+  int port = t.port;
+  auto open = [&](int64_t gen, bool take_anchor) { return t.Open(gen, take_anchor); };
   // Generation 1 starts with nothing live: it takes the anchor, where clients wait.
   int g1 = open(1, true);
   REQUIRE(group.Route({{1, 100}}).ok());
@@ -95,4 +120,51 @@ TEST_CASE("reuseport group: sockets get connections only when routed to, and the
   auto last = Land(port, {{3, g3}, {4, g4}}, 400);
   CHECK(last[3] + last[4] == 400);
   CHECK(last[4] > 300);
+}
+
+TEST_CASE("reuseport group with eBPF: an exact split, any socket leaves at once, and its queue moves to the routed one") {
+  TestGroup t(WithProgram(SteeringProgram::kEbpf));
+  if (!t.group) SKIP_TEST("the kernel refused the eBPF steering program (needs CAP_BPF): " + t.error);
+  ReuseportGroup& group = *t.group;
+  CHECK(group.Describe()["program"] == "ebpf");
+  int g1 = t.Open(1, true);
+  REQUIRE(group.Route({{1, 100}}).ok());
+  int g2 = t.Open(2, false);
+  CHECK(Land(t.port, {{1, g1}, {2, g2}}, 20) == std::map<int, int>{{1, 20}});  // not routed: nothing
+  // Counted, not drawn: exactly the weight of every 100.
+  REQUIRE(group.Route({{1, 70}, {2, 30}}).ok());
+  CHECK(Land(t.port, {{1, g1}, {2, g2}}, 400) == std::map<int, int>{{1, 280}, {2, 120}});
+  REQUIRE(group.Route({{2, 100}}).ok());
+  group.Retire(1);
+
+  // [anchor, 2, 3]: with slots, 2 leaves at once although 3 is routed and last.
+  int g3 = t.Open(3, false);
+  REQUIRE(group.Route({{3, 100}}).ok());
+  group.Retire(2);
+  CHECK(group.Describe()["sockets"].size() == 2);
+  CHECK(Land(t.port, {{3, g3}}, 20) == std::map<int, int>{{3, 20}});
+
+  // Connections waiting in 3's queue when it leaves move to 4, the routed socket.
+  int g4 = t.Open(4, false);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(t.port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 10; ++i) {
+    clients.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::connect(clients.back().get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  }
+  CHECK(group.Queued(3) == 10);
+  REQUIRE(group.Route({{4, 100}}).ok());
+  group.Retire(3);
+  CHECK(group.Queued(4) == 10);
+  int moved = 0;
+  for (int fd; (fd = ::accept4(g4, nullptr, nullptr, SOCK_CLOEXEC)) >= 0; ++moved) {
+    CHECK(::write(fd, "x", 1) == 1);
+    ::close(fd);
+  }
+  CHECK(moved == 10);
+  char byte = 0;
+  for (auto& c : clients) CHECK(::read(c.get(), &byte, 1) == 1);  // each one answered, none reset
 }

@@ -68,9 +68,11 @@ TEST_CASE("kernel steering: promotion sends every new connection to the new gene
   CHECK(steering.last() == Weights{{v2, 100}});
   h.clock.Advance(100ms);
   for (int pid : old) CHECK_FALSE(h.launcher.SignalledAny(pid));  // still taking its queue
+  CHECK(steering.released.empty());
   steering.queued[v1] = 0;
   h.clock.Advance(10ms);
   for (int pid : old) CHECK(h.launcher.Signalled(pid, SIGTERM));
+  CHECK(steering.released == std::vector<int64_t>{v1});  // with its stop signal, not before
   for (int pid : old) h.launcher.Exit(pid);
   CHECK(std::count(steering.retired.begin(), steering.retired.end(), v1) == 1);
   CHECK(h.HasEvent("drained"));
