@@ -17,6 +17,12 @@ namespace baton {
 
 Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerConfig& config, int anchor_fd,
                                                                const DaemonConfig& daemon) {
+  int reuseport = 0;
+  socklen_t len = sizeof reuseport;
+  if (::getsockopt(anchor_fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) != 0 || !reuseport)
+    return Status::FailedPrecondition(
+        "its socket was bound without SO_REUSEPORT (a shared listener kept by a reload); kernel steering starts "
+        "when batond next binds the address (a restart of batond, or a reload that changes the address)");
   UniqueFd anchor(::fcntl(anchor_fd, F_DUPFD_CLOEXEC, 3));
   if (!anchor) return Status::FromErrno("duplicate listener '" + config.name + "'", errno);
   auto group = std::unique_ptr<ReuseportGroup>(new ReuseportGroup(config, std::move(anchor)));
@@ -223,8 +229,12 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
   }
 }
 
+ReuseportGroup::~ReuseportGroup() {
+  if (anchor_) ::setsockopt(anchor_.get(), SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, nullptr, 0);
+}
+
 // A self-upgrade that fails hands the descriptors back to the previous program: they
-// must stay open.
+// must stay open, and the group keeps its program.
 void ReuseportGroup::Abandon() {
   (void)anchor_.ReleaseOwnership();
   for (auto& [gen, socket] : sockets_) (void)socket.fd.ReleaseOwnership();

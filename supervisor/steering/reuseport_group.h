@@ -35,6 +35,9 @@ class ReuseportGroup {
   // kernel refuses SO_ATTACH_REUSEPORT_CBPF.
   // `config` names the listener and its address as bound (the port the kernel chose).
   // `program`: kAuto tries eBPF first; kEbpf fails if it cannot be loaded.
+  // Takes the program off the group: the listener's socket, if a reload keeps it as a
+  // shared one, gets its connections as a plain socket again.
+  ~ReuseportGroup();
   static Result<std::unique_ptr<ReuseportGroup>> Create(const ListenerConfig& config, int anchor_fd,
                                                         const DaemonConfig& daemon);
   // The socket generation `gen`'s workers get: with `take_anchor`, the anchor; else a new
