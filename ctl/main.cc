@@ -132,7 +132,9 @@ int SelfUpgrade(const Options& o, const std::string& binary, int timeout_s) {
 
 int main(int argc, char** argv) {
   CLI::App app{"batonctl: control a running batond"};
-  app.require_subcommand(1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "print batonctl's version, and batond's when the socket answers");
+  app.require_subcommand(0, 1);
   Options o;
   const char* env_socket = std::getenv("BATON_SOCKET");
   o.socket = env_socket && *env_socket ? env_socket : "/run/baton/control.sock";
@@ -202,6 +204,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+  }
+  if (show_version) {
+    std::cout << "batonctl " << BATON_VERSION << "\n";
+    auto r = baton::CallControl(o.socket, "GET", "/v1/status");
+    if (r.status == 200 && r.body.contains("daemon"))
+      std::cout << "batond " << r.body["daemon"].value("version", "?") << " (pid " << r.body["daemon"].value("pid", 0)
+                << ", " << o.socket << ")\n";
+    else
+      std::cout << "batond: no answer on " << o.socket << (r.error.empty() ? "" : ": " + r.error) << "\n";
+    return 0;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cerr << "batonctl: a subcommand is required (see batonctl --help)\n";
+    return kExitUsage;
   }
   const char* no_color = std::getenv("NO_COLOR");
   baton::ctl::SetColor(::isatty(STDOUT_FILENO) && !(no_color && *no_color) && !o.json);

@@ -62,7 +62,9 @@ class Supervisor : public Commands {
   Status Start(const std::string& service, Progress progress, Done done) override;
   Status Stop(const std::string& service, Progress progress, std::function<void()> done) override;
   Result<nlohmann::json> Scale(const std::string& service, int replicas) override;
-  Result<nlohmann::json> Steer(const std::string& service, const std::string& action) override;
+  Result<nlohmann::json> PromoteRollout(const std::string& service) override;
+  Result<nlohmann::json> PauseRollout(const std::string& service) override;
+  Result<nlohmann::json> ResumeRollout(const std::string& service) override;
   Result<nlohmann::json> Signal(const std::string& service, const std::string& signal) override;
   Result<nlohmann::json> Logs(const std::string& service, size_t lines) override;
   Result<uint64_t> FollowLogs(const std::string& service, Line line) override;
@@ -85,6 +87,8 @@ class Supervisor : public Commands {
 
   explicit Supervisor(Config config);
   Status Init(int* exit_code);
+  // promote, pause or resume (`act`) the progressive handover of `service`.
+  Result<nlohmann::json> OnRollout(const std::string& service, const char* action, Status (Service::*act)());
   // Self-upgrade (supervisor_self_upgrade.cc).
   Status CheckQuiet() const;
   void ReplaceProgram(const std::string& binary, const std::string& to_version);

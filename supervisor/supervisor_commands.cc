@@ -169,12 +169,23 @@ Status Supervisor::Rollback(const std::string& service, const std::optional<std:
   return RunHandover(*slot->service, *target, HandoverKind::kRollback, std::move(progress), std::move(done));
 }
 
-Result<nlohmann::json> Supervisor::Steer(const std::string& service, const std::string& action) {
+Result<nlohmann::json> Supervisor::PromoteRollout(const std::string& service) {
+  return OnRollout(service, "promote", &Service::PromoteNow);
+}
+
+Result<nlohmann::json> Supervisor::PauseRollout(const std::string& service) {
+  return OnRollout(service, "pause", &Service::Pause);
+}
+
+Result<nlohmann::json> Supervisor::ResumeRollout(const std::string& service) {
+  return OnRollout(service, "resume", &Service::Resume);
+}
+
+Result<nlohmann::json> Supervisor::OnRollout(const std::string& service, const char* action, Status (Service::*act)()) {
   ServiceSlot* slot = Find(service);
   if (!slot) return NoService(service);
   Service& svc = *slot->service;
-  Status s = action == "promote" ? svc.PromoteNow() : action == "pause" ? svc.Pause() : svc.Resume();
-  if (!s.ok()) return s;
+  if (Status s = (svc.*act)(); !s.ok()) return s;
   return nlohmann::json{{"service", service}, {"action", action}, {"state", svc.StateName()}};
 }
 

@@ -236,7 +236,9 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
   }
   if (action == "promote" || action == "pause" || action == "resume") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
-    auto r = commands_.Steer(service, action);
+    auto r = action == "promote" ? commands_.PromoteRollout(service)
+             : action == "pause"   ? commands_.PauseRollout(service)
+                                   : commands_.ResumeRollout(service);
     return r.ok() ? responder->Reply(200, *r) : fail(r.status());
   }
   if (action == "restart" || action == "start") {

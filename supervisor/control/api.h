@@ -60,9 +60,11 @@ class Commands {
   virtual Status Start(const std::string& service, Progress progress, Done done) = 0;
   virtual Status Stop(const std::string& service, Progress progress, std::function<void()> done) = 0;
   virtual Result<nlohmann::json> Scale(const std::string& service, int replicas) = 0;
-  // A progressive handover in progress: "promote" (skip the remaining steps), "pause"
-  // (hold the current step) or "resume".
-  virtual Result<nlohmann::json> Steer(const std::string& service, const std::string& action) = 0;
+  // A progressive handover in progress: skip the remaining steps; hold the current step;
+  // carry on.
+  virtual Result<nlohmann::json> PromoteRollout(const std::string& service) = 0;
+  virtual Result<nlohmann::json> PauseRollout(const std::string& service) = 0;
+  virtual Result<nlohmann::json> ResumeRollout(const std::string& service) = 0;
   virtual Result<nlohmann::json> Signal(const std::string& service, const std::string& signal) = 0;
   virtual Result<nlohmann::json> Logs(const std::string& service, size_t lines) = 0;
   // Streams: each returns a subscription id for Unsubscribe.

@@ -45,7 +45,10 @@ struct FakeCommands : Commands {
     calls.push_back("scale " + s + " " + std::to_string(replicas));
     return nlohmann::json{{"replicas", replicas}};
   }
-  Result<nlohmann::json> Steer(const std::string& s, const std::string& action) override {
+  Result<nlohmann::json> PromoteRollout(const std::string& s) override { return Rollout("promote", s); }
+  Result<nlohmann::json> PauseRollout(const std::string& s) override { return Rollout("pause", s); }
+  Result<nlohmann::json> ResumeRollout(const std::string& s) override { return Rollout("resume", s); }
+  Result<nlohmann::json> Rollout(const std::string& action, const std::string& s) {
     calls.push_back(action + " " + s);
     if (s != "web") return Status::NotFound("no service named '" + s + "'");
     if (!busy) return Status::FailedPrecondition("no progressive handover of 'web' is running");

@@ -158,6 +158,14 @@ TEST_CASE("history, status and metrics over the socket") {
   CHECK_THAT(m.output, Catch::Contains("baton_service_handovers_total{outcome=\"promoted\",service=\"web\"} 2"));
   CHECK_THAT(m.output, Catch::Contains("baton_service_workers{service=\"web\",state=\"ready\"} 2"));
   CHECK_THAT(m.output, Catch::Contains("baton_daemon_open_fds "));
+  // --version: the client's, and the daemon's when the socket answers.
+  auto v = d.Ctl({"--version"});
+  CHECK(v.exit_code == 0);
+  CHECK_THAT(v.output, Catch::Contains("batonctl 0.") && Catch::Contains("batond 0.") &&
+                           Catch::Contains("pid " + std::to_string(d.pid())));
+  auto away = RunCommand({BATONCTL_PATH, "-s", d.dir() + "/nothing.sock", "--version"});
+  CHECK(away.exit_code == 0);
+  CHECK_THAT(away.output, Catch::Contains("batonctl 0.") && Catch::Contains("batond: no answer"));
 }
 
 TEST_CASE("reload applies added, removed and changed services, a bad config changes nothing") {
