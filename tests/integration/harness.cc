@@ -46,6 +46,10 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds l
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<unsigned> as_uid,
                          std::chrono::milliseconds limit) {
+  // Allocated before fork: the child of a threaded process may only make async-signal-safe calls.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int pipefd[2];
   REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
   pid_t pid = ::fork();
@@ -53,9 +57,6 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<uns
     ::dup2(pipefd[1], 1);
     ::dup2(pipefd[1], 2);
     if (as_uid && (::setgroups(0, nullptr) != 0 || ::setgid(*as_uid) != 0 || ::setuid(*as_uid) != 0)) ::_exit(99);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
