@@ -106,9 +106,9 @@ std::string LoadReport::Summary() const {
 }
 
 std::string LoadReport::Json() const {
-  nlohmann::json j = {{"ok", ok},         {"failed", failed}, {"stale_retries", stale_retries},
+  nlohmann::json j = {{"ok", ok},         {"failed", failed},     {"stale_retries", stale_retries},
                       {"errors", errors}, {"versions", versions}, {"p50_ms", p50_ms},
-                      {"p99_ms", p99_ms}, {"max_ms", max_ms},   {"failure_times", failure_times}};
+                      {"p99_ms", p99_ms}, {"max_ms", max_ms},     {"failure_times", failure_times}};
   return j.dump();
 }
 

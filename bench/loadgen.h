@@ -30,7 +30,7 @@ struct LoadOptions {
 struct LoadReport {
   uint64_t ok = 0;
   uint64_t failed = 0;
-  uint64_t stale_retries = 0;  // keep-alive connections closed by a draining server, retried
+  uint64_t stale_retries = 0;                // keep-alive connections closed by a draining server, retried
   std::map<std::string, uint64_t> errors;    // kind -> count
   std::map<std::string, uint64_t> versions;  // version -> responses
   // When each failed request started and ended (Unix seconds; the first kMaxFailureTimes),

@@ -25,11 +25,16 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) a = "";
-    if (a == "--port") o.port = std::atoi(argv[i + 1]);
-    else if (a == "--fresh") o.fresh_clients = std::atoi(argv[i + 1]);
-    else if (a == "--keepalive") o.keepalive_clients = std::atoi(argv[i + 1]);
-    else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (a == "--path") o.path = argv[i + 1];
+    if (a == "--port")
+      o.port = std::atoi(argv[i + 1]);
+    else if (a == "--fresh")
+      o.fresh_clients = std::atoi(argv[i + 1]);
+    else if (a == "--keepalive")
+      o.keepalive_clients = std::atoi(argv[i + 1]);
+    else if (a == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (a == "--path")
+      o.path = argv[i + 1];
     else {
       std::cerr << "usage: loadgen --port P [--fresh N] [--keepalive N] [--seconds S] [--path /] [--json]\n";
       return 2;
@@ -44,7 +49,7 @@ int main(int argc, char** argv) {
   baton::bench::LoadGenerator gen(o);
   auto start = std::chrono::steady_clock::now();
   while (!g_stop && (seconds <= 0 || std::chrono::steady_clock::now() - start < std::chrono::duration<double>(seconds)))
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   gen.Stop();
   auto r = gen.Report();
   std::cout << (json ? r.Json() : r.Summary()) << std::endl;

@@ -116,7 +116,8 @@ void PrintStatus(const nlohmann::json& status) {
   }
   PrintTable({"SERVICE", "STATE", "VERSION", "GEN", "READY", "LISTEN", "LAST HANDOVER"}, rows);
   for (const auto& s : status["services"])
-    if (s.contains("fatal_reason")) std::cout << "\n" << Str(s, "name") << ": " << State("fatal") << ": " << Str(s, "fatal_reason") << "\n";
+    if (s.contains("fatal_reason"))
+      std::cout << "\n" << Str(s, "name") << ": " << State("fatal") << ": " << Str(s, "fatal_reason") << "\n";
   if (!status.contains("tunnels") || status["tunnels"].empty()) return;
   std::vector<std::vector<std::string>> tunnels;
   for (const auto& t : status["tunnels"])
@@ -193,8 +194,10 @@ void PrintEvent(const nlohmann::json& e, double started) {
   std::string when = started > 0 && t > 0 ? "+" + Seconds(t - started) : Time(t);
   std::string type = Str(e, "type");
   std::string painted = type;
-  if (type == "failed" || type == "fatal" || type == "crashed" || type == "kill") painted = Paint("31;1", type);
-  else if (type == "ready" || type == "promoted" || type == "drained") painted = Paint("32", type);
+  if (type == "failed" || type == "fatal" || type == "crashed" || type == "kill")
+    painted = Paint("31;1", type);
+  else if (type == "ready" || type == "promoted" || type == "drained")
+    painted = Paint("32", type);
   std::cout << Dim(when) << "  " << Str(e, "service") << " gen " << Str(e, "generation") << " " << Str(e, "version", "")
             << "  " << painted << "  " << Str(e, "message", "") << std::endl;
 }

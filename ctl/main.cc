@@ -16,7 +16,7 @@ namespace {
 using baton::ctl::Str;
 
 // Exit codes, documented in batonctl(1).
-constexpr int kExitFailed = 1;       // the operation ran and failed (new version not promoted)
+constexpr int kExitFailed = 1;  // the operation ran and failed (new version not promoted)
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;  // no batond on the socket
 constexpr int kExitNotFound = 4;     // no such service or release
@@ -46,8 +46,10 @@ int Simple(const Options& o, const std::string& method, const std::string& targe
            const std::function<void(const nlohmann::json&)>& human) {
   auto r = baton::CallControl(o.socket, method, target, body.is_null() ? "" : body.dump());
   if (!r.error.empty() || r.status != 200) return ReportError(r);
-  if (o.json) std::cout << r.raw;
-  else human(r.body);
+  if (o.json)
+    std::cout << r.raw;
+  else
+    human(r.body);
   return 0;
 }
 
@@ -75,12 +77,13 @@ int Handover(const Options& o, const std::string& target, const nlohmann::json& 
     std::cout << baton::ctl::State("promoted") << " " << Str(result, "version") << " (generation "
               << Str(result, "generation") << ") in " << baton::ctl::Seconds(result.value("duration_s", 0.0));
     if (result.contains("drain_s"))
-      std::cout << "; " << Str(result, "from_version") << " drained in " << baton::ctl::Seconds(result["drain_s"].get<double>());
+      std::cout << "; " << Str(result, "from_version") << " drained in "
+                << baton::ctl::Seconds(result["drain_s"].get<double>());
     std::cout << "\n";
     return 0;
   }
-  std::cerr << baton::ctl::State("failed") << ": " << Str(result, "version") << " was not promoted: "
-            << Str(result, "reason") << "\n";
+  std::cerr << baton::ctl::State("failed") << ": " << Str(result, "version")
+            << " was not promoted: " << Str(result, "reason") << "\n";
   std::cerr << Str(result, "from_version", "nothing") << " is still serving\n";
   return kExitFailed;
 }
@@ -88,8 +91,10 @@ int Handover(const Options& o, const std::string& target, const nlohmann::json& 
 int Stream(const Options& o, const std::string& method, const std::string& target,
            const std::function<void(const nlohmann::json&)>& human) {
   auto r = baton::CallControl(o.socket, method, target, "", [&](const nlohmann::json& line) {
-    if (o.json) std::cout << line.dump() << std::endl;
-    else human(line);
+    if (o.json)
+      std::cout << line.dump() << std::endl;
+    else
+      human(line);
   });
   if (!r.error.empty() || r.status != 200) return ReportError(r);
   return 0;
@@ -107,19 +112,22 @@ int SelfUpgrade(const Options& o, const std::string& binary, int timeout_s) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
     auto s = baton::CallControl(o.socket, "GET", "/v1/status");
-    const nlohmann::json last = s.status == 200 ? s.body["daemon"]["self_upgrade"].value("last", nlohmann::json()) : nullptr;
+    const nlohmann::json last =
+        s.status == 200 ? s.body["daemon"]["self_upgrade"].value("last", nlohmann::json()) : nullptr;
     if (last.is_object() && last.value("attempt", 0) == attempt) {
       bool ok = last.value("ok", false);
-      if (o.json) std::cout << last.dump() << "\n";
+      if (o.json)
+        std::cout << last.dump() << "\n";
       else if (ok)
         std::cout << "batond " << Str(last, "from_version") << " -> " << Str(last, "to_version") << " ("
                   << Str(last, "binary") << "): pid " << Str(s.body["daemon"], "pid") << " kept, "
                   << Str(last, "workers_kept") << " worker(s) and " << Str(last, "connections_kept")
-                  << " proxied connection(s) carried over in " << baton::ctl::Seconds(last.value("duration_ms", 0.0) / 1000)
-                  << "\n";
+                  << " proxied connection(s) carried over in "
+                  << baton::ctl::Seconds(last.value("duration_ms", 0.0) / 1000) << "\n";
       else
         std::cerr << baton::ctl::State("failed") << ": " << Str(last, "reason") << "\nbatond "
-                  << Str(s.body["daemon"], "version") << " (pid " << Str(s.body["daemon"], "pid") << ") keeps running\n";
+                  << Str(s.body["daemon"], "version") << " (pid " << Str(s.body["daemon"], "pid")
+                  << ") keeps running\n";
       return ok ? 0 : kExitFailed;
     }
     ::usleep(20000);  // the program is being replaced: the socket answers again within milliseconds
@@ -262,9 +270,8 @@ int main(int argc, char** argv) {
     return rc;
   }
   if (scale->parsed())
-    return Simple(o, "POST", svc + "/scale", {{"replicas", replicas}}, [&](const nlohmann::json&) {
-      std::cout << service << " scaled to " << replicas << " worker(s)\n";
-    });
+    return Simple(o, "POST", svc + "/scale", {{"replicas", replicas}},
+                  [&](const nlohmann::json&) { std::cout << service << " scaled to " << replicas << " worker(s)\n"; });
   if (sig->parsed())
     return Simple(o, "POST", svc + "/signal", {{"signal", signal}}, [&](const nlohmann::json& b) {
       std::cout << "sent " << Str(b, "signal") << " to " << Str(b, "workers") << " worker(s) of " << service << "\n";
@@ -278,12 +285,14 @@ int main(int argc, char** argv) {
       if (b.value("dropped", 0) > 0) std::cout << "(" << b["dropped"] << " older lines were dropped)\n";
     });
   }
-  if (events->parsed()) return Stream(o, "GET", "/v1/events", [](const nlohmann::json& e) { baton::ctl::PrintEvent(e, 0); });
+  if (events->parsed())
+    return Stream(o, "GET", "/v1/events", [](const nlohmann::json& e) { baton::ctl::PrintEvent(e, 0); });
   if (reload->parsed())
     return Simple(o, "POST", "/v1/reload", nullptr, [](const nlohmann::json& r) {
       for (const char* key : {"added", "removed", "restarting", "unchanged"})
         if (!r[key].empty()) std::cout << key << ": " << r[key].dump() << "\n";
-      for (const auto& c : r["changed"]) std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
+      for (const auto& c : r["changed"])
+        std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
       for (const auto& w : r["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
     });
   for (const auto& [name, cmd] : steer)

@@ -37,8 +37,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check", check_only, "validate the configuration and exit");
   app.set_version_flag("--version", BATON_VERSION);
   // Self-upgrade, between one batond program and the next (batond(8), SELF-UPGRADE).
-  app.add_flag("--resume-formats", print_formats, "print the self-upgrade state formats this program reads")
-      ->group("");
+  app.add_flag("--resume-formats", print_formats, "print the self-upgrade state formats this program reads")->group("");
   app.add_option("--resume-state", resume_fd, "take over from the state in this descriptor")->group("");
   app.add_option("--resume-failed", resume_failed, "why the next program handed back")->group("");
   try {

@@ -259,7 +259,8 @@ Status Supervisor::CreateTunnels() {
     for (size_t i = 0; i < t.edges.size(); ++i) {
       auto event = [this, raw, i](const std::string& type, const std::string& message) {
         // Sessions start one after another: the next once this one is up or has failed.
-        if (i + 1 < raw->sessions.size() && (type == "tunnel_up" || type == "tunnel_error")) raw->sessions[i + 1]->Start();
+        if (i + 1 < raw->sessions.size() && (type == "tunnel_up" || type == "tunnel_error"))
+          raw->sessions[i + 1]->Start();
         Publish(ServiceEvent{type, "tunnel:" + raw->config.name, 0, "", 0, message, clock_->WallSeconds()});
       };
       raw->sessions.push_back(std::make_unique<TunnelSession>(io_, raw->config, i, target->address, event));
@@ -294,8 +295,8 @@ std::vector<ListenerRef> Supervisor::InheritedListeners(const ServiceConfig& svc
 }
 
 Status Supervisor::AddService(const ServiceConfig& configured, std::vector<BoundListener> listeners) {
-  auto slot = std::make_unique<ServiceSlot>(ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines),
-                                                        false, {}, {}, nullptr});
+  auto slot = std::make_unique<ServiceSlot>(
+      ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines), false, {}, {}, nullptr});
   ServiceSlot* raw = slot.get();
   ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
   const nlohmann::json* carried = carried_ ? FindCarriedService(configured.name) : nullptr;
@@ -340,19 +341,19 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
     // previous complete one (written to a temporary file, then renamed).
     history_error_ = s.message();
     spdlog::error("{}: history not saved: {}", name, s.message());
-    Publish(ServiceEvent{"history_error", name, result.generation, result.version, 0, s.message(),
-                         clock_->WallSeconds()});
+    Publish(
+        ServiceEvent{"history_error", name, result.generation, result.version, 0, s.message(), clock_->WallSeconds()});
   };
   sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
     OnOutput(name, gen, pid, stream, line);
   };
-  slot->service = std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio),
-                                            [this, raw](const ServiceEvent& e) {
-                                              // A backend may have become routable.
-                                              if (e.type == "ready" || e.type == "promoted")
-                                                for (auto& p : raw->proxies) p->Resume();
-                                              Publish(e);
-                                            });
+  slot->service =
+      std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio), [this, raw](const ServiceEvent& e) {
+        // A backend may have become routable.
+        if (e.type == "ready" || e.type == "promoted")
+          for (auto& p : raw->proxies) p->Resume();
+        Publish(e);
+      });
   slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
   StartProxies(*slot);
   services_.push_back(std::move(slot));
@@ -379,9 +380,8 @@ void Supervisor::StartProxies(ServiceSlot& slot) {
     auto changed = [this, raw](int64_t generation) {
       raw->service->OnProxyConnectionsChanged(generation);
       // Retired proxies with nothing open go, from the loop rather than their own callback.
-      boost::asio::post(io_, [raw] {
-        std::erase_if(raw->retired_proxies, [](const auto& p) { return p->counters().active == 0; });
-      });
+      boost::asio::post(
+          io_, [raw] { std::erase_if(raw->retired_proxies, [](const auto& p) { return p->counters().active == 0; }); });
     };
     slot.proxies.push_back(std::make_unique<ProxyListener>(io_, svc.name + "." + l.name, slot.listeners[i].fd.get(),
                                                            l.proxy, router, changed));
@@ -430,7 +430,8 @@ int Supervisor::Run() {
   wait_signal();
   UnblockHandledSignals();  // held back while a self-upgrade replaced the program
   systemd_ = SystemdNotifier::FromEnvironment();
-  if (carried_) RestoreCarried();
+  if (carried_)
+    RestoreCarried();
   else
     for (auto& slot : services_) StartService(*slot->service);
   for (auto& t : tunnels_)
@@ -549,7 +550,8 @@ void Supervisor::OnOutput(const std::string& service, const Generation& gen, int
                           std::string_view line) {
   ServiceSlot* slot = Find(service);
   if (!slot) return;
-  LogLine l{clock_->WallSeconds(), gen.release.version, gen.id, pid, stream == OutputStream::kStderr, std::string(line)};
+  LogLine l{clock_->WallSeconds(),           gen.release.version, gen.id, pid,
+            stream == OutputStream::kStderr, std::string(line)};
   if (!log_followers_.empty()) {
     nlohmann::json j = l.ToJson(service);
     auto followers = log_followers_;

@@ -70,7 +70,7 @@ class Supervisor : public Commands {
   Result<uint64_t> FollowLogs(const std::string& service, Line line) override;
   uint64_t FollowEvents(Line line) override;
   void Unsubscribe(uint64_t id) override;
-  Result<nlohmann::json> Reload() override;  // supervisor_reload.cc
+  Result<nlohmann::json> Reload() override;                                              // supervisor_reload.cc
   Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) override;  // supervisor_self_upgrade.cc
   std::string Metrics() override;
 
@@ -79,10 +79,10 @@ class Supervisor : public Commands {
     std::unique_ptr<Service> service;
     std::vector<BoundListener> listeners;  // in config order, both modes
     LogBuffer logs;
-    bool drained = false;  // removed by a reload and every worker has exited
-    std::vector<std::unique_ptr<ProxyListener>> proxies;  // the proxied listeners
+    bool drained = false;                                         // removed by a reload and every worker has exited
+    std::vector<std::unique_ptr<ProxyListener>> proxies;          // the proxied listeners
     std::vector<std::unique_ptr<ProxyListener>> retired_proxies;  // replaced by a reload, still open
-    std::unique_ptr<ServiceSteering> steering;  // the kernel-steered listeners' groups
+    std::unique_ptr<ServiceSteering> steering;                    // the kernel-steered listeners' groups
   };
 
   explicit Supervisor(Config config);
@@ -100,7 +100,8 @@ class Supervisor : public Commands {
   // ReuseKey (the same listener as before), or by bound address.
   Result<std::vector<BoundListener>> BindListeners(const ServiceConfig& svc,
                                                    std::map<std::string, BoundListener>* reusable);
-  static std::string ReuseKey(const std::string& service, const std::string& listener, const SocketAddress& configured) {
+  static std::string ReuseKey(const std::string& service, const std::string& listener,
+                              const SocketAddress& configured) {
     return service + "|" + listener + "|" + configured.ToString();
   }
   Status AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
@@ -159,7 +160,7 @@ class Supervisor : public Commands {
   uint64_t notify_ignored_ = 0;  // messages from pids that are no worker of ours
   uint64_t orphans_reaped_ = 0;
   uint64_t handler_exceptions_ = 0;  // bugs the loop survived
-  std::string history_error_;         // why the last history write failed; empty once one succeeds
+  std::string history_error_;        // why the last history write failed; empty once one succeeds
   std::unique_ptr<SystemdNotifier> systemd_;
   std::unique_ptr<Timer> watchdog_;
   bool announced_ready_ = false;

@@ -110,8 +110,7 @@ Result<nlohmann::json> Supervisor::History(const std::string& service) {
   return nlohmann::json{{"service", service}, {"releases", history_->Entries(service)}};
 }
 
-Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress,
-                               Done done) {
+Status Supervisor::RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress, Done done) {
   uint64_t id = next_subscriber_++;
   int64_t old = svc.live() ? svc.live()->id : 0;
   Status s = svc.Handover(release, kind, [this, id, done](const HandoverResult& r) {
@@ -149,8 +148,7 @@ Status Supervisor::Rollback(const std::string& service, const std::optional<std:
     result.version = live ? live->release.version : "";
     result.generation = live ? live->id : 0;
     // (No from_generation: nothing drains, the abandoned generation is stopped as failed.)
-    if (const Generation* abandoned = slot->service->pending())
-      result.from_version = abandoned->release.version;
+    if (const Generation* abandoned = slot->service->pending()) result.from_version = abandoned->release.version;
     if (Status s = slot->service->Abort("rolled back by the operator"); !s.ok()) return s;
     boost::asio::post(io_, [done = std::move(done), result] { done(result); });
     return Status::Ok();

@@ -19,8 +19,9 @@ namespace baton {
 Result<nlohmann::json> Supervisor::Reload() {
   if (stopping_) return Status::FailedPrecondition("batond is stopping");
   if (systemd_) {
-    auto usec = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now().time_since_epoch()).count();
+    auto usec =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     systemd_->Send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
   }
   auto result = ApplyReload();
@@ -34,19 +35,20 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
     return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
                                    loaded.status().message());
   Config next = std::move(*loaded);
-  nlohmann::json report = {{"added", nlohmann::json::array()},    {"removed", nlohmann::json::array()},
-                           {"changed", nlohmann::json::array()},  {"restarting", nlohmann::json::array()},
+  nlohmann::json report = {{"added", nlohmann::json::array()},     {"removed", nlohmann::json::array()},
+                           {"changed", nlohmann::json::array()},   {"restarting", nlohmann::json::array()},
                            {"unchanged", nlohmann::json::array()}, {"warnings", next.warnings}};
   // Where batond listens for control and keeps its state cannot move under it.
-  if (next.daemon.control_socket != config_.daemon.control_socket || next.daemon.state_dir != config_.daemon.state_dir ||
-      next.daemon.socket_group != config_.daemon.socket_group) {
+  if (next.daemon.control_socket != config_.daemon.control_socket ||
+      next.daemon.state_dir != config_.daemon.state_dir || next.daemon.socket_group != config_.daemon.socket_group) {
     report["warnings"].push_back("daemon.control_socket, state_dir and socket_group take effect when batond restarts");
     next.daemon.control_socket = config_.daemon.control_socket;
     next.daemon.state_dir = config_.daemon.state_dir;
     next.daemon.socket_group = config_.daemon.socket_group;
   }
   if (next.tunnels != config_.tunnels) {
-    report["warnings"].push_back("[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
+    report["warnings"].push_back(
+        "[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
     next.tunnels = config_.tunnels;
   }
 
@@ -98,15 +100,17 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   std::map<std::string, std::vector<BoundListener>> bound;
   for (const auto* svc : added) {
     auto b = BindListeners(*svc, &reusable);
-    if (!b.ok()) return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
-                                                b.status().message());
+    if (!b.ok())
+      return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
+                                     b.status().message());
     bound[svc->name] = std::move(*b);
   }
   for (const auto& c : changes) {
     if (std::find(c.diff.changed.begin(), c.diff.changed.end(), "listen") == c.diff.changed.end()) continue;
     auto b = BindListeners(*c.config, &reusable);
-    if (!b.ok()) return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
-                                                b.status().message());
+    if (!b.ok())
+      return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
+                                     b.status().message());
     bound[c.config->name] = std::move(*b);
   }
 
@@ -122,9 +126,8 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
     slot->service->Shutdown([this, slot] {
       slot->drained = true;
       // Destroy from the loop, not from inside the service's own callback.
-      boost::asio::post(io_, [this, slot] {
-        std::erase_if(removing_, [slot](const auto& s) { return s.get() == slot; });
-      });
+      boost::asio::post(io_,
+                        [this, slot] { std::erase_if(removing_, [slot](const auto& s) { return s.get() == slot; }); });
     });
     report["removed"].push_back(name);
   }
@@ -151,15 +154,20 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
       };
       Status s = svc.live() ? RunHandover(svc, svc.live()->release, HandoverKind::kRestart, nullptr, done)
                             : Start(name, nullptr, done);
-      if (s.ok()) report["restarting"].push_back(name);
-      else report["warnings"].push_back(name + ": not restarted: " + s.message());
+      if (s.ok())
+        report["restarting"].push_back(name);
+      else
+        report["warnings"].push_back(name + ": not restarted: " + s.message());
     } else if (resize) {
-      svc.Reconfigure([&] {
-        ServiceConfig c2 = next_config;
-        c2.replicas = replicas;
-        return c2;
-      }(), InheritedListeners(*c.config, c.slot->listeners));
-      if (Status s = svc.Scale(c.config->replicas); !s.ok()) report["warnings"].push_back(svc.name() + ": " + s.message());
+      svc.Reconfigure(
+          [&] {
+            ServiceConfig c2 = next_config;
+            c2.replicas = replicas;
+            return c2;
+          }(),
+          InheritedListeners(*c.config, c.slot->listeners));
+      if (Status s = svc.Scale(c.config->replicas); !s.ok())
+        report["warnings"].push_back(svc.name() + ": " + s.message());
     }
   }
   for (const auto* svc : added) {

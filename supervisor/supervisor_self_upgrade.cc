@@ -80,7 +80,8 @@ std::string CheckCarried(const Json& state) {
 Status Supervisor::CheckQuiet() const {
   if (stopping_) return Status::FailedPrecondition("batond is shutting down");
   for (const auto& slot : removing_)
-    if (!slot->drained) return Status::Conflict("service '" + slot->service->name() + "', removed by a reload, is draining");
+    if (!slot->drained)
+      return Status::Conflict("service '" + slot->service->name() + "', removed by a reload, is draining");
   size_t workers = 0;
   for (const auto& slot : services_) {
     if (Status s = slot->service->CheckQuiet(); !s.ok()) return s;
@@ -97,7 +98,8 @@ Status Supervisor::CheckQuiet() const {
 
 Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) {
   if (self_upgrading_) return Status::Conflict("a self-upgrade is already underway");
-  if (Status s = CheckQuiet(); !s.ok()) return Status::Conflict("self-upgrade refused, try again shortly: " + s.message());
+  if (Status s = CheckQuiet(); !s.ok())
+    return Status::Conflict("self-upgrade refused, try again shortly: " + s.message());
   std::string path = ResolveExecutable(binary.empty() ? own_binary_ : binary, {}, "");
   if (path.empty() || path[0] != '/') {
     char cwd[4096];
@@ -130,8 +132,12 @@ Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted ac
                       nullptr);
     }
     int attempt = self_upgrade_.value("attempts", 0) + 1;
-    Json answer = {{"accepted", true},        {"attempt", attempt},    {"pid", ::getpid()},
-                   {"binary", path},          {"from_version", BATON_VERSION}, {"to_version", *version}};
+    Json answer = {{"accepted", true},
+                   {"attempt", attempt},
+                   {"pid", ::getpid()},
+                   {"binary", path},
+                   {"from_version", BATON_VERSION},
+                   {"to_version", *version}};
     accepted(answer, [this, path, version = *version] { ReplaceProgram(path, version); });
   };
   auto pid = launcher_.Launch(spec, std::move(events));
@@ -186,7 +192,8 @@ Json Supervisor::CaptureState(std::vector<int>* keep) {
 void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to_version) {
   int attempt = self_upgrade_.value("attempts", 0) + 1;
   self_upgrade_["attempts"] = attempt;
-  Json outcome = {{"attempt", attempt}, {"binary", binary}, {"from_version", BATON_VERSION}, {"to_version", to_version}};
+  Json outcome = {
+      {"attempt", attempt}, {"binary", binary}, {"from_version", BATON_VERSION}, {"to_version", to_version}};
   auto fail = [&](const std::string& why) {
     self_upgrading_ = false;
     outcome["ok"] = false;
@@ -202,8 +209,11 @@ void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to
   keep.push_back(program_fd.get());
   state["fds"] = keep;
   state["program_fd"] = program_fd.get();
-  state["exec"] = {{"binary", binary}, {"attempt", attempt}, {"from_version", BATON_VERSION},
-                   {"to_version", to_version}, {"at", clock_->WallSeconds()}};
+  state["exec"] = {{"binary", binary},
+                   {"attempt", attempt},
+                   {"from_version", BATON_VERSION},
+                   {"to_version", to_version},
+                   {"at", clock_->WallSeconds()}};
   auto memfd = WriteSealedState(JsonText(state));
   if (!memfd.ok()) return fail(memfd.status().message());
   UniqueFd state_fd(*memfd);
@@ -222,12 +232,14 @@ void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to
 
 void Supervisor::RecordSelfUpgrade(Json outcome) {
   bool ok = outcome.value("ok", false);
-  std::string message = ok ? "batond " + outcome.value("from_version", "") + " -> " + outcome.value("to_version", "") +
-                                 " (" + outcome.value("binary", "") + ")"
-                           : "self-upgrade failed, still running " + std::string(BATON_VERSION) + ": " +
-                                 outcome.value("reason", "");
-  if (ok) spdlog::info("{}", message);
-  else spdlog::error("{}", message);
+  std::string message =
+      ok ? "batond " + outcome.value("from_version", "") + " -> " + outcome.value("to_version", "") + " (" +
+               outcome.value("binary", "") + ")"
+         : "self-upgrade failed, still running " + std::string(BATON_VERSION) + ": " + outcome.value("reason", "");
+  if (ok)
+    spdlog::info("{}", message);
+  else
+    spdlog::error("{}", message);
   outcome["time"] = clock_->WallSeconds();
   self_upgrade_["last"] = std::move(outcome);
   Publish(ServiceEvent{ok ? "self_upgraded" : "self_upgrade_failed", "batond", 0, "", ::getpid(), message,
@@ -350,9 +362,9 @@ int ResumeFromState(int state_fd, const std::string& previous_failure) {
     ::unsetenv("BATON_FAILPOINT");
     std::vector<int> fds = state.value("fds", std::vector<int>{});
     (void)SetKeptAcrossExec(fds, true);
-    Status s = ExecProgram(state.value("binary", "batond"), state.value("program_fd", -1),
-                           {state.value("binary", "batond"), "--resume-state", std::to_string(state_fd),
-                            "--resume-failed", problem});
+    Status s = ExecProgram(
+        state.value("binary", "batond"), state.value("program_fd", -1),
+        {state.value("binary", "batond"), "--resume-state", std::to_string(state_fd), "--resume-failed", problem});
     spdlog::critical("self-upgrade: cannot return to the previous program: {}", s.message());
     return kExitSystem;
   }

@@ -10,7 +10,9 @@
 #include <functional>
 #include <memory>
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace baton {
 

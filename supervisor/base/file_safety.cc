@@ -43,8 +43,7 @@ Status CheckRootConfig(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(path, errno);
   std::string fix = "; batond runs as root, so whoever can change it can run anything as root (chown root " + path +
                     "; chmod go-w " + path + ")";
-  if (st.st_uid != 0)
-    return Status::FailedPrecondition(path + ": owned by uid " + std::to_string(st.st_uid) + fix);
+  if (st.st_uid != 0) return Status::FailedPrecondition(path + ": owned by uid " + std::to_string(st.st_uid) + fix);
   if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0))
     return Status::FailedPrecondition(path + ": writable by others (mode " + Mode(st.st_mode) + ")" + fix);
   std::string dir = Parent(path);

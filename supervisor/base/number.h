@@ -22,8 +22,7 @@ Result<T> ParseInteger(std::string_view text, std::string_view what, T min = std
   T value{};
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   std::string quoted = "'" + std::string(text.substr(0, 64)) + (text.size() > 64 ? "...'" : "'");
-  if (text.empty() || (ec != std::errc() && ec != std::errc::result_out_of_range) ||
-      end != text.data() + text.size())
+  if (text.empty() || (ec != std::errc() && ec != std::errc::result_out_of_range) || end != text.data() + text.size())
     return Status::InvalidArgument(std::string(what) + ": expected a whole number, got " + quoted);
   if (ec == std::errc::result_out_of_range || value < min || value > max)
     return Status::InvalidArgument(std::string(what) + ": " + quoted + " is out of range (" + std::to_string(min) +

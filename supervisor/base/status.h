@@ -14,11 +14,11 @@ enum class ErrorCode {
   kOk,
   kInvalidArgument,  // bad input from a user: config, API request
   kNotFound,
-  kConflict,         // e.g. a handover already in progress
+  kConflict,  // e.g. a handover already in progress
   kFailedPrecondition,
-  kIoError,          // a system call failed
+  kIoError,  // a system call failed
   kTimeout,
-  kFailed,           // an operation ran and failed (e.g. a generation never became ready)
+  kFailed,  // an operation ran and failed (e.g. a generation never became ready)
 };
 
 const char* ErrorCodeName(ErrorCode code);
@@ -50,8 +50,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}     // NOLINT: must not be OK
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT: must not be OK
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {

@@ -46,19 +46,19 @@ struct ListenerConfig {
   int line = 0;  // where it was declared, for errors found later (e.g. port in use)
   int column = 0;
   ListenMode mode = ListenMode::kKernel;
-  ProxyConfig proxy;  // when mode is kProxy
+  ProxyConfig proxy;                                             // when mode is kProxy
   bool inherited() const { return mode != ListenMode::kProxy; }  // workers get the socket
 };
 
 struct ReadyConfig {
-  bool notify = false;                   // wait for sd_notify READY=1
-  std::optional<std::string> http;       // URL template; 2xx is ready
-  std::optional<std::string> tcp;        // "HOST:PORT" template; connect is ready
-  std::vector<std::string> exec;         // argv template; exit 0 is ready
-  Duration timeout = 30s;                // all checks must pass within this
-  Duration interval = 200ms;             // between probe attempts
-  Duration probe_timeout = 2s;           // one attempt
-  Duration min_uptime = 0ms;             // worker must also have run this long
+  bool notify = false;              // wait for sd_notify READY=1
+  std::optional<std::string> http;  // URL template; 2xx is ready
+  std::optional<std::string> tcp;   // "HOST:PORT" template; connect is ready
+  std::vector<std::string> exec;    // argv template; exit 0 is ready
+  Duration timeout = 30s;           // all checks must pass within this
+  Duration interval = 200ms;        // between probe attempts
+  Duration probe_timeout = 2s;      // one attempt
+  Duration min_uptime = 0ms;        // worker must also have run this long
   bool has_probe() const { return http || tcp || !exec.empty(); }
 };
 
@@ -79,7 +79,7 @@ struct RestartConfig {
   Duration initial_backoff = 1s;
   Duration max_backoff = 30s;
   double multiplier = 2.0;
-  int max_failures = 5;     // quick failures in a row before the service is fatal
+  int max_failures = 5;        // quick failures in a row before the service is fatal
   Duration reset_after = 10s;  // a worker that ran this long resets the failure count
 };
 
@@ -144,13 +144,13 @@ struct DaemonConfig {
   std::string control_socket = "/run/baton/control.sock";
   std::string state_dir = "/var/lib/baton";
   std::string log_level = "info";
-  std::vector<unsigned> allow_uids;   // besides root and batond's own uid
+  std::vector<unsigned> allow_uids;  // besides root and batond's own uid
   std::vector<unsigned> allow_gids;
-  std::string socket_group;           // group name or number; makes the socket 0660
-  Duration control_timeout = 10s;     // a client must send its whole request within this
-  size_t log_lines = 1000;            // worker output lines kept per service
-  PortRange port_range;               // loopback ports handed to workers ({probe_port}, proxy backends)
-  std::string port_range_at;          // "FILE:LINE:COL" where the config set port_range, else empty
+  std::string socket_group;        // group name or number; makes the socket 0660
+  Duration control_timeout = 10s;  // a client must send its whole request within this
+  size_t log_lines = 1000;         // worker output lines kept per service
+  PortRange port_range;            // loopback ports handed to workers ({probe_port}, proxy backends)
+  std::string port_range_at;       // "FILE:LINE:COL" where the config set port_range, else empty
   // Kernel steering: "ebpf" where the kernel lets batond load it, else "cbpf" (auto); or
   // only one of them. And how long a UDP flow may be silent and keep its generation (eBPF).
   SteeringProgram steering_program = SteeringProgram::kAuto;
@@ -163,14 +163,14 @@ struct TunnelConfig {
   std::string name;
   std::vector<std::pair<std::string, int>> edges;  // host, port: one session each
   std::string user = "root";
-  std::string identity;     // private key file
-  std::string known_hosts;  // the edges' host keys; always verified
+  std::string identity;                   // private key file
+  std::string known_hosts;                // the edges' host keys; always verified
   std::string remote_host = "127.0.0.1";  // remote_bind: where the edge listens
   int remote_port = 0;
   std::string to_service, to_listener;  // "SERVICE.LISTENER": where forwarded connections go
-  Duration keepalive = 10s;   // interval between keepalives once up
-  int keepalive_misses = 3;   // intervals without a byte from the edge before it is dead
-  Duration backoff = 1s;      // reconnect delays: full jitter over backoff * 2^n, capped
+  Duration keepalive = 10s;             // interval between keepalives once up
+  int keepalive_misses = 3;             // intervals without a byte from the edge before it is dead
+  Duration backoff = 1s;                // reconnect delays: full jitter over backoff * 2^n, capped
   Duration max_backoff = 60s;
   Duration healthy_after = 30s;  // a session up this long resets the backoff
   Duration shutdown_grace = 5s;  // on batond stop: open channels may finish within this
@@ -192,7 +192,7 @@ struct Config {
   std::vector<ServiceConfig> services;
   std::vector<TunnelConfig> tunnels;
   std::vector<std::string> warnings;  // accepted but worth telling the operator
-  std::string text;  // the file as read: a self-upgrade hands it to the next program
+  std::string text;                   // the file as read: a self-upgrade hands it to the next program
 };
 
 // Reads, parses and validates. Errors read "FILE:LINE:COL: KEY: message".

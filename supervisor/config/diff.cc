@@ -46,8 +46,8 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.version == b.version, "version", false);
   note(a.replicas == b.replicas, "replicas", false);
   note(SameReady(a.ready, b.ready), "ready", false);
-  note(a.stop.signal == b.stop.signal && a.stop.timeout == b.stop.timeout && a.stop.drain_timeout == b.stop.drain_timeout &&
-           a.stop.wait_for_connections == b.stop.wait_for_connections,
+  note(a.stop.signal == b.stop.signal && a.stop.timeout == b.stop.timeout &&
+           a.stop.drain_timeout == b.stop.drain_timeout && a.stop.wait_for_connections == b.stop.wait_for_connections,
        "stop", false);
   note(SameRestart(a.restart, b.restart), "restart", false);
   note(a.rollout == b.rollout, "rollout", false);

@@ -31,8 +31,7 @@ class Reader {
 
   Status CheckKeys(const toml::table& table, const std::string& prefix, const std::set<std::string>& allowed) const {
     for (auto&& [k, v] : table) {
-      if (!allowed.count(std::string(k.str())))
-        return Error(k.source(), Join(prefix, k.str()), "unknown key");
+      if (!allowed.count(std::string(k.str()))) return Error(k.source(), Join(prefix, k.str()), "unknown key");
     }
     return Status::Ok();
   }
@@ -84,15 +83,16 @@ class Reader {
     const toml::node* n = t.get(key);
     if (!n) return Status::Ok();
     std::optional<Duration> d;
-    if (n->is_string()) d = ParseDuration(n->as_string()->get());
-    else if (n->is_integer() && n->as_integer()->get() >= 0) d = Duration(n->as_integer()->get() * 1000);
+    if (n->is_string())
+      d = ParseDuration(n->as_string()->get());
+    else if (n->is_integer() && n->as_integer()->get() >= 0)
+      d = Duration(n->as_integer()->get() * 1000);
     if (!d) return Error(*n, Join(prefix, key), "expected a duration such as \"500ms\", \"5s\" or \"2m\"");
     out = *d;
     return Status::Ok();
   }
 
-  Status StringArray(const toml::node& n, const std::string& key, std::vector<std::string>& out,
-                     bool non_empty) const {
+  Status StringArray(const toml::node& n, const std::string& key, std::vector<std::string>& out, bool non_empty) const {
     const toml::array* arr = n.as_array();
     if (!arr) return Error(n, key, "expected an array of strings");
     out.clear();
@@ -137,9 +137,9 @@ class Reader {
   }
 
   Status Daemon(const toml::table& t, DaemonConfig& d) const {
-    if (auto s = CheckKeys(t, "daemon", {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids",
-                                         "socket_group", "control_timeout", "log_lines", "port_range", "steering_program",
-                                         "udp_flow_idle"});
+    if (auto s = CheckKeys(t, "daemon",
+                           {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids", "socket_group",
+                            "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle"});
         !s.ok())
       return s;
     if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
@@ -147,21 +147,26 @@ class Reader {
     if (auto s = String(t, "daemon", "socket_group", d.socket_group); !s.ok()) return s;
     if (auto s = AccountIds(t, "daemon", "socket_group"); !s.ok()) return s;
     if (const toml::node* n = t.get("port_range")) {
-      auto range = n->is_string() ? ParsePortRange(n->as_string()->get())
-                                  : Result<PortRange>(Status::InvalidArgument("expected a string such as \"20000-29999\""));
+      auto range = n->is_string()
+                       ? ParsePortRange(n->as_string()->get())
+                       : Result<PortRange>(Status::InvalidArgument("expected a string such as \"20000-29999\""));
       if (!range.ok()) return Error(*n, "daemon.port_range", range.status().message());
       d.port_range = *range;
-      d.port_range_at = path_ + ":" + std::to_string(n->source().begin.line) + ":" +
-                        std::to_string(n->source().begin.column);
+      d.port_range_at =
+          path_ + ":" + std::to_string(n->source().begin.line) + ":" + std::to_string(n->source().begin.column);
     }
     if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
     if (auto s = Dur(t, "daemon", "udp_flow_idle", d.udp_flow_idle); !s.ok()) return s;
     if (const toml::node* n = t.get("steering_program")) {
       std::string program = n->value_or(std::string());
-      if (program == "auto") d.steering_program = SteeringProgram::kAuto;
-      else if (program == "ebpf") d.steering_program = SteeringProgram::kEbpf;
-      else if (program == "cbpf") d.steering_program = SteeringProgram::kCbpf;
-      else return Error(*n, "daemon.steering_program", "expected \"auto\", \"ebpf\" or \"cbpf\"");
+      if (program == "auto")
+        d.steering_program = SteeringProgram::kAuto;
+      else if (program == "ebpf")
+        d.steering_program = SteeringProgram::kEbpf;
+      else if (program == "cbpf")
+        d.steering_program = SteeringProgram::kCbpf;
+      else
+        return Error(*n, "daemon.steering_program", "expected \"auto\", \"ebpf\" or \"cbpf\"");
     }
     int log_lines = static_cast<int>(d.log_lines);
     if (auto s = Int(t, "daemon", "log_lines", log_lines, 0, 1000000); !s.ok()) return s;
@@ -190,8 +195,9 @@ class Reader {
       if (v.is_string()) {
         text = v.as_string()->get();
       } else if (const toml::table* lt = v.as_table()) {
-        if (auto s = CheckKeys(*lt, key, {"address", "backlog", "mode", "steering", "proxy_protocol",
-                                          "max_connections", "idle_timeout", "connect_timeout", "connect_retries"});
+        if (auto s = CheckKeys(*lt, key,
+                               {"address", "backlog", "mode", "steering", "proxy_protocol", "max_connections",
+                                "idle_timeout", "connect_timeout", "connect_retries"});
             !s.ok())
           return s;
         if (!lt->get("address")) return Error(v, key, "missing address");
@@ -211,10 +217,9 @@ class Reader {
       svc.listeners.push_back(std::move(l));
     }
     // toml++ iterates keys in sorted order; the fd order is the order in the file.
-    std::sort(svc.listeners.begin(), svc.listeners.end(),
-              [](const ListenerConfig& a, const ListenerConfig& b) {
-                return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-              });
+    std::sort(svc.listeners.begin(), svc.listeners.end(), [](const ListenerConfig& a, const ListenerConfig& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
     return Status::Ok();
   }
 
@@ -223,7 +228,8 @@ class Reader {
   Status Steering(const toml::table* t, const std::string& key, ListenerConfig& l) const {
     if (l.mode == ListenMode::kProxy) {
       if (t && t->get("steering"))
-        return Error(*t->get("steering"), key + ".steering", "applies only to inherited listeners, not mode = \"proxy\"");
+        return Error(*t->get("steering"), key + ".steering",
+                     "applies only to inherited listeners, not mode = \"proxy\"");
       return Status::Ok();
     }
     bool steerable = l.address.is_inet();
@@ -242,10 +248,12 @@ class Reader {
   Status ProxyOptions(const toml::table& t, const std::string& key, ListenerConfig& l) const {
     std::string mode = "inherit";
     if (auto s = String(t, key, "mode", mode); !s.ok()) return s;
-    if (mode == "proxy") l.mode = ListenMode::kProxy;
-    else if (mode != "inherit") return Error(*t.get("mode"), key + ".mode", "expected \"inherit\" or \"proxy\"");
-    for (const char* option : {"proxy_protocol", "max_connections", "idle_timeout", "connect_timeout",
-                               "connect_retries"})
+    if (mode == "proxy")
+      l.mode = ListenMode::kProxy;
+    else if (mode != "inherit")
+      return Error(*t.get("mode"), key + ".mode", "expected \"inherit\" or \"proxy\"");
+    for (const char* option :
+         {"proxy_protocol", "max_connections", "idle_timeout", "connect_timeout", "connect_retries"})
       if (l.mode != ListenMode::kProxy && t.get(option))
         return Error(*t.get(option), key + "." + option, "applies only with mode = \"proxy\"");
     ProxyConfig& p = l.proxy;
@@ -254,15 +262,16 @@ class Reader {
     if (auto s = Dur(t, key, "idle_timeout", p.idle_timeout); !s.ok()) return s;
     if (auto s = Dur(t, key, "connect_timeout", p.connect_timeout); !s.ok()) return s;
     if (auto s = Int(t, key, "connect_retries", p.connect_retries, 0, 100); !s.ok()) return s;
-    if (p.idle_timeout.count() == 0) return Error(*t.get("idle_timeout"), key + ".idle_timeout", "must be greater than 0");
+    if (p.idle_timeout.count() == 0)
+      return Error(*t.get("idle_timeout"), key + ".idle_timeout", "must be greater than 0");
     if (p.connect_timeout.count() == 0)
       return Error(*t.get("connect_timeout"), key + ".connect_timeout", "must be greater than 0");
     return Status::Ok();
   }
 
   Status Ready(const toml::table& t, const std::string& prefix, ReadyConfig& r) const {
-    if (auto s = CheckKeys(t, prefix, {"notify", "http", "tcp", "exec", "timeout", "interval", "probe_timeout",
-                                       "min_uptime"});
+    if (auto s = CheckKeys(t, prefix,
+                           {"notify", "http", "tcp", "exec", "timeout", "interval", "probe_timeout", "min_uptime"});
         !s.ok())
       return s;
     if (auto s = Bool(t, prefix, "notify", r.notify); !s.ok()) return s;
@@ -333,7 +342,8 @@ class Reader {
       for (size_t i = 0; ok && i < r.steps.size(); ++i)
         ok = r.steps[i] >= 1 && r.steps[i] <= 100 && (i == 0 || r.steps[i] > r.steps[i - 1]);
       if (!ok)
-        return Error(*n, prefix + ".steps", "expected increasing percentages from 1 to 100, ending at 100, e.g. [1, 10, 50, 100]");
+        return Error(*n, prefix + ".steps",
+                     "expected increasing percentages from 1 to 100, ending at 100, e.g. [1, 10, 50, 100]");
     }
     if (auto s = Dur(t, prefix, "step_time", r.step_time); !s.ok()) return s;
     int failures = static_cast<int>(r.max_connect_failures), resets = static_cast<int>(r.max_resets);
@@ -345,13 +355,16 @@ class Reader {
     if (const toml::node* n = t.get("check"))
       if (auto s = StringArray(*n, prefix + ".check", r.check, true); !s.ok()) return s;
     if (!r.progressive) return Status::Ok();
-    if (r.batch > 0) return Error(t, prefix + ".batch", "a progressive rollout starts every replica at once: drop batch");
+    if (r.batch > 0)
+      return Error(t, prefix + ".batch", "a progressive rollout starts every replica at once: drop batch");
     for (const auto& l : svc.listeners) {
       if (l.mode == ListenMode::kShared)
         return Error(t, prefix + ".strategy",
                      "progressive needs every listener steered (the default for tcp, tcp6 and udp) or in proxy mode, "
-                     "and listen." + l.name + " is shared: the kernel hands each connection to whichever process "
-                     "accepts first, so batond cannot give the new generation a share");
+                     "and listen." +
+                         l.name +
+                         " is shared: the kernel hands each connection to whichever process "
+                         "accepts first, so batond cannot give the new generation a share");
       if (l.mode != ListenMode::kKernel) continue;
       // The kernel picks a socket per connection but never sees how it ends.
       for (const char* key : {"max_connect_failures", "max_resets", "max_error_ratio"})
@@ -370,16 +383,18 @@ class Reader {
     for (auto [key, out] : {std::pair{"nofile", &l.nofile}, {"nproc", &l.nproc}, {"core", &l.core}}) {
       const toml::node* n = t.get(key);
       if (!n) continue;
-      if (n->is_integer() && n->as_integer()->get() >= 0) *out = static_cast<uint64_t>(n->as_integer()->get());
-      else if (n->is_string() && n->as_string()->get() == "infinity") *out = LimitsConfig::kUnlimited;
-      else return Error(*n, Join(prefix, key), "expected a non-negative integer or \"infinity\"");
+      if (n->is_integer() && n->as_integer()->get() >= 0)
+        *out = static_cast<uint64_t>(n->as_integer()->get());
+      else if (n->is_string() && n->as_string()->get() == "infinity")
+        *out = LimitsConfig::kUnlimited;
+      else
+        return Error(*n, Join(prefix, key), "expected a non-negative integer or \"infinity\"");
     }
     return Status::Ok();
   }
 
   Status Restart(const toml::table& t, const std::string& prefix, RestartConfig& r) const {
-    if (auto s = CheckKeys(t, prefix, {"backoff", "max_backoff", "multiplier", "max_failures", "reset_after"});
-        !s.ok())
+    if (auto s = CheckKeys(t, prefix, {"backoff", "max_backoff", "multiplier", "max_failures", "reset_after"}); !s.ok())
       return s;
     if (auto s = Dur(t, prefix, "backoff", r.initial_backoff); !s.ok()) return s;
     if (auto s = Dur(t, prefix, "max_backoff", r.max_backoff); !s.ok()) return s;
@@ -431,9 +446,10 @@ class Reader {
     if (name.empty() || name.size() > 64 ||
         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
       return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
-    if (auto s = CheckKeys(*t, prefix, {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop",
-                                        "restart", "rollout", "bake_time", "fd_store_max", "user", "group",
-                                        "supplementary_groups", "umask", "limits", "pass_env"});
+    if (auto s = CheckKeys(
+            *t, prefix,
+            {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop", "restart", "rollout",
+             "bake_time", "fd_store_max", "user", "group", "supplementary_groups", "umask", "limits", "pass_env"});
         !s.ok())
       return s;
     const toml::node* cmd = t->get("command");
@@ -455,7 +471,8 @@ class Reader {
     if (const toml::node* n = t->get("umask")) {
       // 0o027 as a TOML integer, or "0027" as a string of octal digits.
       std::optional<long> mask;
-      if (n->is_integer()) mask = n->as_integer()->get();
+      if (n->is_integer())
+        mask = n->as_integer()->get();
       else if (n->is_string() && !n->as_string()->get().empty() &&
                n->as_string()->get().find_first_not_of("01234567") == std::string::npos)
         mask = std::stol(n->as_string()->get().substr(0, 6), nullptr, 8);
@@ -477,27 +494,33 @@ class Reader {
       if (!n->is_table()) return Error(*n, prefix + "." + key, "expected a table");
       return n->as_table();
     };
-    if (auto l = sub("listen"); !l.ok()) return l.status();
+    if (auto l = sub("listen"); !l.ok())
+      return l.status();
     else if (*l) {
       if (auto s = Listeners(**l, prefix + ".listen", svc); !s.ok()) return s;
     }
-    if (auto r = sub("ready"); !r.ok()) return r.status();
+    if (auto r = sub("ready"); !r.ok())
+      return r.status();
     else if (*r) {
       if (auto s = Ready(**r, prefix + ".ready", svc.ready); !s.ok()) return s;
     }
-    if (auto r = sub("stop"); !r.ok()) return r.status();
+    if (auto r = sub("stop"); !r.ok())
+      return r.status();
     else if (*r) {
       if (auto s = Stop(**r, prefix + ".stop", svc.stop); !s.ok()) return s;
     }
-    if (auto r = sub("restart"); !r.ok()) return r.status();
+    if (auto r = sub("restart"); !r.ok())
+      return r.status();
     else if (*r) {
       if (auto s = Restart(**r, prefix + ".restart", svc.restart); !s.ok()) return s;
     }
-    if (auto r = sub("limits"); !r.ok()) return r.status();
+    if (auto r = sub("limits"); !r.ok())
+      return r.status();
     else if (*r) {
       if (auto s = Limits(**r, prefix + ".limits", svc.limits); !s.ok()) return s;
     }
-    if (auto r = sub("rollout"); !r.ok()) return r.status();
+    if (auto r = sub("rollout"); !r.ok())
+      return r.status();
     else if (*r) {
       if (auto s = Rollout(**r, prefix + ".rollout", svc); !s.ok()) return s;
     }
@@ -510,9 +533,10 @@ class Reader {
     if (!tt) return Error(node, prefix, "expected a table");
     t.name = name;
     t.line = static_cast<int>(node.source().begin.line);
-    if (auto s = CheckKeys(*tt, prefix, {"edges", "user", "identity", "known_hosts", "remote_bind", "to", "keepalive",
-                                         "keepalive_misses", "backoff", "max_backoff", "healthy_after",
-                                         "shutdown_grace", "proxy_protocol"});
+    if (auto s =
+            CheckKeys(*tt, prefix,
+                      {"edges", "user", "identity", "known_hosts", "remote_bind", "to", "keepalive", "keepalive_misses",
+                       "backoff", "max_backoff", "healthy_after", "shutdown_grace", "proxy_protocol"});
         !s.ok())
       return s;
     for (const char* key : {"edges", "identity", "known_hosts", "remote_bind", "to"})
@@ -574,7 +598,8 @@ class Reader {
             if (l.name == t.to_listener) target = &l;
       std::string where = path_ + ":" + std::to_string(t.line) + ": tunnel." + t.name + ".to: ";
       if (!target)
-        return Status::InvalidArgument(where + "no listener '" + t.to_listener + "' in a service '" + t.to_service + "'");
+        return Status::InvalidArgument(where + "no listener '" + t.to_listener + "' in a service '" + t.to_service +
+                                       "'");
       if (target->address.kind == SocketAddress::Kind::kUdp)
         return Status::InvalidArgument(where + "a tunnel carries streams: the listener must be tcp, tcp6 or unix");
     }
@@ -596,8 +621,8 @@ class Reader {
         for (const auto& l : svc.listeners)
           if (l.address.is_inet() && l.address.port != 0 &&
               probe->find(":" + std::to_string(l.address.port)) != std::string::npos)
-            cfg.warnings.push_back("service." + svc.name + ".ready: probe " + *probe + " targets the shared listener '" +
-                                   l.name +
+            cfg.warnings.push_back("service." + svc.name + ".ready: probe " + *probe +
+                                   " targets the shared listener '" + l.name +
                                    "': any generation may answer it, so it cannot prove the new one is ready; use "
                                    "{probe_port} or notify");
       }
@@ -689,10 +714,10 @@ const char* SteeringProgramName(SteeringProgram p) {
 }
 
 int ParseSignal(std::string_view name) {
-  static const std::map<std::string, int> kSignals = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-      {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"WINCH", SIGWINCH},
-      {"ALRM", SIGALRM}, {"PWR", SIGPWR}};
+  static const std::map<std::string, int> kSignals = {{"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT},
+                                                      {"KILL", SIGKILL},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+                                                      {"TERM", SIGTERM},   {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+                                                      {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PWR", SIGPWR}};
   std::string n(name);
   if (n.rfind("SIG", 0) == 0) n = n.substr(3);
   if (auto it = kSignals.find(n); it != kSignals.end()) return it->second;

@@ -123,8 +123,8 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
   auto parts = SplitPath(path);
   auto allow = [&](const char* method) {
     if (request.method == method) return true;
-    responder->Reply(405, ErrorBody("method_not_allowed",
-                                    request.method + " is not allowed on " + path + "; use " + method));
+    responder->Reply(
+        405, ErrorBody("method_not_allowed", request.method + " is not allowed on " + path + "; use " + method));
     return false;
   };
   if (parts.size() == 1 && parts[0] == "metrics") {
@@ -146,7 +146,8 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     return;
   }
   if (parts.size() == 2 && parts[1] == "events") {
-    if (allow("GET")) Stream(responder, [&](Commands::Line line) -> Result<uint64_t> { return commands_.FollowEvents(line); });
+    if (allow("GET"))
+      Stream(responder, [&](Commands::Line line) -> Result<uint64_t> { return commands_.FollowEvents(line); });
     return;
   }
   if (parts.size() == 2 && parts[1] == "reload") {
@@ -183,7 +184,8 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     }
     return;
   }
-  if (parts.size() == 4 && parts[1] == "services") return HandleService(parts[2], parts[3], request, body, query, responder);
+  if (parts.size() == 4 && parts[1] == "services")
+    return HandleService(parts[2], parts[3], request, body, query, responder);
   responder->Reply(404, ErrorBody("not_found", "no such route: " + path));
 }
 
@@ -193,7 +195,7 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
   const bool get = action == "history" || action == "logs";
   const char* method = get ? "GET" : "POST";
   static const std::set<std::string> kActions = {"history", "logs",  "upgrade", "rollback", "restart", "start",
-                                                  "stop",    "scale", "signal",  "promote",  "pause",   "resume"};
+                                                 "stop",    "scale", "signal",  "promote",  "pause",   "resume"};
   if (!kActions.count(action))
     return responder->Reply(404, ErrorBody("not_found", "no such route: /v1/services/" + service + "/" + action));
   if (request.method != method)
@@ -222,36 +224,36 @@ void ControlApi::HandleService(const std::string& service, const std::string& ac
   if (action == "upgrade") {
     auto req = ParseUpgrade(body);
     if (!req.ok()) return fail(req.status());
-    return RunLong(request, responder, [&](auto progress, auto done) {
-      return commands_.Upgrade(service, *req, progress, done);
-    });
+    return RunLong(request, responder,
+                   [&](auto progress, auto done) { return commands_.Upgrade(service, *req, progress, done); });
   }
   if (action == "rollback") {
     std::optional<std::string> to;
     if (Status s = OnlyFields(body, {"to"}); !s.ok()) return fail(s);
     if (Status s = OptionalString(body, "to", to); !s.ok()) return fail(s);
-    return RunLong(request, responder, [&](auto progress, auto done) {
-      return commands_.Rollback(service, to, progress, done);
-    });
+    return RunLong(request, responder,
+                   [&](auto progress, auto done) { return commands_.Rollback(service, to, progress, done); });
   }
   if (action == "promote" || action == "pause" || action == "resume") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
     auto r = action == "promote" ? commands_.PromoteRollout(service)
-             : action == "pause"   ? commands_.PauseRollout(service)
-                                   : commands_.ResumeRollout(service);
+             : action == "pause" ? commands_.PauseRollout(service)
+                                 : commands_.ResumeRollout(service);
     return r.ok() ? responder->Reply(200, *r) : fail(r.status());
   }
   if (action == "restart" || action == "start") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
     return RunLong(request, responder, [&](auto progress, auto done) {
-      return action == "restart" ? commands_.Restart(service, progress, done) : commands_.Start(service, progress, done);
+      return action == "restart" ? commands_.Restart(service, progress, done)
+                                 : commands_.Start(service, progress, done);
     });
   }
   if (action == "stop") {
     if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
     auto streaming = std::make_shared<bool>(false);  // true once the stream's header is out
     Status s = commands_.Stop(
-        service, [responder, streaming](const ServiceEvent& e) {
+        service,
+        [responder, streaming](const ServiceEvent& e) {
           if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
         },
         [responder, streaming, service] {

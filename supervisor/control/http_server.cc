@@ -48,9 +48,8 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
     parser_.body_limit(protocol::kMaxBodyBytes);
     parser_.header_limit(16 * 1024);
     stream_.expires_after(read_timeout);
-    http::async_read(stream_, buffer_, parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->OnRead(ec);
-    });
+    http::async_read(stream_, buffer_, parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void Reply(int status, const nlohmann::json& body) override {
@@ -84,8 +83,7 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   void StartStream() override {
     if (started_) return;
     started_ = true;
-    Send("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n",
-         false);
+    Send("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n", false);
     WatchForClose();
   }
 
@@ -99,18 +97,18 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
  private:
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      return Reply(413, ControlApi::ErrorBody("too_large", "request body exceeds " +
-                                                               std::to_string(protocol::kMaxBodyBytes) + " bytes"));
+      return Reply(413, ControlApi::ErrorBody(
+                            "too_large", "request body exceeds " + std::to_string(protocol::kMaxBodyBytes) + " bytes"));
     }
-    if (ec == http::error::header_limit) return Reply(431, ControlApi::ErrorBody("too_large", "request headers too large"));
+    if (ec == http::error::header_limit)
+      return Reply(431, ControlApi::ErrorBody("too_large", "request headers too large"));
     if (ec) {
       if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != asio::error::eof)
         return Reply(400, ControlApi::ErrorBody("bad_request", "malformed HTTP request: " + ec.message()));
       return Close();
     }
     stream_.expires_never();  // an upgrade may take as long as its readiness timeout
-    if (refused_)
-      return Reply(403, ControlApi::ErrorBody("forbidden", "this uid may not use the control socket"));
+    if (refused_) return Reply(403, ControlApi::ErrorBody("forbidden", "this uid may not use the control socket"));
     auto& req = parser_.get();
     ApiRequest api_req;
     api_req.method = std::string(req.method_string());
@@ -191,7 +189,8 @@ struct ControlServer::Impl {
   // descriptors are short. Accepting goes on, so the queue drains instead of waiting.
   void Shed(local::socket socket) {
     static const std::string kBusy = [] {
-      std::string body = R"({"error":{"code":"unavailable","message":"batond is near its open-file limit; try again shortly"}})";
+      std::string body =
+          R"({"error":{"code":"unavailable","message":"batond is near its open-file limit; try again shortly"}})";
       return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
     }();
@@ -223,8 +222,8 @@ struct ControlServer::Impl {
       shedding = false;
       ucred cred{};
       socklen_t len = sizeof cred;
-      bool ok = ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-                PeerAllowed(cred, access);
+      bool ok =
+          ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && PeerAllowed(cred, access);
       if (!ok) {
         ++refused;
         spdlog::warn("control: refused a connection from uid {} gid {} pid {}", cred.uid, cred.gid, cred.pid);
@@ -236,8 +235,7 @@ struct ControlServer::Impl {
 };
 
 Result<std::unique_ptr<ControlServer>> ControlServer::Create(asio::io_context& io, const std::string& path,
-                                                             ControlAccess access, ControlApi& api,
-                                                             int inherited_fd) {
+                                                             ControlAccess access, ControlApi& api, int inherited_fd) {
   auto impl = std::make_unique<Impl>(io, api);
   impl->path = path;
   impl->access = std::move(access);

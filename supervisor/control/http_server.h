@@ -15,13 +15,15 @@
 #include "supervisor/base/status.h"
 #include "supervisor/control/api.h"
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace baton {
 
 struct ControlAccess {
-  std::vector<unsigned> uids;  // allowed peer uids (root is always allowed)
-  std::vector<unsigned> gids;  // allowed peer gids
+  std::vector<unsigned> uids;     // allowed peer uids (root is always allowed)
+  std::vector<unsigned> gids;     // allowed peer gids
   std::optional<unsigned> group;  // socket file group; makes the socket 0660
   std::chrono::milliseconds read_timeout{10000};
 };

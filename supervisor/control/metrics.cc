@@ -70,7 +70,8 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Sample("baton_daemon_control_shed_total", {}, Num(d, "control_shed"));
   w.Family("baton_daemon_handler_exceptions_total", "counter", "Event handlers that threw (bugs the loop survived).");
   w.Sample("baton_daemon_handler_exceptions_total", {}, Num(d, "handler_exceptions"));
-  w.Family("baton_daemon_self_upgrades_total", "counter", "Self-upgrades attempted (the program replaced or handed back).");
+  w.Family("baton_daemon_self_upgrades_total", "counter",
+           "Self-upgrades attempted (the program replaced or handed back).");
   w.Sample("baton_daemon_self_upgrades_total", {}, d.contains("self_upgrade") ? Num(d["self_upgrade"], "attempts") : 0);
 
   const auto& services = status["services"];
@@ -79,7 +80,8 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Family("baton_service_info", "gauge", "The live version and the service state, as labels.");
   for (const auto& s : services)
     w.Sample("baton_service_info",
-             {{"service", s["name"]}, {"version", s["version"].is_string() ? s["version"].get<std::string>() : ""},
+             {{"service", s["name"]},
+              {"version", s["version"].is_string() ? s["version"].get<std::string>() : ""},
               {"state", s["state"]}},
              1);
   w.Family("baton_service_generation", "gauge", "Id of the live generation (0 if none).");
@@ -103,12 +105,15 @@ std::string RenderMetrics(const nlohmann::json& status) {
              Num(s["counters"], "handovers_failed"));
   }
   w.Family("baton_service_restarts_total", "counter", "Crash restarts of workers since batond started.");
-  for (const auto& s : services) w.Sample("baton_service_restarts_total", {{"service", s["name"]}}, Num(s["counters"], "restarts"));
+  for (const auto& s : services)
+    w.Sample("baton_service_restarts_total", {{"service", s["name"]}}, Num(s["counters"], "restarts"));
   w.Family("baton_service_last_handover_seconds", "gauge", "Duration of the last handover.");
   for (const auto& s : services)
-    w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}}, Num(s["counters"], "last_handover_seconds"));
+    w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}},
+             Num(s["counters"], "last_handover_seconds"));
   w.Family("baton_service_fatal", "gauge", "1 if the service stopped restarting after repeated failures.");
-  for (const auto& s : services) w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
+  for (const auto& s : services)
+    w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
   // Progressive handovers in progress: the step, the new generation's share, and what the
   // step has seen so far (samples only while one runs).
   w.Family("baton_service_progressive_step", "gauge", "Step of the progressive handover under way (1-based).");
@@ -129,7 +134,8 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Family("baton_listener_info", "gauge", "1 for each listener, with its mode: kernel, shared or proxy.");
   for (const auto& s : services)
     for (const auto& l : s.value("listeners", nlohmann::json::array()))
-      w.Sample("baton_listener_info", {{"service", s["name"]}, {"listener", l["name"]}, {"mode", l.value("mode", "")}}, 1);
+      w.Sample("baton_listener_info", {{"service", s["name"]}, {"listener", l["name"]}, {"mode", l.value("mode", "")}},
+               1);
   w.Family("baton_listener_weight_percent", "gauge", "Kernel steering: share of new connections per generation.");
   w.Family("baton_listener_queued", "gauge", "Kernel steering: connections in a generation's accept queue.");
   for (const auto& s : services)
@@ -181,7 +187,8 @@ std::string RenderMetrics(const nlohmann::json& status) {
   for (const auto& f : kTunnel) {
     w.Family(f.metric, f.type, f.help);
     for (const auto& t : tunnels)
-      for (const auto& s : t["sessions"]) w.Sample(f.metric, {{"tunnel", t["name"]}, {"edge", s["edge"]}}, Num(s, f.key));
+      for (const auto& s : t["sessions"])
+        w.Sample(f.metric, {{"tunnel", t["name"]}, {"edge", s["edge"]}}, Num(s, f.key));
   }
   return w.str();
 }

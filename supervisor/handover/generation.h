@@ -40,7 +40,9 @@ struct Worker {
   std::unique_ptr<Timer> timer;               // stop escalation, or restart backoff
   SteadyTime restart_due{};                   // while in backoff
 
-  bool active() const { return phase == WorkerPhase::kStarting || phase == WorkerPhase::kReady || phase == WorkerPhase::kBackoff; }
+  bool active() const {
+    return phase == WorkerPhase::kStarting || phase == WorkerPhase::kReady || phase == WorkerPhase::kBackoff;
+  }
   std::string StderrTail(size_t lines) const;
 };
 
@@ -51,12 +53,12 @@ struct Generation {
   std::vector<std::unique_ptr<Worker>> workers;
   SteadyTime started{};
   double started_wall = 0;
-  std::string reason;  // why it failed
-  std::optional<SteadyTime> stop_started;  // when it was told to drain or stop
+  std::string reason;                          // why it failed
+  std::optional<SteadyTime> stop_started;      // when it was told to drain or stop
   GenState after_drain = GenState::kDraining;  // kFailed for a progressive release given up on
-  std::unique_ptr<Timer> drain_timer;      // waiting for its connections to close or its queues to empty
-  std::unique_ptr<Timer> queue_poll;       // kernel steering: next look at its accept queues
-  std::map<std::string, int> sockets;      // kernel steering: listener name -> this generation's socket
+  std::unique_ptr<Timer> drain_timer;          // waiting for its connections to close or its queues to empty
+  std::unique_ptr<Timer> queue_poll;           // kernel steering: next look at its accept queues
+  std::map<std::string, int> sockets;          // kernel steering: listener name -> this generation's socket
 
   size_t CountActive() const;
   size_t CountRunning() const;  // workers with a live process

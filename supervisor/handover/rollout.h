@@ -81,8 +81,8 @@ class Rollout {
   bool checking_ = false;
   GenerationTraffic new_at_step_start_, old_at_step_start_;
   SteadyTime due_{};
-  Duration left_{};       // while paused
-  uint64_t routed_ = 0;   // proxy: new connections split so far
+  Duration left_{};                                  // while paused
+  uint64_t routed_ = 0;                              // proxy: new connections split so far
   nlohmann::json passed_ = nlohmann::json::array();  // figures of the steps passed
 };
 

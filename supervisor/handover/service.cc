@@ -10,7 +10,11 @@ namespace baton {
 
 Service::Service(Clock& clock, ProcessLauncher& launcher, ProbeRunner& probes, ServiceConfig config, ServiceIo io,
                  EventSink sink)
-    : clock_(clock), launcher_(launcher), probes_(probes), config_(std::move(config)), io_(std::move(io)),
+    : clock_(clock),
+      launcher_(launcher),
+      probes_(probes),
+      config_(std::move(config)),
+      io_(std::move(io)),
       sink_(std::move(sink)) {}
 
 Service::~Service() { *alive_ = false; }
@@ -87,7 +91,8 @@ void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
           --to_stop;
         }
     }
-    Emit("batch_ready", &gen, 0, std::to_string(gen.workers.size()) + " of " + std::to_string(config_.replicas) + " workers ready");
+    Emit("batch_ready", &gen, 0,
+         std::to_string(gen.workers.size()) + " of " + std::to_string(config_.replicas) + " workers ready");
     return SpawnBatch();
   }
   // Progressive: the new generation earns its share step by step (service_progressive.cc).
@@ -220,8 +225,8 @@ void Service::Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std:
 void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
   bool progressive = progressive_running();
-  std::string reason = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() +
-                       (progressive ? "" : " before it was ready");
+  std::string reason =
+      "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() + (progressive ? "" : " before it was ready");
   std::string tail = w.StderrTail(5);
   if (!tail.empty()) reason += "; last stderr: " + tail;
   if (progressive) return (void)Abort(reason);
@@ -284,8 +289,9 @@ void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
 
 void Service::OnStopTimeout(Generation& gen, Worker& w) {
   if (w.pid == 0) return;
-  Emit("kill", &gen, w.pid, "worker " + std::to_string(w.id) + " still running after stop.timeout " +
-                              FormatDuration(config_.stop.timeout) + "; sending SIGKILL to its process group");
+  Emit("kill", &gen, w.pid,
+       "worker " + std::to_string(w.id) + " still running after stop.timeout " + FormatDuration(config_.stop.timeout) +
+           "; sending SIGKILL to its process group");
   launcher_.SignalGroup(w.pid, SIGKILL);
 }
 
@@ -301,7 +307,8 @@ void Service::OnRestartDue(Generation& gen, Worker& w) {
 
 void Service::OnBakeExpired() {
   bake_timer_.reset();
-  if (const Generation* g = live()) Emit("baked", g, 0, "no crash within bake_time " + FormatDuration(config_.bake_time));
+  if (const Generation* g = live())
+    Emit("baked", g, 0, "no crash within bake_time " + FormatDuration(config_.bake_time));
 }
 
 void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status) {
@@ -358,7 +365,8 @@ Status Service::Scale(int replicas) {
   int before = config_.replicas;
   config_.replicas = replicas;
   if (Generation* gen = MutableLive()) {
-    for (auto it = gen->workers.rbegin(); it != gen->workers.rend() && gen->CountActive() > static_cast<size_t>(replicas); ++it)
+    for (auto it = gen->workers.rbegin();
+         it != gen->workers.rend() && gen->CountActive() > static_cast<size_t>(replicas); ++it)
       if ((*it)->active()) StopWorker(*gen, **it);
     RefillLive();
   }
@@ -408,8 +416,8 @@ void Service::StoreFds(const Generation& gen, int pid, const NotifyMessage& msg)
   size_t kept = 0;
   for (const auto& fd : msg.fds) {
     if (fd_store_.size() >= static_cast<size_t>(config_.fd_store_max)) {
-      Emit("fd_store", &gen, pid, "store full (fd_store_max " + std::to_string(config_.fd_store_max) + "): '" + name +
-                                      "' dropped");
+      Emit("fd_store", &gen, pid,
+           "store full (fd_store_max " + std::to_string(config_.fd_store_max) + "): '" + name + "' dropped");
       break;
     }
     fd_store_.emplace_back(name, fd);

@@ -31,7 +31,7 @@ struct HandoverResult {
   std::string from_version;  // empty when nothing was live
   int64_t from_generation = 0;
   int64_t generation = 0;
-  std::string reason;        // why it failed
+  std::string reason;  // why it failed
   double duration_s = 0;
   std::optional<double> drain_s;  // set when the caller waited for the old generation to drain
   nlohmann::json steps;           // progressive: each step passed, with its figures
@@ -45,7 +45,7 @@ struct ServiceEvent {
   std::string version;
   int pid = 0;
   std::string message;
-  double time = 0;  // Unix seconds
+  double time = 0;                                  // Unix seconds
   std::optional<double> duration_s = std::nullopt;  // how long it took, where the event ends something (drained)
   nlohmann::json ToJson() const;
 };
@@ -203,8 +203,7 @@ class Service {
   void ScheduleRestart(Generation& gen, Worker& w, Duration delay);
   void StartBake(Duration remaining);
   Result<LaunchSpec> BuildLaunchSpec(const Release& release, const Generation* gen, std::optional<int> probe_port,
-                                     const std::map<std::string, int>& backend_ports,
-                                     std::vector<Probe>* probes) const;
+                                     const std::map<std::string, int>& backend_ports, std::vector<Probe>* probes) const;
   // Kernel steering: sends new connections where the generations' states say (the live
   // generation, or the split of a progressive step; nowhere while nothing is live).
   void SteerTraffic();
@@ -241,8 +240,8 @@ class Service {
   std::optional<Release> previous_release_;
   std::unique_ptr<Timer> bake_timer_;  // set while the live generation is baking
   SteadyTime bake_due_{};
-  std::unique_ptr<Timer> kickoff_;     // defers the first spawn out of Handover()
-  std::unique_ptr<Timer> sweep_;       // erases exited generations from the loop
+  std::unique_ptr<Timer> kickoff_;  // defers the first spawn out of Handover()
+  std::unique_ptr<Timer> sweep_;    // erases exited generations from the loop
   std::string fatal_reason_;
   bool shutting_down_ = false;  // batond is exiting: nothing starts again
   bool stopped_ = false;        // stopped by the operator: no restarts until a handover

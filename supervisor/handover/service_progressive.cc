@@ -22,8 +22,8 @@ void Service::BeginStep(int step) {
   r.Begin(step, clock_.Now(), TrafficOf(h.new_gen), TrafficOf(h.old_gen));
   const Generation* gen = FindGen(h.new_gen);
   Emit("step", gen, 0,
-       r.StepName() + ": " + std::to_string(r.weight()) + "% of new connections to " + gen->release.version +
-           " for " + FormatDuration(config_.rollout.step_time));
+       r.StepName() + ": " + std::to_string(r.weight()) + "% of new connections to " + gen->release.version + " for " +
+           FormatDuration(config_.rollout.step_time));
   SteerTraffic();
   if (!r.paused()) ArmStepTimer(config_.rollout.step_time);
 }
@@ -49,7 +49,8 @@ void Service::OnStepEnd() {
   int step = h.rollout->step();
   std::weak_ptr<bool> alive = alive_;
   probes_.Run(probe, config_.rollout.step_time, [this, alive, new_gen, step](Status s) {
-    if (alive.expired() || !progressive_running() || handover_->new_gen != new_gen || handover_->rollout->step() != step)
+    if (alive.expired() || !progressive_running() || handover_->new_gen != new_gen ||
+        handover_->rollout->step() != step)
       return;
     handover_->rollout->SetChecking(false);
     if (!s.ok()) return (void)Abort("rollout.check failed: " + s.message());
@@ -71,7 +72,8 @@ void Service::NextStep() {
 }
 
 Status Service::PromoteNow() {
-  if (!progressive_running()) return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
+  if (!progressive_running())
+    return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
   Emit("promote", FindGen(handover_->new_gen), 0,
        "the remaining steps are skipped at step " + std::to_string(handover_->rollout->step() + 1));
   Promote();
@@ -79,7 +81,8 @@ Status Service::PromoteNow() {
 }
 
 Status Service::Pause() {
-  if (!progressive_running()) return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
+  if (!progressive_running())
+    return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
   Pending& h = *handover_;
   if (!h.rollout->Pause(clock_.Now())) return Status::Ok();
   h.step_timer.reset();
@@ -88,7 +91,8 @@ Status Service::Pause() {
 }
 
 Status Service::Resume() {
-  if (!progressive_running()) return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
+  if (!progressive_running())
+    return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
   Pending& h = *handover_;
   if (!h.rollout->paused()) return Status::Ok();
   Emit("resumed", FindGen(h.new_gen), 0, "step " + std::to_string(h.rollout->step() + 1) + " carries on");
@@ -101,7 +105,8 @@ Status Service::Resume() {
 }
 
 Status Service::Abort(const std::string& why) {
-  if (!progressive_running()) return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
+  if (!progressive_running())
+    return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
   const Rollout& r = *handover_->rollout;
   FailHandover("progressive handover aborted at " + r.StepName() + " (" + std::to_string(r.weight()) +
                "% of new connections): " + why);

@@ -40,8 +40,8 @@ Status Service::CheckQuiet() const {
   if (shutting_down_) return Status::FailedPrecondition("service '" + name() + "' is shutting down");
   if (stop_done_) return Status::Conflict("service '" + name() + "' is stopping");
   if (handover_)
-    return Status::Conflict("service '" + name() + "': a " + HandoverKindName(handover_->kind) +
-                            " (generation " + std::to_string(handover_->new_gen) + ") is in progress");
+    return Status::Conflict("service '" + name() + "': a " + HandoverKindName(handover_->kind) + " (generation " +
+                            std::to_string(handover_->new_gen) + ") is in progress");
   for (const auto& gen : gens_) {
     if (gen->state != GenState::kLive)
       return Status::Conflict("service '" + name() + "': generation " + std::to_string(gen->id) + " is " +

@@ -18,7 +18,8 @@ constexpr size_t kRetiredKept = 8;
 constexpr size_t kStderrTailLines = 10;
 }  // namespace
 
-Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Generation* gen, std::optional<int> probe_port,
+Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Generation* gen,
+                                            std::optional<int> probe_port,
                                             const std::map<std::string, int>& backend_ports,
                                             std::vector<Probe>* probes) const {
   TemplateVars vars;
@@ -56,7 +57,8 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Genera
   spec.group = config_.group;
   spec.supplementary_groups = config_.supplementary_groups;
   spec.umask = config_.umask;
-  for (auto [resource, value] : {std::pair{RLIMIT_NOFILE, config_.limits.nofile}, {RLIMIT_NPROC, config_.limits.nproc},
+  for (auto [resource, value] : {std::pair{RLIMIT_NOFILE, config_.limits.nofile},
+                                 {RLIMIT_NPROC, config_.limits.nproc},
                                  {RLIMIT_CORE, config_.limits.core}})
     if (value) spec.limits.emplace_back(resource, *value);
 
@@ -144,7 +146,9 @@ ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_p
 }
 
 Status Service::SpawnWorker(Generation& gen, Worker& w) {
-  auto pick = [this]() { return io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no free ports")); };
+  auto pick = [this]() {
+    return io_.pick_probe_port ? io_.pick_probe_port() : Result<int>(Status::Failed("no free ports"));
+  };
   w.probe_port.reset();
   if (NeedsProbePort(config_, gen.release)) {
     auto port = pick();
@@ -277,8 +281,7 @@ void Service::OnProxyConnectionsChanged(int64_t generation) {
   StopGeneration(*g, g->after_drain);
 }
 
-std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation,
-                                                        bool commit) {
+std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& listener, int64_t generation, bool commit) {
   const Generation* gen = nullptr;
   for (const auto& g : gens_)
     if (generation == 0 ? g->state == GenState::kLive : g->id == generation) gen = g.get();
@@ -362,8 +365,8 @@ void Service::RetireIfDone(Generation& gen) {
 
 void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message,
                    std::optional<double> duration_s) {
-  ServiceEvent e{type,    config_.name,        gen ? gen->id : 0, gen ? gen->release.version : "", pid,
-                 message, clock_.WallSeconds(), duration_s};
+  ServiceEvent e{type, config_.name, gen ? gen->id : 0,    gen ? gen->release.version : "",
+                 pid,  message,      clock_.WallSeconds(), duration_s};
   if (type == "failed" || type == "fatal" || type == "crashed" || type == "restart_failed")
     spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, type, message);
   else

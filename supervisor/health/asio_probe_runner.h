@@ -5,7 +5,9 @@
 #include "supervisor/health/probe.h"
 #include "supervisor/process/launcher.h"
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace baton {
 

@@ -15,10 +15,10 @@ namespace baton {
 struct Probe {
   enum class Kind { kHttp, kTcp, kExec };
   Kind kind = Kind::kTcp;
-  std::string target;                // http: URL; tcp: HOST:PORT
-  std::vector<std::string> argv;     // exec
+  std::string target;                                    // http: URL; tcp: HOST:PORT
+  std::vector<std::string> argv;                         // exec
   std::vector<std::pair<std::string, std::string>> env;  // exec: the worker's environment
-  std::string Describe() const;      // "http http://127.0.0.1:9000/health"
+  std::string Describe() const;                          // "http http://127.0.0.1:9000/health"
 };
 
 class ProbeRunner {

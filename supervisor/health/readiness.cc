@@ -17,8 +17,8 @@ std::string Probe::Describe() const {
   return "probe";
 }
 
-ReadinessCheck::ReadinessCheck(Clock& clock, ProbeRunner& runner, const ReadyConfig& config,
-                               std::vector<Probe> probes, Done done)
+ReadinessCheck::ReadinessCheck(Clock& clock, ProbeRunner& runner, const ReadyConfig& config, std::vector<Probe> probes,
+                               Done done)
     : clock_(clock), runner_(runner), config_(config), done_(std::move(done)) {
   for (auto& p : probes) {
     probes_.emplace_back();

@@ -50,8 +50,8 @@ struct ProxyListener::Flow {
   Descriptor* to = nullptr;
   UniqueFd pipe_read, pipe_write;
   size_t in_pipe = 0;
-  bool eof = false;   // `from` sent FIN
-  bool done = false;  // FIN passed on to `to`
+  bool eof = false;       // `from` sent FIN
+  bool done = false;      // FIN passed on to `to`
   bool upstream = false;  // client -> backend
 };
 
@@ -69,8 +69,8 @@ struct ProxyListener::Connection {
   SteadyClock::time_point last_activity = SteadyClock::now();
 };
 
-ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listener_fd, ProxyConfig config,
-                             Router router, ChangedFn changed)
+ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listener_fd, ProxyConfig config, Router router,
+                             ChangedFn changed)
     : io_(io), name_(std::move(name)), config_(config), router_(std::move(router)), changed_(std::move(changed)) {
   int dup = ::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3);
   listener_ = std::make_unique<Acceptor>(Acceptor{Descriptor(io_)});
@@ -355,8 +355,11 @@ nlohmann::json ProxyListener::Export(std::vector<int>* keep) {
     return n;
   };
   auto flow = [&](Flow& f) {
-    return nlohmann::json{{"pipe_read", fd(f.pipe_read.get())}, {"pipe_write", fd(f.pipe_write.get())},
-                          {"in_pipe", f.in_pipe}, {"eof", f.eof}, {"done", f.done}};
+    return nlohmann::json{{"pipe_read", fd(f.pipe_read.get())},
+                          {"pipe_write", fd(f.pipe_write.get())},
+                          {"in_pipe", f.in_pipe},
+                          {"eof", f.eof},
+                          {"done", f.done}};
   };
   nlohmann::json connections = nlohmann::json::array();
   for (auto& [id, c] : connections_) {
@@ -375,8 +378,13 @@ nlohmann::json ProxyListener::Export(std::vector<int>* keep) {
   const ProxyCounters& k = counters_;
   return {{"connections", std::move(connections)},
           {"counters",
-           {{"total", k.total}, {"errors", k.errors}, {"retries", k.retries}, {"resets", k.resets},
-            {"idle_closed", k.idle_closed}, {"bytes_in", k.bytes_in}, {"bytes_out", k.bytes_out}}}};
+           {{"total", k.total},
+            {"errors", k.errors},
+            {"retries", k.retries},
+            {"resets", k.resets},
+            {"idle_closed", k.idle_closed},
+            {"bytes_in", k.bytes_in},
+            {"bytes_out", k.bytes_out}}}};
 }
 
 Status ProxyListener::Adopt(const nlohmann::json& carried) {

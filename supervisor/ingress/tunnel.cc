@@ -29,9 +29,7 @@ using Descriptor = asio::posix::stream_descriptor;
 namespace {
 constexpr size_t kChunk = 64 * 1024;
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -133,12 +131,12 @@ struct TunnelSession::Impl {
     timer.cancel();
     keepalive.cancel();
   }
-  int fd = -1;            // the TCP socket to the edge (libssh's once the session has it)
-  Descriptor wait;        // a duplicate of fd, to wait on it in the loop
+  int fd = -1;      // the TCP socket to the edge (libssh's once the session has it)
+  Descriptor wait;  // a duplicate of fd, to wait on it in the loop
   bool waiting_read = false, waiting_write = false;
   ssh_session session = nullptr;
   ssh_key key = nullptr;
-  asio::steady_timer timer;      // connect timeout, backoff, shutdown grace
+  asio::steady_timer timer;  // connect timeout, backoff, shutdown grace
   asio::steady_timer keepalive;
   std::map<uint64_t, std::unique_ptr<Channel>> channels;
   uint64_t next_channel = 1;
@@ -147,8 +145,13 @@ struct TunnelSession::Impl {
 
 TunnelSession::TunnelSession(asio::io_context& io, const TunnelConfig& config, size_t edge, SocketAddress target,
                              EventFn event)
-    : io_(io), config_(config), edge_(edge), target_(std::move(target)), event_(std::move(event)),
-      impl_(std::make_unique<Impl>(io)), random_(std::random_device{}()) {}
+    : io_(io),
+      config_(config),
+      edge_(edge),
+      target_(std::move(target)),
+      event_(std::move(event)),
+      impl_(std::make_unique<Impl>(io)),
+      random_(std::random_device{}()) {}
 
 TunnelSession::~TunnelSession() { *alive_ = false; }
 
@@ -157,10 +160,14 @@ std::string TunnelSession::edge() const {
 }
 
 nlohmann::json TunnelSession::Describe() const {
-  nlohmann::json j = {{"edge", edge()},           {"state", TunnelStateName(state_)},
-                      {"channels_open", impl_->channels.size()}, {"channels_total", channels_total_},
-                      {"bytes_in", bytes_in_},    {"bytes_out", bytes_out_},
-                      {"connects", connects_},    {"reconnects", connects_ > 0 ? connects_ - 1 : 0}};
+  nlohmann::json j = {{"edge", edge()},
+                      {"state", TunnelStateName(state_)},
+                      {"channels_open", impl_->channels.size()},
+                      {"channels_total", channels_total_},
+                      {"bytes_in", bytes_in_},
+                      {"bytes_out", bytes_out_},
+                      {"connects", connects_},
+                      {"reconnects", connects_ > 0 ? connects_ - 1 : 0}};
   if (state_ == TunnelState::kUp) j["connected_since"] = up_since_;
   if (!last_error_.empty()) j["last_error"] = last_error_;
   return j;
@@ -252,7 +259,8 @@ void TunnelSession::Step() {
     last_error_.clear();
     spdlog::info("tunnel {}: {} forwards {}:{} to {}", config_.name, edge(), config_.remote_host, config_.remote_port,
                  target_.ToString());
-    if (event_) event_("tunnel_up", edge() + " forwards " + config_.remote_host + ":" + std::to_string(config_.remote_port));
+    if (event_)
+      event_("tunnel_up", edge() + " forwards " + config_.remote_host + ":" + std::to_string(config_.remote_port));
     Keepalive();
   }
   if (state_ == TunnelState::kUp) Pump();

@@ -3,15 +3,19 @@
 namespace baton {
 
 nlohmann::json LogLine::ToJson(const std::string& service) const {
-  return {{"time", time},         {"service", service}, {"version", version},
-          {"generation", generation}, {"pid", pid},     {"stream", stderr_stream ? "stderr" : "stdout"},
+  return {{"time", time},       {"service", service},
+          {"version", version}, {"generation", generation},
+          {"pid", pid},         {"stream", stderr_stream ? "stderr" : "stdout"},
           {"line", text}};
 }
 
 LogLine LogLine::FromJson(const nlohmann::json& j) {
-  return LogLine{j.at("time").get<double>(),       j.at("version").get<std::string>(),
-                 j.at("generation").get<int64_t>(), j.at("pid").get<int>(),
-                 j.at("stream").get<std::string>() == "stderr", j.at("line").get<std::string>()};
+  return LogLine{j.at("time").get<double>(),
+                 j.at("version").get<std::string>(),
+                 j.at("generation").get<int64_t>(),
+                 j.at("pid").get<int>(),
+                 j.at("stream").get<std::string>() == "stderr",
+                 j.at("line").get<std::string>()};
 }
 
 void LogBuffer::Add(LogLine line) {

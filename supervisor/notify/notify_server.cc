@@ -72,7 +72,7 @@ struct NotifyServer::Impl {
 };
 
 Result<std::unique_ptr<NotifyServer>> NotifyServer::Create(boost::asio::io_context& io, const std::string& path,
-                                                          Handler handler, int inherited_fd) {
+                                                           Handler handler, int inherited_fd) {
   UniqueFd fd(inherited_fd);
   if (!fd) {
     sockaddr_un addr{};
@@ -100,7 +100,8 @@ Result<std::unique_ptr<NotifyServer>> NotifyServer::Create(boost::asio::io_conte
 
 int NotifyServer::fd() const { return impl_->socket.native_handle(); }
 
-NotifyServer::NotifyServer(std::unique_ptr<Impl> impl, std::string path) : impl_(std::move(impl)), path_(std::move(path)) {}
+NotifyServer::NotifyServer(std::unique_ptr<Impl> impl, std::string path)
+    : impl_(std::move(impl)), path_(std::move(path)) {}
 
 NotifyServer::~NotifyServer() {
   *impl_->alive = false;

@@ -11,7 +11,9 @@
 #include "supervisor/base/status.h"
 #include "supervisor/notify/notify_message.h"
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace baton {
 

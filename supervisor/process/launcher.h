@@ -27,14 +27,14 @@ struct ExitInfo {
 enum class OutputStream { kStdout, kStderr };
 
 struct LaunchSpec {
-  std::string tag;                 // how its log lines are tagged, e.g. "web v2"
-  std::vector<std::string> argv;   // argv[0] is looked up in PATH when it has no '/'
+  std::string tag;                                       // how its log lines are tagged, e.g. "web v2"
+  std::vector<std::string> argv;                         // argv[0] is looked up in PATH when it has no '/'
   std::vector<std::pair<std::string, std::string>> env;  // the complete environment
-  std::string cwd;                 // empty: inherit
-  std::vector<int> fds;            // placed at fds 3, 4, ... in the child
-  bool set_listen_pid = false;     // add LISTEN_PID=<the child's own pid>
-  bool log_output = true;          // log output lines (probes set false)
-  int parent_death_signal = 0;     // sent to the child if batond dies (0: none)
+  std::string cwd;                                       // empty: inherit
+  std::vector<int> fds;                                  // placed at fds 3, 4, ... in the child
+  bool set_listen_pid = false;                           // add LISTEN_PID=<the child's own pid>
+  bool log_output = true;                                // log output lines (probes set false)
+  int parent_death_signal = 0;                           // sent to the child if batond dies (0: none)
   // Least privilege: run as `user` (name or uid; batond must be root) in `group` (default:
   // the user's primary group) with the user's groups plus `supplementary_groups`; HOME,
   // USER and LOGNAME are set unless env has them.

@@ -84,8 +84,9 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
       keep->push_back(n);
       return n;
     };
-    return {{"pid", pid_}, {"pidfd", fd(pidfd_)}, {"stdout", fd(out_)}, {"stderr", fd(err_)},
-            {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_}, {"tag", tag_}};
+    return {{"pid", pid_},        {"pidfd", fd(pidfd_)},        {"stdout", fd(out_)},
+            {"stderr", fd(err_)}, {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_},
+            {"tag", tag_}};
   }
   void SetPartialLines(std::string out, std::string err) {
     out_buf_ = std::move(out);
@@ -112,20 +113,22 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
 
   void ReadMore(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which) {
     if (!pipe.is_open()) return;
-    pipe.async_read_some(asio::buffer(chunk_for(which)),
-                         [self = shared_from_this(), &pipe, &buf, which](const boost::system::error_code& ec, size_t n) {
-                           if (ec) {
-                             self->Flush(buf, which);
-                             boost::system::error_code ignored;
-                             pipe.close(ignored);
-                             return;
-                           }
-                           self->Consume(buf, std::string_view(self->chunk_for(which).data(), n), which);
-                           self->ReadMore(pipe, buf, which);
-                         });
+    pipe.async_read_some(asio::buffer(chunk_for(which)), [self = shared_from_this(), &pipe, &buf, which](
+                                                             const boost::system::error_code& ec, size_t n) {
+      if (ec) {
+        self->Flush(buf, which);
+        boost::system::error_code ignored;
+        pipe.close(ignored);
+        return;
+      }
+      self->Consume(buf, std::string_view(self->chunk_for(which).data(), n), which);
+      self->ReadMore(pipe, buf, which);
+    });
   }
 
-  std::array<char, 4096>& chunk_for(OutputStream which) { return which == OutputStream::kStdout ? out_chunk_ : err_chunk_; }
+  std::array<char, 4096>& chunk_for(OutputStream which) {
+    return which == OutputStream::kStdout ? out_chunk_ : err_chunk_;
+  }
 
   void Consume(std::string& buf, std::string_view data, OutputStream which) {
     buf.append(data);
@@ -146,8 +149,7 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
 
   void EmitLine(std::string_view line, OutputStream which) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (log_output_)
-      spdlog::info("{} pid={} {}: {}", tag_, pid_, which == OutputStream::kStdout ? "out" : "err", line);
+    if (log_output_) spdlog::info("{} pid={} {}: {}", tag_, pid_, which == OutputStream::kStdout ? "out" : "err", line);
     if (events_.on_line) events_.on_line(which, line);
   }
 
@@ -176,8 +178,10 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
       }
     }
     ExitInfo exit;
-    if (info.si_code == CLD_EXITED) exit.code = info.si_status;
-    else exit.signal = info.si_status;
+    if (info.si_code == CLD_EXITED)
+      exit.code = info.si_status;
+    else
+      exit.signal = info.si_status;
     DrainNow(out_, out_buf_, OutputStream::kStdout);
     DrainNow(err_, err_buf_, OutputStream::kStderr);
     Shutdown();
@@ -216,7 +220,7 @@ struct ChildSetup {
   int devnull, out_w, err_w, report_w;
   const int* fds;
   int nfds;
-  const rlimit* fd_limit = nullptr;  // best effort: the limit batond started with
+  const rlimit* fd_limit = nullptr;            // best effort: the limit batond started with
   std::vector<std::pair<int, rlimit>> limits;  // the service's own: must hold
   int umask = -1;
   bool set_identity = false;
@@ -330,7 +334,8 @@ Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<st
           if (e.rfind(std::string(key) + "=", 0) == 0) return true;
         return false;
       };
-      for (auto [key, value] : {std::pair<const char*, std::string>{"HOME", found->pw_dir}, {"USER", found->pw_name},
+      for (auto [key, value] : {std::pair<const char*, std::string>{"HOME", found->pw_dir},
+                                {"USER", found->pw_name},
                                 {"LOGNAME", found->pw_name}})
         if (!has(key)) env_strings->push_back(std::string(key) + "=" + value);
     } else {
@@ -440,9 +445,9 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
     return Status::FromErrno("open pidfd", e);
   }
   ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
-  auto watch = std::make_shared<ChildWatch>(io_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(),
-                                            spec.tag, spec.log_output, std::move(events),
-                                            [this](int reaped) { children_.erase(reaped); });
+  auto watch =
+      std::make_shared<ChildWatch>(io_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(), spec.tag,
+                                   spec.log_output, std::move(events), [this](int reaped) { children_.erase(reaped); });
   children_[pid] = watch;
   watch->Start();
   return static_cast<int>(pid);
@@ -478,8 +483,8 @@ Status PosixLauncher::Import(const nlohmann::json& children) {
       // Pipes that a closed stdout left behind are stand-ins the reader closes at once.
       for (int i = 1; i < 3; ++i)
         if (fds[i] < 0) fds[i] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      auto watch = std::make_shared<ChildWatch>(io_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(),
-                                                true, ProcessEvents{}, [this](int reaped) {
+      auto watch = std::make_shared<ChildWatch>(io_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(), true,
+                                                ProcessEvents{}, [this](int reaped) {
                                                   children_.erase(reaped);
                                                   unclaimed_.erase(reaped);
                                                 });

@@ -15,7 +15,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace boost::asio { class io_context; }
+namespace boost::asio {
+class io_context;
+}
 
 namespace baton {
 
@@ -47,7 +49,7 @@ class PosixLauncher : public ProcessLauncher {
   boost::asio::io_context& io_;
   std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
-  std::set<int> unclaimed_;  // imported, awaiting Reattach
+  std::set<int> unclaimed_;                              // imported, awaiting Reattach
 };
 
 // Resolves argv[0] against PATH (from env, else batond's), or against `cwd` when it is a

@@ -80,8 +80,10 @@ Status ExecProgram(const std::string& path, int program_fd, const std::vector<st
   args.push_back(nullptr);
   sigset_t handled = HandledSignals();
   ::sigprocmask(SIG_BLOCK, &handled, nullptr);
-  if (program_fd >= 0) ::fexecve(program_fd, args.data(), environ);
-  else ::execv(path.c_str(), args.data());
+  if (program_fd >= 0)
+    ::fexecve(program_fd, args.data(), environ);
+  else
+    ::execv(path.c_str(), args.data());
   int err = errno;
   ::sigprocmask(SIG_UNBLOCK, &handled, nullptr);
   return Status::FromErrno("execute " + (program_fd >= 0 ? "the previous program" : path), err);

@@ -51,11 +51,16 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text) {
     addr.path = std::string(rest);
     return addr;
   }
-  if (starts("tcp://")) addr.kind = SocketAddress::Kind::kTcp;
-  else if (starts("tcp6://")) addr.kind = SocketAddress::Kind::kTcp6;
-  else if (starts("udp://")) addr.kind = SocketAddress::Kind::kUdp;
-  else if (starts("unix://")) addr.kind = SocketAddress::Kind::kUnix;
-  else return bad("expected tcp://, tcp6://, udp://, unix:// or systemd:");
+  if (starts("tcp://"))
+    addr.kind = SocketAddress::Kind::kTcp;
+  else if (starts("tcp6://"))
+    addr.kind = SocketAddress::Kind::kTcp6;
+  else if (starts("udp://"))
+    addr.kind = SocketAddress::Kind::kUdp;
+  else if (starts("unix://"))
+    addr.kind = SocketAddress::Kind::kUnix;
+  else
+    return bad("expected tcp://, tcp6://, udp://, unix:// or systemd:");
 
   if (addr.kind == SocketAddress::Kind::kUnix) {
     if (rest.empty() || rest[0] != '/') return bad("unix socket path must be absolute (unix:///path)");
@@ -86,7 +91,8 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text) {
   unsigned char buf[sizeof(in6_addr)];
   bool v4 = inet_pton(AF_INET, addr.host.c_str(), buf) == 1;
   bool v6 = inet_pton(AF_INET6, addr.host.c_str(), buf) == 1;
-  if (addr.kind == SocketAddress::Kind::kTcp && !v4) return bad("tcp:// needs a numeric IPv4 host (use tcp6:// for IPv6)");
+  if (addr.kind == SocketAddress::Kind::kTcp && !v4)
+    return bad("tcp:// needs a numeric IPv4 host (use tcp6:// for IPv6)");
   if (addr.kind == SocketAddress::Kind::kTcp6 && !v6) return bad("tcp6:// needs a numeric IPv6 host in brackets");
   if (addr.kind == SocketAddress::Kind::kUdp && !v4 && !v6) return bad("udp:// needs a numeric IP host");
   return addr;

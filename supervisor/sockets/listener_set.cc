@@ -98,7 +98,8 @@ Result<BoundListener> AdoptSystemdListener(const ListenerConfig& config) {
   if (actual.ss_family == AF_INET) {
     const auto& in = reinterpret_cast<const sockaddr_in&>(actual);
     ::inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
-    a = SocketAddress{type == SOCK_DGRAM ? SocketAddress::Kind::kUdp : SocketAddress::Kind::kTcp, host, ntohs(in.sin_port), ""};
+    a = SocketAddress{type == SOCK_DGRAM ? SocketAddress::Kind::kUdp : SocketAddress::Kind::kTcp, host,
+                      ntohs(in.sin_port), ""};
   } else if (actual.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(actual);
     ::inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);

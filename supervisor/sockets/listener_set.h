@@ -28,5 +28,4 @@ Result<BoundListener> BindListener(const ListenerConfig& config);
 // in the child, since only the child knows its pid. Empty when there are no listeners.
 std::vector<std::pair<std::string, std::string>> ListenerEnvironment(const std::vector<std::string>& names);
 
-
 }  // namespace baton

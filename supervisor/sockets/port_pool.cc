@@ -38,8 +38,8 @@ Result<int> PortPool::Next() {
     int port = range_.first + static_cast<int>(cursor_++ % static_cast<uint32_t>(range_.size()));
     if (CanBind(port)) return port;
   }
-  return Status::Failed("no free port in daemon.port_range " + range_.ToString() + " after " +
-                        std::to_string(kTries) + " tries");
+  return Status::Failed("no free port in daemon.port_range " + range_.ToString() + " after " + std::to_string(kTries) +
+                        " tries");
 }
 
 std::optional<PortRange> ReadEphemeralRange() {

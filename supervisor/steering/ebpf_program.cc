@@ -46,7 +46,8 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
     // has loaded, and left open otherwise, for the previous batond program to take back.
     for (const auto& [name, fd] : carried->items()) {
       bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
-      if (!map || !fd.is_number_integer()) return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");
+      if (!map || !fd.is_number_integer())
+        return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");
       carried_fds.push_back(fd.get<int>());
       if (int err = bpf_map__reuse_fd(map, carried_fds.back()); err != 0)
         return Status::FromErrno("take over the carried eBPF map '" + name + "'", -err);

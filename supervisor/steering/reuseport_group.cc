@@ -173,8 +173,7 @@ nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
           {"ebpf_maps", ebpf_ ? ebpf_->Export(keep) : nlohmann::json()}};
 }
 
-Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConfig& config,
-                                                              const nlohmann::json& state,
+Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConfig& config, const nlohmann::json& state,
                                                               const DaemonConfig& daemon) {
   // Whatever fails, the descriptors stay open for the previous program to take back.
   std::unique_ptr<ReuseportGroup> group;
@@ -186,11 +185,12 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
     group.reset(new ReuseportGroup(config, UniqueFd(state.at("anchor_fd").get<int>())));
     group->anchor_gen_ = state.at("anchor_generation").get<int64_t>();
     for (const auto& s : state.at("sockets"))
-      group->sockets_[s.at("generation").get<int64_t>()] = Socket{UniqueFd(s.at("fd").get<int>()), s.at("retired").get<bool>()};
+      group->sockets_[s.at("generation").get<int64_t>()] =
+          Socket{UniqueFd(s.at("fd").get<int>()), s.at("retired").get<bool>()};
     for (int64_t id : state.at("members").get<std::vector<int64_t>>()) {
       if (id != kAnchor && !group->sockets_.count(id))
-        return fail(Status::InvalidArgument("listener '" + config.name + "': member " + std::to_string(id) +
-                                            " has no socket"));
+        return fail(
+            Status::InvalidArgument("listener '" + config.name + "': member " + std::to_string(id) + " has no socket"));
       group->layout_.Join(id);
     }
     group->routes_ = state.at("routes").get<std::vector<std::pair<int64_t, int>>>();
@@ -200,8 +200,8 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
     // eBPF: the carried maps hold the sockets at their slots (a socket can be in one socket
     // array only); else every socket goes into the new program's array before the program
     // replaces the classic one.
-    const nlohmann::json* maps = state.contains("ebpf_maps") && state["ebpf_maps"].is_object() ? &state["ebpf_maps"]
-                                                                                                : nullptr;
+    const nlohmann::json* maps =
+        state.contains("ebpf_maps") && state["ebpf_maps"].is_object() ? &state["ebpf_maps"] : nullptr;
     if (Status s = group->LoadProgram(daemon, maps); !s.ok()) return fail(s);
     if (group->ebpf_) {
       auto carried = state.value("slots", std::map<int64_t, uint32_t>());

@@ -88,12 +88,12 @@ class ReuseportGroup {
   ListenerConfig config_;
   UniqueFd anchor_;
   GroupLayout layout_;
-  std::map<int64_t, Socket> sockets_;           // generation id -> its own socket
-  int64_t anchor_gen_ = 0;                      // the generation listening on the anchor
+  std::map<int64_t, Socket> sockets_;            // generation id -> its own socket
+  int64_t anchor_gen_ = 0;                       // the generation listening on the anchor
   std::vector<std::pair<int64_t, int>> routes_;  // socket id -> weight, as attached
-  std::unique_ptr<EbpfProgram> ebpf_;           // null: classic BPF
-  std::map<int64_t, uint32_t> slots_;           // eBPF: socket id -> its slot in the program's socket array
-  bool anchor_placed_ = false;                  // eBPF: the anchor is in the socket array
+  std::unique_ptr<EbpfProgram> ebpf_;            // null: classic BPF
+  std::map<int64_t, uint32_t> slots_;            // eBPF: socket id -> its slot in the program's socket array
+  bool anchor_placed_ = false;                   // eBPF: the anchor is in the socket array
 };
 
 }  // namespace baton

@@ -36,7 +36,9 @@ class FakeSteering : public TrafficSteering {
         if (w.generation == gen && w.weight > 0) return true;
     return false;
   }
-  std::vector<GenerationWeight> last() const { return routes.empty() ? std::vector<GenerationWeight>{} : routes.back(); }
+  std::vector<GenerationWeight> last() const {
+    return routes.empty() ? std::vector<GenerationWeight>{} : routes.back();
+  }
 
   bool fail_open = false;
   std::vector<std::pair<int64_t, bool>> opened;

@@ -22,9 +22,7 @@ struct CheckingResponder : baton::Responder {
   }
   void ReplyText(int, const std::string&, const std::string&) override {}
   void StartStream() override {}
-  void StreamLine(const nlohmann::json& line) override {
-    (void)baton::JsonText(line);
-  }
+  void StreamLine(const nlohmann::json& line) override { (void)baton::JsonText(line); }
   void EndStream() override {}
   void OnClose(std::function<void()> fn) override { on_close.push_back(std::move(fn)); }
   std::vector<std::function<void()>> on_close;

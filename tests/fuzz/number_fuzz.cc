@@ -28,8 +28,8 @@ template <typename T>
 void Check(std::string_view text, T min, T max) {
   auto parsed = baton::ParseInteger<T>(text, "fuzz", min, max);
   __int128 expected = 0;
-  bool valid = Reference(text, &expected) && (std::is_signed_v<T> || text[0] != '-') && expected >= min &&
-               expected <= max;
+  bool valid =
+      Reference(text, &expected) && (std::is_signed_v<T> || text[0] != '-') && expected >= min && expected <= max;
   if (parsed.ok() != valid) __builtin_trap();
   if (parsed.ok() && static_cast<__int128>(*parsed) != expected) __builtin_trap();
   if (!parsed.ok() && parsed.status().message().rfind("fuzz: ", 0) != 0) __builtin_trap();

@@ -24,8 +24,8 @@ inline void MarkSkipped(const std::string& reason) {
 
 }  // namespace baton::test
 
-#define SKIP_TEST(reason)                  \
-  do {                                     \
-    ::baton::test::MarkSkipped(reason);    \
-    return;                                \
+#define SKIP_TEST(reason)               \
+  do {                                  \
+    ::baton::test::MarkSkipped(reason); \
+    return;                             \
   } while (0)

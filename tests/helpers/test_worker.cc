@@ -70,17 +70,19 @@ void Serve(int conn, const std::string& version, int handle_ms) {
   std::string path = req.substr(req.find(' ') + 1);
   path = path.substr(0, path.find(' '));
   std::string body;
-  if (path == "/fds") body = OpenFds(conn);
+  if (path == "/fds")
+    body = OpenFds(conn);
   else if (path == "/whoami") {
     const char* lp = std::getenv("LISTEN_PID");
     body = "pid=" + std::to_string(::getpid()) + " LISTEN_PID=" + (lp ? lp : "(unset)");
   } else if (path.rfind("/env/", 0) == 0) {
     const char* v = std::getenv(path.substr(5).c_str());
     body = v ? v : "(unset)";
-  } else body = "version=" + version + " pid=" + std::to_string(::getpid());
+  } else
+    body = "version=" + version + " pid=" + std::to_string(::getpid());
   body += "\n";
-  std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n\r\n" + body;
+  std::string res =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   (void)!::write(conn, res.data(), res.size());
   ::close(conn);
 }
@@ -94,14 +96,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--version") version = next();
-    else if (a == "--notify") notify = true;
-    else if (a == "--ready-delay") ready_delay = std::atoi(next().c_str());
-    else if (a == "--exit-at-start") exit_at_start = std::atoi(next().c_str());
-    else if (a == "--crash-after") crash_after = std::atoi(next().c_str());
-    else if (a == "--ignore-term") ignore_term = true;
-    else if (a == "--probe-port") probe_port = std::atoi(next().c_str());
-    else if (a == "--handle-ms") handle_ms = std::atoi(next().c_str());
+    if (a == "--version")
+      version = next();
+    else if (a == "--notify")
+      notify = true;
+    else if (a == "--ready-delay")
+      ready_delay = std::atoi(next().c_str());
+    else if (a == "--exit-at-start")
+      exit_at_start = std::atoi(next().c_str());
+    else if (a == "--crash-after")
+      crash_after = std::atoi(next().c_str());
+    else if (a == "--ignore-term")
+      ignore_term = true;
+    else if (a == "--probe-port")
+      probe_port = std::atoi(next().c_str());
+    else if (a == "--handle-ms")
+      handle_ms = std::atoi(next().c_str());
   }
   std::signal(SIGTERM, ignore_term ? SIG_IGN : OnTerm);
   std::signal(SIGPIPE, SIG_IGN);
@@ -140,8 +150,7 @@ int main(int argc, char** argv) {
   if (notify) Notify("READY=1\nSTATUS=serving " + version);
   auto started = std::chrono::steady_clock::now();
   while (!g_stop) {
-    if (crash_after >= 0 &&
-        std::chrono::steady_clock::now() - started > std::chrono::milliseconds(crash_after)) {
+    if (crash_after >= 0 && std::chrono::steady_clock::now() - started > std::chrono::milliseconds(crash_after)) {
       std::fprintf(stderr, "test_worker %s: crashing as asked\n", version.c_str());
       return 3;
     }

@@ -210,9 +210,9 @@ http = "tcp://127.0.0.1:0"
   d.WriteConfig(std::string(kService) + "\n[service.broken]\ncommand = [\"x\"]\nreplicas = \"many\"\n");
   auto bad = d.Api("POST", "/v1/reload");
   CHECK(bad.status == 400);
-  CHECK_THAT(bad.body["error"]["message"].get<std::string>(),
-             Catch::Contains("baton.toml:") && Catch::Contains("service.broken.replicas") &&
-                 Catch::Contains("running one is kept"));
+  CHECK_THAT(bad.body["error"]["message"].get<std::string>(), Catch::Contains("baton.toml:") &&
+                                                                  Catch::Contains("service.broken.replicas") &&
+                                                                  Catch::Contains("running one is kept"));
   CHECK(d.Service("extra")["state"] == "running");
 
   // SIGHUP reloads too: back to the first file removes `extra`.
@@ -276,14 +276,16 @@ TEST_CASE("1000 idle clients neither stall the daemon nor other clients, and tim
   CHECK(took < 1s);
   CHECK(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
   // After control_timeout every idle connection has been closed by batond.
-  CHECK(WaitFor([&] {
-    char c;
-    for (int fd : idle) {
-      ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
-      if (n < 0 && errno == EAGAIN) return false;
-    }
-    return true;
-  }, 15s));
+  CHECK(WaitFor(
+      [&] {
+        char c;
+        for (int fd : idle) {
+          ssize_t n = ::recv(fd, &c, 1, MSG_DONTWAIT);
+          if (n < 0 && errno == EAGAIN) return false;
+        }
+        return true;
+      },
+      15s));
   for (int fd : idle) ::close(fd);
   CHECK(d.Api("GET", "/v1/status").status == 200);
 }

@@ -94,7 +94,8 @@ std::string FaultServices() {
   std::string notifier = kNotifier;
   for (size_t pos = 0; (pos = notifier.find('"', pos)) != std::string::npos; pos += 2) notifier.replace(pos, 1, "\\\"");
   for (size_t pos = 0; (pos = notifier.find('\n', pos)) != std::string::npos; pos += 2) notifier.replace(pos, 1, "\\n");
-  for (size_t pos = 0; (pos = notifier.find("\\x", pos)) != std::string::npos; pos += 3) notifier.replace(pos, 2, "\\\\x");
+  for (size_t pos = 0; (pos = notifier.find("\\x", pos)) != std::string::npos; pos += 3)
+    notifier.replace(pos, 2, "\\\\x");
   return WebService(2) + R"(
 [service.stubborn]
 command = ["/bin/sh", "-c", "trap '' TERM; (trap '' TERM; exec sleep 600) & echo child=$! >&2; while :; do sleep 1; done"]
@@ -113,7 +114,8 @@ command = ["/bin/sh", "-c", "trap 'head -c 30000000 /dev/zero | tr \"\\\\0\" x |
 version = "v1"
 
 [service.notifier]
-command = ["/usr/bin/python3", "-c", ")" + notifier + R"("]
+command = ["/usr/bin/python3", "-c", ")" +
+         notifier + R"("]
 version = "v1"
 [service.notifier.ready]
 notify = true
@@ -152,7 +154,8 @@ TEST_CASE("fault suite on one daemon: misbehaving workers and abusive clients ar
     nlohmann::json s = d.Service("notifier");
     return s["generations"][0]["workers"][0].value("status", std::string());
   };
-  double slowest = SlowestStatusMs(d, [&] { return last_status().rfind("final", 0) != 0; }, 60s);
+  double slowest = SlowestStatusMs(
+      d, [&] { return last_status().rfind("final", 0) != 0; }, 60s);
   CHECK(last_status().rfind("final \xEF\xBF\xBD", 0) == 0);  // the bad bytes became U+FFFD
   CHECK(slowest < 1000);
   WARN("status latency during the sd_notify flood: slowest " << slowest << " ms");
@@ -248,8 +251,8 @@ TEST_CASE("fault suite on one daemon: misbehaving workers and abusive clients ar
   CHECK(after["open_fds"].get<size_t>() == fds_before);
   CHECK(after["handler_exceptions"] == 0);
   if (kMemoryMeasurable) CHECK(rss_after < rss_before + 32);
-  WARN("whole fault suite: open fds " << fds_before << " before, " << after["open_fds"] << " after; RSS "
-                                      << rss_before << " MiB before, " << rss_after << " MiB after");
+  WARN("whole fault suite: open fds " << fds_before << " before, " << after["open_fds"] << " after; RSS " << rss_before
+                                      << " MiB before, " << rss_after << " MiB after");
   REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
   REQUIRE(load.WaitForVersion("v2"));
   load.Stop();
@@ -268,8 +271,9 @@ TEST_CASE("near RLIMIT_NOFILE: control clients beyond the reserve get 503, nothi
   // Room for 16 control clients beyond what batond holds now and the reserve it keeps.
   const size_t kReserve = 32;  // kControlFdReserve in supervisor/sockets/fd_limit.h
   std::string limit = std::to_string(fds_before + 16 + kReserve);
-  REQUIRE(RunCommand({"/usr/bin/prlimit", "--pid", std::to_string(d.pid()), "--nofile=" + limit + ":" + limit})
-              .exit_code == 0);
+  REQUIRE(
+      RunCommand({"/usr/bin/prlimit", "--pid", std::to_string(d.pid()), "--nofile=" + limit + ":" + limit}).exit_code ==
+      0);
   Load load(d.Port("web"), 4);
   REQUIRE(load.WaitForVersion("v1"));
   std::vector<int> idle;  // more than batond will serve at once: the rest are answered 503
@@ -315,7 +319,8 @@ TEST_CASE("RLIMIT_NPROC reached in a handover: the fork fails cleanly and the ol
   }
   Daemon d("");
   // batond runs as uid 65534 with room for itself, its two workers and one more process.
-  for (auto [from, to] : {std::pair<std::string, std::string>{TEST_WORKER_PATH, "test_worker"}, {BATOND_PATH, "batond"}})
+  for (auto [from, to] :
+       {std::pair<std::string, std::string>{TEST_WORKER_PATH, "test_worker"}, {BATOND_PATH, "batond"}})
     std::filesystem::copy_file(from, d.dir() + "/" + to);
   // (LeakSanitizer's exit check needs a thread of its own, which the limit forbids.)
   std::string service = WebService(2, "env = { ASAN_OPTIONS = \"detect_leaks=0\" }\n");
@@ -324,10 +329,10 @@ TEST_CASE("RLIMIT_NPROC reached in a handover: the fork fails cleanly and the ol
   REQUIRE(RunCommand({"/bin/chown", "-R", "65534:65534", d.dir()}).exit_code == 0);
   REQUIRE(::chmod(d.dir().c_str(), 0755) == 0);
   int others = std::stoi(RunCommand({"/bin/sh", "-c", "ps -U 65534 -o pid= | wc -l"}).output);
-  d.SetWrapper({"/usr/bin/env", "ASAN_OPTIONS=detect_leaks=0", "/usr/bin/prlimit",
-                "--nproc=" + std::to_string(others + 4), "/usr/bin/setpriv", "--reuid=65534",
-                "--regid=65534", "--clear-groups"},
-               d.dir() + "/batond");
+  d.SetWrapper(
+      {"/usr/bin/env", "ASAN_OPTIONS=detect_leaks=0", "/usr/bin/prlimit", "--nproc=" + std::to_string(others + 4),
+       "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"},
+      d.dir() + "/batond");
   d.Start();
   INFO(d.Log().substr(0, 4000));
   std::vector<int> workers = d.WorkerPids("web");
@@ -348,7 +353,8 @@ TEST_CASE("RLIMIT_NPROC reached in a handover: the fork fails cleanly and the ol
   CHECK(load.versions().count("v2") == 0);
 }
 
-TEST_CASE("state directory on a full file system: history writes fail loudly, the file stays whole, batond carries on") {
+TEST_CASE(
+    "state directory on a full file system: history writes fail loudly, the file stays whole, batond carries on") {
   if (::geteuid() != 0) {
     SKIP_TEST("mounting a small tmpfs needs root");
   }

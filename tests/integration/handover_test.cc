@@ -61,8 +61,8 @@ TEST_CASE("a second handover while one is in progress is refused with a conflict
   Daemon d(WebService(1));
   d.Start();
   std::thread slow([&] {
-    d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify",
-           "--ready-delay", "1500"});
+    d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify", "--ready-delay",
+           "1500"});
   });
   REQUIRE(WaitFor([&] { return d.Service("web").contains("handover"); }));
   auto r = d.Api("POST", "/v1/services/web/upgrade", R"({"version": "v3"})");

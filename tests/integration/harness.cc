@@ -150,8 +150,9 @@ Daemon::Daemon(const std::string& services_config, const std::string& daemon_ext
 }
 
 void Daemon::WriteConfig(const std::string& services_config) {
-  std::string text = "[daemon]\ncontrol_socket = \"@DIR@/ctl.sock\"\nstate_dir = \"@DIR@/state\"\nlog_level = \"debug\"\n" +
-                     daemon_extra_ + "\n" + services_config;
+  std::string text =
+      "[daemon]\ncontrol_socket = \"@DIR@/ctl.sock\"\nstate_dir = \"@DIR@/state\"\nlog_level = \"debug\"\n" +
+      daemon_extra_ + "\n" + services_config;
   for (auto [from, to] : {std::pair<std::string, std::string>{"@DIR@", dir_.path}, {"@WORKER@", TEST_WORKER_PATH}}) {
     for (size_t pos; (pos = text.find(from)) != std::string::npos;) text.replace(pos, from.size(), to);
   }
@@ -338,11 +339,14 @@ std::string LastLines(const std::string& text, size_t n) {
 std::string WebService(int replicas, const std::string& extra, const std::string& worker_args) {
   return R"(
 [service.web]
-command = ["@WORKER@", "--version", "{version}", "--notify")" + worker_args + R"(]
+command = ["@WORKER@", "--version", "{version}", "--notify")" +
+         worker_args + R"(]
 version = "v1"
-replicas = )" + std::to_string(replicas) + R"(
+replicas = )" +
+         std::to_string(replicas) + R"(
 bake_time = "0s"
-)" + extra + R"(
+)" + extra +
+         R"(
 [service.web.listen]
 http = "tcp://127.0.0.1:0"
 [service.web.ready]

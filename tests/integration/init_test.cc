@@ -157,7 +157,7 @@ TEST_CASE("as PID 1 of a new PID namespace: serves, reaps orphans, shuts down in
   }
   Daemon d(kOrphanMaker);  // for its config file and directory; started here by unshare
   int unshare = Spawn(d.dir() + "/batond.log", {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-                                                 BATOND_PATH, "-c", d.dir() + "/baton.toml"});
+                                                BATOND_PATH, "-c", d.dir() + "/baton.toml"});
   INFO(d.Log());
   int batond = 0;  // its pid outside the namespace
   REQUIRE(WaitFor([&] {
@@ -181,8 +181,9 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   service.replace(service.find("tcp://127.0.0.1:0"), std::string("tcp://127.0.0.1:0").size(), "systemd:web");
   Daemon d(service);
   // It listens, and on the first connection execs batond (same pid) with the socket.
-  int pid = Spawn(d.dir() + "/batond.log", {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
-                                            "--fdname=web", BATOND_PATH, "-c", d.dir() + "/baton.toml"});
+  int pid =
+      Spawn(d.dir() + "/batond.log", {"/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port),
+                                      "--fdname=web", BATOND_PATH, "-c", d.dir() + "/baton.toml"});
   INFO(d.Log());
   std::string first;
   REQUIRE(WaitFor([&] { return (first = HttpGet(port)).find("version=v1") == 0; }, 20s));
@@ -199,11 +200,14 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   ExpectOrderlyExit(pid, pid);
 }
 
-TEST_CASE("FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES, across a self-upgrade") {
+TEST_CASE(
+    "FD store: a memfd left with FDSTORE=1 reaches the next generation, named in LISTEN_FDNAMES, across a "
+    "self-upgrade") {
   std::string example = std::string(PROJECT_SOURCE_DIR) + "/examples/fdstore/counter.py";
   Daemon d(R"(
 [service.counter]
-command = ["/usr/bin/python3", ")" + example + R"(", "{version}"]
+command = ["/usr/bin/python3", ")" +
+           example + R"(", "{version}"]
 version = "v1"
 bake_time = "0s"
 [service.counter.listen]
@@ -249,8 +253,10 @@ class SocketHolder {
                  {"/bin/sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec \"$0\" -c \"$1\"", BATOND_PATH,
                   dir + "/baton.toml"},
                  [this] {
-                   if (fd_ == 3) ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
-                   else ::dup2(fd_, 3);                  // dup2 clears close-on-exec
+                   if (fd_ == 3)
+                     ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep close-on-exec
+                   else
+                     ::dup2(fd_, 3);  // dup2 clears close-on-exec
                  });
   }
   int port() const { return port_; }

@@ -33,7 +33,8 @@ TEST_CASE("a worker runs as its user and groups, with umask, limits and only the
   ::setenv("TEST_KEPT_OUT", "secret", 1);
   Daemon d(std::string(R"(
 [service.least]
-command = ["/bin/sh", "-c", ")") + kIdentityWorker + R"("]
+command = ["/bin/sh", "-c", ")") +
+           kIdentityWorker + R"("]
 version = "v1"
 user = "nobody"
 group = "nogroup"
@@ -52,7 +53,7 @@ notify = true
 timeout = "10s"
 )");
   REQUIRE(::chmod(d.dir().c_str(), 0711) == 0);  // the notify socket lies below it
-  d.Start();  // READY=1 came from a process of another user
+  d.Start();                                     // READY=1 came from a process of another user
   ::unsetenv("TEST_PASSED_ON");
   ::unsetenv("TEST_KEPT_OUT");
   INFO(d.Log());
@@ -101,7 +102,8 @@ TEST_CASE("batond refuses a control socket in a directory others can write to, a
                       << "/state\"\n[service.web]\ncommand = [\"/bin/true\"]\n";
   auto r = RunCommand({BATOND_PATH, "-c", path});
   CHECK(r.exit_code == 100);
-  CHECK_THAT(r.output, Catch::Contains("daemon.control_socket: directory " + shared + " is writable by others (mode 1777)"));
+  CHECK_THAT(r.output,
+             Catch::Contains("daemon.control_socket: directory " + shared + " is writable by others (mode 1777)"));
   CHECK_FALSE(std::filesystem::exists(shared + "/ctl.sock"));
   if (::geteuid() == 0) {
     REQUIRE(::chmod(path.c_str(), 0666) == 0);
@@ -119,14 +121,15 @@ TEST_CASE("a uid or gid that would wrap to root is refused: at start with its li
                       << "/state\"\n[service.web]\ncommand = [\"/usr/bin/id\"]\nuser = \"4294967296\"\n";
   auto r = RunCommand({BATOND_PATH, "-c", path});
   CHECK(r.exit_code == 100);
-  CHECK_THAT(r.output, Catch::Contains(path + ":6:8: service.web.user: id: '4294967296' is out of range (0 to 4294967294)"));
+  CHECK_THAT(r.output,
+             Catch::Contains(path + ":6:8: service.web.user: id: '4294967296' is out of range (0 to 4294967294)"));
   CHECK_FALSE(std::filesystem::exists(dir.path + "/ctl.sock"));
 
   Daemon d(WebService(1));
   d.Start();
   std::vector<int> pids = d.WorkerPids("web");
-  for (const char* line : {"user = \"4294967296\"\n", "group = \"4294967296\"\n",
-                           "supplementary_groups = [\"18446744073709551616\"]\n"}) {
+  for (const char* line :
+       {"user = \"4294967296\"\n", "group = \"4294967296\"\n", "supplementary_groups = [\"18446744073709551616\"]\n"}) {
     d.WriteConfig(WebService(1, line));
     auto reload = d.Api("POST", "/v1/reload");
     INFO(reload.raw);

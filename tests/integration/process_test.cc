@@ -151,7 +151,8 @@ TEST_CASE("a bad config is refused with file, line and key, and exit code 100") 
     auto r = RunCommand({BATOND_PATH, "-c", path});
     ::close(fd);
     CHECK(r.exit_code == 100);
-    CHECK_THAT(r.output, Catch::Contains(path + ":7: service.web.listen.http") && Catch::Contains("Address already in use"));
+    CHECK_THAT(r.output,
+               Catch::Contains(path + ":7: service.web.listen.http") && Catch::Contains("Address already in use"));
     CHECK_FALSE(std::filesystem::exists(dir.path + "/ctl.sock"));
   }
   SECTION("missing file") {

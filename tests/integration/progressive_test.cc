@@ -14,7 +14,8 @@ const std::string kFlaky = std::string(PROJECT_SOURCE_DIR) + "/tests/helpers/fla
 std::string ProgressiveService(const std::string& rollout) {
   return R"(
 [service.web]
-command = ["/usr/bin/python3", ")" + kFlaky + R"(", "{version}", "{port:http}"]
+command = ["/usr/bin/python3", ")" +
+         kFlaky + R"(", "{version}", "{port:http}"]
 version = "v1"
 replicas = 2
 bake_time = "0s"

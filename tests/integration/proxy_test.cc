@@ -112,11 +112,13 @@ std::string Pattern(size_t n, size_t offset) {
 std::string BackendService(const std::string& listen_extra = "", const std::string& extra_args = "") {
   return R"(
 [service.echo]
-command = ["/usr/bin/python3", ")" + kBackend + R"(", "{version}", "{port:tcp}")" + extra_args + R"(]
+command = ["/usr/bin/python3", ")" +
+         kBackend + R"(", "{version}", "{port:tcp}")" + extra_args + R"(]
 version = "v1"
 bake_time = "0s"
 [service.echo.listen]
-tcp = { address = "tcp://127.0.0.1:0", mode = "proxy")" + listen_extra + R"( }
+tcp = { address = "tcp://127.0.0.1:0", mode = "proxy")" +
+         listen_extra + R"( }
 [service.echo.ready]
 timeout = "10s"
 interval = "20ms"

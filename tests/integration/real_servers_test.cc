@@ -32,7 +32,8 @@ interval = "20ms"
 signal = "QUIT"
 timeout = "20s"
 )");
-  ZeroDropUpgrades(d, "nginx", "v3-broken", {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
+  ZeroDropUpgrades(d, "nginx", "v3-broken",
+                   {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
                    "unknown directive \"no_such_directive\"");
 }
 
@@ -50,7 +51,8 @@ signal = "QUIT"
 timeout = "20s"
 wait_for_connections = false
 )");
-  ZeroDropUpgrades(d, "nginx", "v3-broken", {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
+  ZeroDropUpgrades(d, "nginx", "v3-broken",
+                   {"./nginx/run.sh", "{version}", "{port:http}", "{probe_port}", "no_such_directive on;"},
                    "unknown directive \"no_such_directive\"", 20);
 }
 
@@ -67,7 +69,8 @@ interval = "20ms"
 signal = "INT"
 timeout = "20s"
 )");
-  ZeroDropUpgrades(d, "lighttpd", "v3-broken", {"lighttpd", "-D", "-f", "/nonexistent/lighttpd.conf"}, "exited with status");
+  ZeroDropUpgrades(d, "lighttpd", "v3-broken", {"lighttpd", "-D", "-f", "/nonexistent/lighttpd.conf"},
+                   "exited with status");
 }
 
 TEST_CASE("gunicorn, with its listener from LISTEN_FDS, upgrades 100 times under load without a failed request") {
@@ -99,7 +102,8 @@ http = "tcp://127.0.0.1:0"
 notify = true
 timeout = "10s"
 )");
-  ZeroDropUpgrades(d, "py", "v3-broken", {"/usr/bin/python3", "python-http/server.py", "v3", "--fail"}, "missing key 'db.url'");
+  ZeroDropUpgrades(d, "py", "v3-broken", {"/usr/bin/python3", "python-http/server.py", "v3", "--fail"},
+                   "missing key 'db.url'");
 }
 
 TEST_CASE("a server that reports readiness with systemd-notify --ready upgrades 100 times without a failed request") {
@@ -111,7 +115,8 @@ http = "tcp://127.0.0.1:0"
 notify = true
 timeout = "10s"
 )");
-  ZeroDropUpgrades(d, "notifier", "v3-broken", {"/usr/bin/python3", "python-http/server.py", "v3", "--systemd-notify", "--fail"},
+  ZeroDropUpgrades(d, "notifier", "v3-broken",
+                   {"/usr/bin/python3", "python-http/server.py", "v3", "--systemd-notify", "--fail"},
                    "missing key 'db.url'");
   CHECK_THAT(d.Service("notifier")["generations"][0]["workers"][0]["status"].get<std::string>(),
              Catch::Contains("serving version v1"));

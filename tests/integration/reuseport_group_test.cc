@@ -62,8 +62,10 @@ struct TestGroup {
     config.address = bound->address;
     port = bound->address.port;
     auto created = ReuseportGroup::Create(config, anchor.get(), daemon);
-    if (created.ok()) group = std::move(*created);
-    else error = created.status().message();
+    if (created.ok())
+      group = std::move(*created);
+    else
+      error = created.status().message();
   }
   int Open(int64_t gen, bool take_anchor) {
     auto fd = group->Open(gen, take_anchor);
@@ -123,7 +125,8 @@ TEST_CASE("reuseport group: sockets get connections only when routed to, and the
   CHECK(last[4] > 300);
 }
 
-TEST_CASE("reuseport group with eBPF: an exact split, any socket leaves at once, and its queue moves to the routed one") {
+TEST_CASE(
+    "reuseport group with eBPF: an exact split, any socket leaves at once, and its queue moves to the routed one") {
   TestGroup t(WithProgram(SteeringProgram::kEbpf));
   if (!t.group) SKIP_TEST("the kernel refused the eBPF steering program (needs CAP_BPF): " + t.error);
   ReuseportGroup& group = *t.group;

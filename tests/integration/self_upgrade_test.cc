@@ -99,8 +99,8 @@ TEST_CASE("self-upgrade refuses a binary that is not a batond, and a busy daemon
 
   // While a handover waits for a slow worker to become ready, the daemon is busy.
   std::thread upgrade([&] {
-    d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify",
-           "--ready-delay", "1500"});
+    d.Ctl({"upgrade", "web", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify", "--ready-delay",
+           "1500"});
   });
   REQUIRE(WaitFor([&] { return d.Service("web").contains("handover"); }));
   auto busy = d.Ctl({"self-upgrade"});

@@ -21,9 +21,7 @@ using namespace baton::it;
 
 namespace {
 
-nlohmann::json Listener(Daemon& d, const std::string& service = "web") {
-  return d.Service(service)["listeners"][0];
-}
+nlohmann::json Listener(Daemon& d, const std::string& service = "web") { return d.Service(service)["listeners"][0]; }
 
 }  // namespace
 
@@ -112,8 +110,10 @@ TEST_CASE("kernel steering: 1000 connections waiting in the old generation's que
   size_t answered_by_v1 = 0, failed = 0;
   for (size_t i = 0; i < clients.size(); ++i) {
     ::close(clients[i]);
-    if (answers[i].rfind("HTTP/1.1 200", 0) == 0 && answers[i].find("version=v1") != std::string::npos) ++answered_by_v1;
-    else ++failed;
+    if (answers[i].rfind("HTTP/1.1 200", 0) == 0 && answers[i].find("version=v1") != std::string::npos)
+      ++answered_by_v1;
+    else
+      ++failed;
   }
   WARN(answered_by_v1 << " of 1000 queued connections answered by v1 after the switch");
   CHECK(failed == 0);
@@ -148,13 +148,15 @@ std::string UdpAsk(int port, std::chrono::milliseconds limit = 2s) {
 
 }  // namespace
 
-TEST_CASE("kernel steering over UDP: a release that never gets ready gets no datagram, and after promotion new ones go "
-          "to the new generation") {
+TEST_CASE(
+    "kernel steering over UDP: a release that never gets ready gets no datagram, and after promotion new ones go "
+    "to the new generation") {
   // Classic BPF, which chooses per datagram: the asker's fresh sockets soon reuse client
   // ports, which the eBPF program would take for flows still going on (its test is below).
   Daemon d(R"(
 [service.dns]
-command = ["/usr/bin/python3", ")" + kUdpEcho + R"(", "{version}"]
+command = ["/usr/bin/python3", ")" +
+               kUdpEcho + R"(", "{version}"]
 version = "v1"
 replicas = 2
 bake_time = "0s"
@@ -184,7 +186,8 @@ timeout = "5s"
       answered[v]++;
     }
   });
-  auto r = d.Ctl({"upgrade", "dns", "--version", "v2", "--", "/usr/bin/python3", kUdpEcho, "{version}", "--never-ready"});
+  auto r =
+      d.Ctl({"upgrade", "dns", "--version", "v2", "--", "/usr/bin/python3", kUdpEcho, "{version}", "--never-ready"});
   INFO(r.output);
   CHECK(r.exit_code == 1);
   REQUIRE(d.Ctl({"upgrade", "dns", "--version", "v3"}).exit_code == 0);
@@ -198,11 +201,13 @@ timeout = "5s"
   CHECK(answered["v1"] > 50);
 }
 
-TEST_CASE("kernel steering with eBPF: a UDP flow stays with its generation while it goes on, then moves without a "
-          "lost datagram, and new flows go to the new generation at once") {
+TEST_CASE(
+    "kernel steering with eBPF: a UDP flow stays with its generation while it goes on, then moves without a "
+    "lost datagram, and new flows go to the new generation at once") {
   Daemon d(R"(
 [service.dns]
-command = ["/usr/bin/python3", ")" + kUdpEcho + R"(", "{version}"]
+command = ["/usr/bin/python3", ")" +
+               kUdpEcho + R"(", "{version}"]
 version = "v1"
 bake_time = "0s"
 [service.dns.listen]
@@ -265,7 +270,8 @@ drain_timeout = "1500ms"
   CHECK(d.Log().find("drain_timeout") != std::string::npos);
 }
 
-TEST_CASE("kernel steering: progressive steps without a proxy, each weight within 2 points over 10000 new connections") {
+TEST_CASE(
+    "kernel steering: progressive steps without a proxy, each weight within 2 points over 10000 new connections") {
   Daemon d(WebService(2, R"([service.web.rollout]
 strategy = "progressive"
 steps = [10, 50, 100]
@@ -292,8 +298,7 @@ step_time = "1s"
     auto after = load.Report().versions;
     double v1 = static_cast<double>(after["v1"] - before["v1"]), v2 = static_cast<double>(after["v2"] - before["v2"]);
     shares.emplace_back(weight, 100 * v2 / (v1 + v2));
-    WARN("step at " << weight << "%: v2 answered " << shares.back().second << "% of " << v1 + v2
-                    << " new connections");
+    WARN("step at " << weight << "%: v2 answered " << shares.back().second << "% of " << v1 + v2 << " new connections");
     REQUIRE(d.Ctl({"resume", "web"}).exit_code == 0);
   }
   upgrade.join();

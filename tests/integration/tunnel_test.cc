@@ -36,15 +36,17 @@ class Edge {
   explicit Edge(bool permit_forwarding = true) : port_(FreePort()) {
     ::mkdir("/run/sshd", 0755);  // sshd's privilege separation directory
     for (const char* key : {"host_key", "client_key"})
-      REQUIRE(RunCommand({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_.path + "/" + key}).exit_code == 0);
+      REQUIRE(
+          RunCommand({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir_.path + "/" + key}).exit_code ==
+          0);
     std::ofstream(dir_.path + "/authorized_keys") << Slurp(dir_.path + "/client_key.pub");
     ::chmod((dir_.path + "/authorized_keys").c_str(), 0600);
     std::string host_pub = Slurp(dir_.path + "/host_key.pub");
-    std::ofstream(dir_.path + "/known_hosts") << "[127.0.0.1]:" << port_ << " " << host_pub.substr(0, host_pub.rfind(' '))
-                                              << "\n";
+    std::ofstream(dir_.path + "/known_hosts")
+        << "[127.0.0.1]:" << port_ << " " << host_pub.substr(0, host_pub.rfind(' ')) << "\n";
     std::ofstream(dir_.path + "/sshd_config")
-        << "Port " << port_ << "\nListenAddress 127.0.0.1\nHostKey " << dir_.path << "/host_key\nPidFile "
-        << dir_.path << "/sshd.pid\nAuthorizedKeysFile " << dir_.path
+        << "Port " << port_ << "\nListenAddress 127.0.0.1\nHostKey " << dir_.path << "/host_key\nPidFile " << dir_.path
+        << "/sshd.pid\nAuthorizedKeysFile " << dir_.path
         << "/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
         << "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nAllowTcpForwarding "
         << (permit_forwarding ? "remote" : "no") << "\nPermitListen any\n";
@@ -157,7 +159,8 @@ TEST_CASE("tunnel: a payload larger than the channel window, and half-close both
   std::string backend = std::string(PROJECT_SOURCE_DIR) + "/tests/helpers/proxy_backend.py";
   Daemon d(R"(
 [service.echo]
-command = ["/usr/bin/python3", ")" + backend + R"(", "{version}", "{port:tcp}"]
+command = ["/usr/bin/python3", ")" +
+           backend + R"(", "{version}", "{port:tcp}"]
 version = "v1"
 bake_time = "0s"
 [service.echo.listen]
@@ -232,8 +235,8 @@ TEST_CASE("tunnel: two edges, one killed: traffic continues through the other") 
   Edge first, second;
   int remote = FreePort();
   std::string tunnel = first.Tunnel("edge", remote, "web.http");
-  std::string edges = "edges = [\"127.0.0.1:" + std::to_string(first.port()) + "\", \"127.0.0.1:" +
-                      std::to_string(second.port()) + "\"]";
+  std::string edges = "edges = [\"127.0.0.1:" + std::to_string(first.port()) +
+                      "\", \"127.0.0.1:" + std::to_string(second.port()) + "\"]";
   tunnel.replace(tunnel.find("edges = "), tunnel.find('\n', tunnel.find("edges = ")) - tunnel.find("edges = "), edges);
   // One known_hosts for both edges.
   std::ofstream(first.dir() + "/known_hosts", std::ios::app) << Slurp(second.dir() + "/known_hosts");
@@ -310,7 +313,8 @@ TEST_CASE("tunnel: proxy_protocol tells the worker the address the edge saw") {
   std::string backend = std::string(PROJECT_SOURCE_DIR) + "/tests/helpers/proxy_backend.py";
   Daemon d(R"(
 [service.echo]
-command = ["/usr/bin/python3", ")" + backend + R"(", "{version}", "{port:tcp}", "--proxy-protocol"]
+command = ["/usr/bin/python3", ")" +
+           backend + R"(", "{version}", "{port:tcp}", "--proxy-protocol"]
 version = "v1"
 bake_time = "0s"
 [service.echo.listen]

@@ -86,7 +86,8 @@ TEST_CASE_METHOD(Fixture, "upgrade request validation") {
   CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "command": [1]})")->status == 400);
   CHECK(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "env": {"A": 1}})")->status == 400);
   CHECK_THAT(Call("POST", "/v1/services/web/upgrade", R"({"version": "v2", "verison": "x"})")
-                 ->body["error"]["message"].get<std::string>(),
+                 ->body["error"]["message"]
+                 .get<std::string>(),
              Catch::Contains("unknown field 'verison'"));
   CHECK(Call("POST", "/v1/services/nope/upgrade", R"({"version": "v2"})")->status == 404);
   CHECK_FALSE(commands.last_upgrade);
@@ -156,7 +157,8 @@ TEST_CASE_METHOD(Fixture, "restart, start, stop, scale and signal reach their co
   CHECK(Call("POST", "/v1/services/web/signal", R"({"signal": "HUP"})")->status == 200);
   CHECK(Call("POST", "/v1/services/web/signal", "{}")->status == 400);
   CHECK(Call("POST", "/v1/services/web/restart", R"({"now": true})")->status == 400);
-  CHECK(commands.calls == std::vector<std::string>{"restart web", "start web", "stop web", "scale web 3", "signal web HUP"});
+  CHECK(commands.calls ==
+        std::vector<std::string>{"restart web", "start web", "stop web", "scale web 3", "signal web HUP"});
 }
 
 TEST_CASE_METHOD(Fixture, "logs: the last N lines, or those and then a stream") {
@@ -207,16 +209,19 @@ TEST_CASE_METHOD(Fixture, "wait=drained answers a promotion once the previous ge
   promoted.from_generation = 4;
   commands.done(promoted);
   CHECK(r->status == 0);  // still draining
-  commands.follower({{"type", "drained"}, {"generation", 3}, {"message", "generation 3 drained in 9.000s"}, {"duration_s", 9.0}});
+  commands.follower(
+      {{"type", "drained"}, {"generation", 3}, {"message", "generation 3 drained in 9.000s"}, {"duration_s", 9.0}});
   CHECK(r->status == 0);  // another generation
-  commands.follower({{"type", "drained"}, {"generation", 4}, {"message", "generation 4 took a while"}, {"duration_s", 1.25}});
+  commands.follower(
+      {{"type", "drained"}, {"generation", 4}, {"message", "generation 4 took a while"}, {"duration_s", 1.25}});
   CHECK(r->status == 200);
   CHECK(r->body["result"]["drain_s"] == 1.25);
   CHECK(commands.unsubscribed.size() == 1);
 
   // A drain that finished before the outcome arrived is not missed.
   auto quick = Call("POST", "/v1/services/web/upgrade?wait=drained", R"({"version": "v3"})");
-  commands.follower({{"type", "drained"}, {"generation", 5}, {"message", "generation 5 drained in 0.010s"}, {"duration_s", 0.01}});
+  commands.follower(
+      {{"type", "drained"}, {"generation", 5}, {"message", "generation 5 drained in 0.010s"}, {"duration_s", 0.01}});
   promoted.from_generation = 5;
   commands.done(promoted);
   CHECK(quick->status == 200);

@@ -19,7 +19,8 @@ TEST_CASE("config diffs name what changed and whether a new generation is needed
   b.env["A"] = "1";
   CHECK(DiffService(a, b).needs_new_generation);
   ServiceConfig c = a;
-  c.listeners.push_back(ListenerConfig{"http", *ParseSocketAddress("tcp://127.0.0.1:80"), 4096, 3, 1, ListenMode::kKernel, {}});
+  c.listeners.push_back(
+      ListenerConfig{"http", *ParseSocketAddress("tcp://127.0.0.1:80"), 4096, 3, 1, ListenMode::kKernel, {}});
   ServiceConfig c_moved = c;
   c_moved.listeners[0].line = 9;  // only its place in the file moved
   CHECK(DiffService(c, c_moved).empty());

@@ -100,7 +100,8 @@ alpha = "tcp://127.0.0.1:2"
 
 TEST_CASE("errors name the file, line and key") {
   SECTION("syntax") {
-    CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"\n"), Catch::StartsWith("baton.toml:2:") && Catch::Contains("syntax"));
+    CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"\n"),
+               Catch::StartsWith("baton.toml:2:") && Catch::Contains("syntax"));
   }
   SECTION("unknown key") {
     CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"]\nreplica = 2\n"),
@@ -119,9 +120,7 @@ TEST_CASE("errors name the file, line and key") {
     CHECK_THAT(ErrorOf("[service.a]\nversion = \"1\"\n"),
                Catch::StartsWith("baton.toml:1:") && Catch::Contains("service.a.command: missing"));
   }
-  SECTION("empty command") {
-    CHECK_THAT(ErrorOf("[service.a]\ncommand = []\n"), Catch::Contains("service.a.command"));
-  }
+  SECTION("empty command") { CHECK_THAT(ErrorOf("[service.a]\ncommand = []\n"), Catch::Contains("service.a.command")); }
   SECTION("duplicate listener address") {
     CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"]\n[service.a.listen]\nhttp = \"tcp://127.0.0.1:80\"\n"
                        "[service.b]\ncommand = [\"x\"]\n[service.b.listen]\nweb = \"tcp://127.0.0.1:80\"\n"),
@@ -252,8 +251,9 @@ g = { address = "tcp://127.0.0.1:82", steering = "kernel" }
 }
 
 TEST_CASE("tunnels") {
-  const std::string service = "[service.web]\ncommand = [\"x\"]\n[service.web.listen]\nhttp = \"tcp://127.0.0.1:8080\"\n"
-                              "dns = \"udp://127.0.0.1:5353\"\n";
+  const std::string service =
+      "[service.web]\ncommand = [\"x\"]\n[service.web.listen]\nhttp = \"tcp://127.0.0.1:8080\"\n"
+      "dns = \"udp://127.0.0.1:5353\"\n";
   auto c = Parse(service + R"(
 [tunnel.edge]
 edges = ["203.0.113.7:22", "[2001:db8::1]:2222"]
@@ -320,8 +320,9 @@ umask = 0o077
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\numask = \"0999\"\n"),
              Catch::Contains("baton.toml:3:9: service.w.umask: expected an octal mode"));
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\numask = 0o1000\n"), Catch::Contains("service.w.umask"));
-  CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.limits]\nnofile = -1\n"),
-             Catch::Contains("baton.toml:4:10: service.w.limits.nofile: expected a non-negative integer or \"infinity\""));
+  CHECK_THAT(
+      ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.limits]\nnofile = -1\n"),
+      Catch::Contains("baton.toml:4:10: service.w.limits.nofile: expected a non-negative integer or \"infinity\""));
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\n[service.w.limits]\nstack = 1\n"),
              Catch::Contains("service.w.limits.stack: unknown key"));
   CHECK_THAT(ErrorOf("[service.w]\ncommand = [\"x\"]\nsupplementary_groups = \"wheel\"\n"),
@@ -354,8 +355,9 @@ check = ["/usr/local/bin/smoke", "--quick"]
   CHECK(r.check.size() == 2);
   // Steered by the kernel: progressive, with the operator's check, but no thresholds that
   // need each connection's outcome.
-  const std::string steered = "[service.w]\ncommand = [\"x\"]\n[service.w.listen]\nhttp = \"tcp://127.0.0.1:1\"\n"
-                              "[service.w.rollout]\nstrategy = \"progressive\"\n";
+  const std::string steered =
+      "[service.w]\ncommand = [\"x\"]\n[service.w.listen]\nhttp = \"tcp://127.0.0.1:1\"\n"
+      "[service.w.rollout]\nstrategy = \"progressive\"\n";
   REQUIRE(Parse(steered).ok());
   CHECK(Parse(steered).value().services[0].listeners[0].mode == ListenMode::kKernel);
   CHECK(Parse(steered + "check = [\"/bin/true\"]\n").ok());

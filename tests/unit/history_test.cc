@@ -19,7 +19,8 @@ struct TempDir {
   std::string path;
 };
 
-HandoverResult Result_(bool promoted, const std::string& version, int64_t gen, HandoverKind kind = HandoverKind::kUpgrade) {
+HandoverResult Result_(bool promoted, const std::string& version, int64_t gen,
+                       HandoverKind kind = HandoverKind::kUpgrade) {
   HandoverResult r;
   r.promoted = promoted;
   r.version = version;
@@ -37,9 +38,11 @@ TEST_CASE("history survives a reopen and answers rollback questions") {
     auto h = HistoryStore::Open(dir.path, nullptr);
     REQUIRE(h.ok());
     CHECK_FALSE(h->LastPromoted("web"));
-    REQUIRE(h->Record("web", Release{"v1", std::nullopt, {}, 1}, Result_(true, "v1", 1, HandoverKind::kStart), 10).ok());
+    REQUIRE(
+        h->Record("web", Release{"v1", std::nullopt, {}, 1}, Result_(true, "v1", 1, HandoverKind::kStart), 10).ok());
     REQUIRE(h->Record("web", Release{"v2", std::vector<std::string>{"./srv", "--new"}, {{"A", "b"}}, 2},
-                      Result_(true, "v2", 2), 20).ok());
+                      Result_(true, "v2", 2), 20)
+                .ok());
     REQUIRE(h->Record("web", Release{"v3", std::nullopt, {}, 3}, Result_(false, "v3", 3), 30).ok());
   }
   auto h = HistoryStore::Open(dir.path, nullptr);

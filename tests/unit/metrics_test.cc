@@ -15,9 +15,10 @@ TEST_CASE("metrics render every family from the status document") {
          {"generations",
           {{{"id", 4}, {"state", "live"}, {"workers", {{{"state", "ready"}}, {{"state", "ready"}}}}},
            {{"id", 3}, {"state", "draining"}, {"workers", {{{"state", "stopping"}}}}}}},
-         {"counters", {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}},
-         {"proxies", {{{"name", "http"}, {"active", 7}, {"total", 90}, {"errors", 1}, {"bytes_in", 1000},
-                       {"bytes_out", 250000}}}},
+         {"counters",
+          {{"handovers_promoted", 3}, {"handovers_failed", 1}, {"restarts", 5}, {"last_handover_seconds", 0.25}}},
+         {"proxies",
+          {{{"name", "http"}, {"active", 7}, {"total", 90}, {"errors", 1}, {"bytes_in", 1000}, {"bytes_out", 250000}}}},
          {"listeners",
           {{{"name", "http"}, {"mode", "proxy"}},
            {{"name", "api"},
@@ -47,10 +48,12 @@ TEST_CASE("metrics render every family from the status document") {
   CHECK_THAT(text, Catch::Contains("# TYPE baton_proxy_connections gauge\n"));
   CHECK_THAT(text, Catch::Contains("baton_service_progressive_step{service=\"web\\\"x\"} 2\n"));
   CHECK_THAT(text, Catch::Contains("baton_service_progressive_weight_percent{service=\"web\\\"x\"} 10\n"));
-  CHECK_THAT(text, Catch::Contains("baton_service_progressive_step_connections{kind=\"resets\",service=\"web\\\"x\"} 1\n"));
+  CHECK_THAT(text,
+             Catch::Contains("baton_service_progressive_step_connections{kind=\"resets\",service=\"web\\\"x\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("baton_listener_info{listener=\"api\",mode=\"kernel\",service=\"web\\\"x\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("baton_listener_info{listener=\"http\",mode=\"proxy\",service=\"web\\\"x\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "baton_listener_weight_percent{generation=\"4\",listener=\"api\",service=\"web\\\"x\"} 10\n"));
   CHECK_THAT(text,
-             Catch::Contains("baton_listener_weight_percent{generation=\"4\",listener=\"api\",service=\"web\\\"x\"} 10\n"));
-  CHECK_THAT(text, Catch::Contains("baton_listener_queued{generation=\"3\",listener=\"api\",service=\"web\\\"x\"} 2\n"));
+             Catch::Contains("baton_listener_queued{generation=\"3\",listener=\"api\",service=\"web\\\"x\"} 2\n"));
 }

@@ -57,7 +57,8 @@ TEST_CASE("a user or group given as a number must be a valid id, never one that 
   CHECK(ConfigError("user = \"root\"\n").empty());
   CHECK(ConfigError("user = \"4294967296\"\n") ==
         "baton.toml:3:8: service.w.user: id: '4294967296' is out of range (0 to 4294967294)");
-  CHECK_THAT(ConfigError("user = \"4294967295\"\n"), Catch::Contains("service.w.user: id: '4294967295' is out of range"));
+  CHECK_THAT(ConfigError("user = \"4294967295\"\n"),
+             Catch::Contains("service.w.user: id: '4294967295' is out of range"));
   CHECK_THAT(ConfigError("user = \"99999999999999999999999\"\n"), Catch::Contains("service.w.user"));
   CHECK_THAT(ConfigError("group = \"4294967296\"\n"), Catch::Contains("baton.toml:3:9: service.w.group"));
   CHECK_THAT(ConfigError("supplementary_groups = [\"10\", \"8589934592\"]\n"),

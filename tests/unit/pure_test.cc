@@ -50,7 +50,8 @@ TEST_CASE("placeholders") {
   v.probe_port = 41000;
   CHECK(*ExpandTemplate("--fd={fd:admin} --port {port:http} {version} {service} {probe_port}", v) ==
         "--fd=4 --port 8080 v2 web 41000");
-  CHECK(*ExpandTemplate("{\"json\": {\"a\": 1}} {Version} {} ${HOME}", v) == "{\"json\": {\"a\": 1}} {Version} {} ${HOME}");
+  CHECK(*ExpandTemplate("{\"json\": {\"a\": 1}} {Version} {} ${HOME}", v) ==
+        "{\"json\": {\"a\": 1}} {Version} {} ${HOME}");
   CHECK_THAT(ExpandTemplate("{fd:nope}", v).status().message(), Catch::Contains("names no listener"));
   CHECK_THAT(ExpandTemplate("{port:admin}", v).status().message(), Catch::Contains("no TCP or UDP listener"));
   CHECK_THAT(ExpandTemplate("{versoin}", v).status().message(), Catch::Contains("unknown placeholder"));
@@ -161,8 +162,8 @@ TEST_CASE("PROXY protocol v2 header") {
 TEST_CASE("tunnel reconnect backoff: full jitter over a doubling, capped ceiling") {
   CHECK(TunnelBackoff(1s, 60s, 1, 0.0) == 0s);
   CHECK(TunnelBackoff(1s, 60s, 1, 0.5) == 500ms);
-  CHECK(TunnelBackoff(1s, 60s, 3, 0.5) == 2s);     // ceiling 4s
-  CHECK(TunnelBackoff(1s, 60s, 10, 0.5) == 30s);   // ceiling 512s, capped at 60s
+  CHECK(TunnelBackoff(1s, 60s, 3, 0.5) == 2s);    // ceiling 4s
+  CHECK(TunnelBackoff(1s, 60s, 10, 0.5) == 30s);  // ceiling 512s, capped at 60s
   CHECK(TunnelBackoff(1s, 60s, 100, 0.999) < 60s);
 }
 

@@ -89,7 +89,7 @@ struct Harness {
   FakeLauncher launcher;
   FakeProbeRunner probes;
   int next_probe_port = 40000;
-  std::map<int64_t, size_t> proxied_open;  // generation -> connections the proxy holds open
+  std::map<int64_t, size_t> proxied_open;        // generation -> connections the proxy holds open
   std::map<int64_t, size_t> proxied_unanswered;  // ... of which the worker has not answered yet
   std::map<int64_t, GenerationTraffic> traffic;  // what the proxy routed to each generation
   std::unique_ptr<Service> service;

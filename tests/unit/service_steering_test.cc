@@ -15,8 +15,8 @@ namespace {
 // A service whose listener "http" is steered by the kernel (here, by the fake).
 ServiceConfig SteeredConfig(int replicas = 2) {
   ServiceConfig c = NotifyConfig(replicas);
-  c.listeners.push_back(ListenerConfig{"http", *ParseSocketAddress("tcp://127.0.0.1:8080"), 4096, 1, 1,
-                                       ListenMode::kKernel, {}});
+  c.listeners.push_back(
+      ListenerConfig{"http", *ParseSocketAddress("tcp://127.0.0.1:8080"), 4096, 1, 1, ListenMode::kKernel, {}});
   c.stop.drain_timeout = 30s;
   return c;
 }
@@ -52,8 +52,9 @@ TEST_CASE("kernel steering: a new generation listens on its own socket and gets 
   CHECK(std::count(steering.retired.begin(), steering.retired.end(), v2) == 1);  // its socket may go
 }
 
-TEST_CASE("kernel steering: promotion sends every new connection to the new generation, and the old one gets "
-          "its stop signal once its accept queue is empty") {
+TEST_CASE(
+    "kernel steering: promotion sends every new connection to the new generation, and the old one gets "
+    "its stop signal once its accept queue is empty") {
   FakeSteering steering;
   Harness h(SteeredConfig(), &steering);
   h.StartLive("v1");
@@ -132,7 +133,8 @@ TEST_CASE("kernel steering: a generation whose socket cannot be opened is refuse
   h.StartLive("v1");
   size_t launched = h.launcher.launched.size();
   steering.fail_open = true;
-  Status s = h.service->Handover(Release{"v2", std::nullopt, {}, 0}, HandoverKind::kUpgrade, [](const HandoverResult&) {});
+  Status s =
+      h.service->Handover(Release{"v2", std::nullopt, {}, 0}, HandoverKind::kUpgrade, [](const HandoverResult&) {});
   CHECK_FALSE(s.ok());
   CHECK_THAT(s.message(), Catch::Contains("Address already in use"));
   h.clock.RunDue();
@@ -140,7 +142,8 @@ TEST_CASE("kernel steering: a generation whose socket cannot be opened is refuse
   CHECK_FALSE(h.service->handover_in_progress());
 }
 
-TEST_CASE("kernel steering: a stopped service sends new connections nowhere, and its next start takes the first socket") {
+TEST_CASE(
+    "kernel steering: a stopped service sends new connections nowhere, and its next start takes the first socket") {
   FakeSteering steering;
   Harness h(SteeredConfig(1), &steering);
   h.StartLive("v1");

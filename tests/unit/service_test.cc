@@ -136,8 +136,8 @@ TEST_CASE("an executable that does not exist is refused at once, touching nothin
   h.StartLive("v1");
   size_t launched = h.launcher.launched.size();
   h.launcher.missing.insert("/opt/missing");
-  Status s = h.service->Handover(Release{"v2", std::vector<std::string>{"/opt/missing"}, {}, 0},
-                                 HandoverKind::kUpgrade, [](auto&) {});
+  Status s = h.service->Handover(Release{"v2", std::vector<std::string>{"/opt/missing"}, {}, 0}, HandoverKind::kUpgrade,
+                                 [](auto&) {});
   CHECK(s.code() == ErrorCode::kInvalidArgument);
   CHECK_THAT(s.message(), Catch::Contains("/opt/missing"));
   h.clock.RunDue();
@@ -699,8 +699,9 @@ TEST_CASE("progressive: a step that breaks a threshold aborts at once, the old g
   h.service->OnProxyConnectionsChanged(v2);
   REQUIRE(h.outcome);
   CHECK_FALSE(h.outcome->promoted);
-  CHECK_THAT(h.outcome->reason, Catch::Contains("aborted at step 1/3 (10% of new connections)") &&
-                                    Catch::Contains("3 connections reset by the new workers, more than rollout.max_resets 2"));
+  CHECK_THAT(h.outcome->reason,
+             Catch::Contains("aborted at step 1/3 (10% of new connections)") &&
+                 Catch::Contains("3 connections reset by the new workers, more than rollout.max_resets 2"));
   CHECK(RoutedTo(h, v1, 100) == 100);
   for (int pid : h.PidsOf("v2")) CHECK(h.launcher.SignalledAny(pid));
 }

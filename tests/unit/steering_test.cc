@@ -52,10 +52,10 @@ TEST_CASE("the group layout moves the last socket into a leaving socket's slot, 
 TEST_CASE("a socket leaves only when that moves no socket that traffic goes to") {
   GroupLayout g;
   for (int64_t id : {0, 1, 2}) g.Join(id);  // anchor, retired generation 1, live generation 2
-  CHECK_FALSE(g.CanLeave(1, {2}));  // 2 would move into slot 1 while the program returns 2
-  CHECK(g.CanLeave(2, {0}));        // the last one leaves: nothing moves
-  g.Join(3);                        // a new generation, not ready: nothing goes to it
-  CHECK(g.CanLeave(1, {2}));        // now 3 moves into slot 1, and nothing goes to 3
+  CHECK_FALSE(g.CanLeave(1, {2}));          // 2 would move into slot 1 while the program returns 2
+  CHECK(g.CanLeave(2, {0}));                // the last one leaves: nothing moves
+  g.Join(3);                                // a new generation, not ready: nothing goes to it
+  CHECK(g.CanLeave(1, {2}));                // now 3 moves into slot 1, and nothing goes to 3
   CHECK_FALSE(g.CanLeave(1, {2, 3}));
-  CHECK_FALSE(g.CanLeave(9, {}));   // not a member
+  CHECK_FALSE(g.CanLeave(9, {}));  // not a member
 }
