@@ -520,7 +520,7 @@ void Supervisor::Publish(const ServiceEvent& e) {
 void Supervisor::NotifySystemd(const ServiceEvent& e) {
   if (stopping_ || (e.type != "promoted" && e.type != "failed" && e.type != "fatal")) return;
   for (const auto& slot : services_)
-    if (slot->service->StateName() == "starting") return;
+    if (slot->service->State() == ServiceState::kStarting) return;
   systemd_->Send(std::string(announced_ready_ ? "" : "READY=1\n") + "STATUS=" + StatusLine());
   announced_ready_ = true;
 }

@@ -21,6 +21,12 @@
 
 namespace baton {
 
+// As status shows it: starting (nothing live yet), running, baking (within bake_time of a
+// handover), upgrading, down (nothing live), fatal, stopping (batond exits, or batonctl
+// stop), stopped.
+enum class ServiceState { kStarting, kRunning, kBaking, kUpgrading, kDown, kFatal, kStopping, kStopped };
+const char* ServiceStateName(ServiceState s);
+
 enum class HandoverKind { kStart, kUpgrade, kRollback, kAutoRollback, kRestart };
 const char* HandoverKindName(HandoverKind k);
 
@@ -155,7 +161,8 @@ class Service {
   // The id of the generation a handover in progress is starting, else 0.
   int64_t pending_generation() const { return handover_ ? handover_->new_gen : 0; }
   const std::string& fatal_reason() const { return fatal_reason_; }
-  std::string StateName() const;
+  ServiceState State() const;
+  std::string StateName() const { return ServiceStateName(State()); }
   const ServiceCounters& counters() const { return counters_; }
   nlohmann::json Describe() const;
 

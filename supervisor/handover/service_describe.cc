@@ -82,13 +82,27 @@ nlohmann::json ServiceEvent::ToJson() const {
   return j;
 }
 
-std::string Service::StateName() const {
-  if (shutting_down_ || stop_done_) return "stopping";
-  if (stopped_ && !handover_) return "stopped";
-  if (!fatal_reason_.empty()) return "fatal";
-  if (handover_) return live() ? "upgrading" : "starting";
-  if (!live()) return "down";
-  return bake_timer_ ? "baking" : "running";
+ServiceState Service::State() const {
+  if (shutting_down_ || stop_done_) return ServiceState::kStopping;
+  if (stopped_ && !handover_) return ServiceState::kStopped;
+  if (!fatal_reason_.empty()) return ServiceState::kFatal;
+  if (handover_) return live() ? ServiceState::kUpgrading : ServiceState::kStarting;
+  if (!live()) return ServiceState::kDown;
+  return bake_timer_ ? ServiceState::kBaking : ServiceState::kRunning;
+}
+
+const char* ServiceStateName(ServiceState s) {
+  switch (s) {
+    case ServiceState::kStarting: return "starting";
+    case ServiceState::kRunning: return "running";
+    case ServiceState::kBaking: return "baking";
+    case ServiceState::kUpgrading: return "upgrading";
+    case ServiceState::kDown: return "down";
+    case ServiceState::kFatal: return "fatal";
+    case ServiceState::kStopping: return "stopping";
+    case ServiceState::kStopped: return "stopped";
+  }
+  return "?";
 }
 
 nlohmann::json Service::Describe() const {
