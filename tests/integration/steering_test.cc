@@ -146,19 +146,17 @@ std::string UdpAsk(int port, std::chrono::milliseconds limit = 2s) {
   return answer.substr(8, answer.find(' ') - 8);
 }
 
-}  // namespace
-
-TEST_CASE(
-    "kernel steering over UDP: a release that never gets ready gets no datagram, and after promotion new ones go "
-    "to the new generation") {
-  // Classic BPF, which chooses per datagram: the asker's fresh sockets soon reuse client
-  // ports, which the eBPF program would take for flows still going on (its test is below).
-  Daemon d(R"(
+// A service "dns" of `replicas` UDP echo workers on one listener "udp"; `stop_extra` lines
+// go into its [service.dns.stop] table.
+std::string UdpService(int replicas, const std::string& stop_extra) {
+  return R"(
 [service.dns]
 command = ["/usr/bin/python3", ")" +
-               kUdpEcho + R"(", "{version}"]
+         kUdpEcho + R"(", "{version}"]
 version = "v1"
-replicas = 2
+replicas = )" +
+         std::to_string(replicas) +
+         R"(
 bake_time = "0s"
 [service.dns.listen]
 udp = "udp://127.0.0.1:0"
@@ -167,8 +165,17 @@ notify = true
 timeout = "3s"
 [service.dns.stop]
 timeout = "5s"
-)",
-           "steering_program = \"cbpf\"\n");
+)" + stop_extra;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "kernel steering over UDP: a release that never gets ready gets no datagram, and after promotion new ones go "
+    "to the new generation") {
+  // Classic BPF, which chooses per datagram: the asker's fresh sockets soon reuse client
+  // ports, which the eBPF program would take for flows still going on (its test is below).
+  Daemon d(UdpService(2, ""), "steering_program = \"cbpf\"\n");
   d.Start();
   INFO(d.Log());
   REQUIRE(d.Service("dns")["listeners"][0]["mode"] == "kernel");
@@ -206,22 +213,7 @@ timeout = "5s"
 TEST_CASE(
     "kernel steering with eBPF: a UDP flow stays with its generation while it goes on, then moves without a "
     "lost datagram, and new flows go to the new generation at once") {
-  Daemon d(R"(
-[service.dns]
-command = ["/usr/bin/python3", ")" +
-               kUdpEcho + R"(", "{version}"]
-version = "v1"
-bake_time = "0s"
-[service.dns.listen]
-udp = "udp://127.0.0.1:0"
-[service.dns.ready]
-notify = true
-timeout = "3s"
-[service.dns.stop]
-timeout = "5s"
-drain_timeout = "1500ms"
-)",
-           "steering_program = \"ebpf\"\nudp_flow_idle = \"10s\"\n");
+  Daemon d(UdpService(1, "drain_timeout = \"1500ms\"\n"), "steering_program = \"ebpf\"\nudp_flow_idle = \"10s\"\n");
   d.Start();
   INFO(d.Log());
   REQUIRE(d.Service("dns")["listeners"][0]["steering"]["program"] == "ebpf");
