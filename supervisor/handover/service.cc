@@ -266,12 +266,16 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
 void Service::ScheduleRestart(Generation& gen, Worker& w, Duration delay) {
   w.phase = WorkerPhase::kBackoff;
   w.restart_due = clock_.Now() + delay;
+  ArmWorkerTimer(gen, w, delay, WorkerEvent::kRestartDue);
+}
+
+void Service::ArmWorkerTimer(const Generation& gen, Worker& w, Duration delay, WorkerEvent event) {
   int64_t gen_id = gen.id;
   int worker_id = w.id;
-  w.timer = clock_.After(delay, [this, gen_id, worker_id] {
+  w.timer = clock_.After(delay, [this, gen_id, worker_id, event] {
     Generation* g = FindGen(gen_id);
     Worker* wk = FindWorker(gen_id, worker_id);
-    if (g && wk) Dispatch(*g, *wk, WorkerEvent::kRestartDue);
+    if (g && wk) Dispatch(*g, *wk, event);
   });
 }
 

@@ -197,6 +197,8 @@ class Service {
   WorkerStanding StandingOf(const Generation& gen, const Worker& w) const;
   void Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std::string& detail = "");
   void MarkReady(Generation& gen, Worker& w);
+  // After `delay`, `event` for the worker, if it and its generation still exist.
+  void ArmWorkerTimer(const Generation& gen, Worker& w, Duration delay, WorkerEvent event);
   void OnStartingWorkerExit(Generation& gen, Worker& w);
   void OnLiveWorkerExit(Generation& gen, Worker& w);
   void OnStoppingWorkerExit(Generation& gen, Worker& w);

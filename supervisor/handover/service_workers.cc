@@ -200,13 +200,7 @@ void Service::StopWorker(Generation& gen, Worker& w) {
   if (w.phase == WorkerPhase::kStopping) return;
   w.phase = WorkerPhase::kStopping;
   launcher_.SignalGroup(w.pid, config_.stop.signal);
-  int64_t gen_id = gen.id;
-  int worker_id = w.id;
-  w.timer = clock_.After(config_.stop.timeout, [this, gen_id, worker_id] {
-    Generation* g = FindGen(gen_id);
-    Worker* wk = FindWorker(gen_id, worker_id);
-    if (g && wk) Dispatch(*g, *wk, WorkerEvent::kStopTimeout);
-  });
+  ArmWorkerTimer(gen, w, config_.stop.timeout, WorkerEvent::kStopTimeout);
 }
 
 // Proxy mode: the connections that keep a replaced generation from its stop signal. All
