@@ -19,7 +19,7 @@
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"
-#include "supervisor/process/reexec.h"
+#include "supervisor/upgrade/reexec.h"
 
 extern char** environ;
 

@@ -12,8 +12,8 @@
 
 #include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
-#include "supervisor/process/reexec.h"
-#include "supervisor/sockets/address.h"
+#include "supervisor/upgrade/reexec.h"
+#include "supervisor/config/address.h"
 #include "supervisor/supervisor.h"
 
 extern char** environ;

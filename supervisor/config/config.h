@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "supervisor/base/clock.h"
-#include "supervisor/sockets/address.h"
-#include "supervisor/sockets/port_range.h"
+#include "supervisor/config/address.h"
+#include "supervisor/config/port_range.h"
 
 namespace baton {
 

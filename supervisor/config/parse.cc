@@ -11,8 +11,7 @@
 #include "supervisor/base/duration.h"
 #include "supervisor/base/number.h"
 #include "supervisor/config/config.h"
-#include "supervisor/sockets/port_pool.h"
-#include "supervisor/sockets/placeholders.h"
+#include "supervisor/config/placeholders.h"
 
 namespace baton {
 namespace {

@@ -8,7 +8,7 @@
 #include "supervisor/base/log.h"
 #include "supervisor/handover/service.h"
 #include "supervisor/sockets/listener_set.h"
-#include "supervisor/sockets/placeholders.h"
+#include "supervisor/config/placeholders.h"
 
 namespace baton {
 

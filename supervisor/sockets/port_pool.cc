@@ -5,9 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "supervisor/base/unique_fd.h"
 
 namespace baton {
@@ -40,13 +37,6 @@ Result<int> PortPool::Next() {
   }
   return Status::Failed("no free port in daemon.port_range " + range_.ToString() + " after " + std::to_string(kTries) +
                         " tries");
-}
-
-std::optional<PortRange> ReadEphemeralRange() {
-  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseEphemeralRange(text.str());
 }
 
 }  // namespace baton

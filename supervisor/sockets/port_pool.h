@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "supervisor/base/status.h"
-#include "supervisor/sockets/port_range.h"
+#include "supervisor/config/port_range.h"
 
 namespace baton {
 
@@ -28,8 +28,5 @@ class PortPool {
   PortRange range_;
   uint32_t cursor_;
 };
-
-// The kernel's ephemeral range, from /proc/sys/net/ipv4/ip_local_port_range.
-std::optional<PortRange> ReadEphemeralRange();
 
 }  // namespace baton

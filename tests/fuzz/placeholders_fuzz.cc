@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "supervisor/sockets/placeholders.h"
+#include "supervisor/config/placeholders.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const baton::TemplateVars vars{"web", "v1.2", {{"http", 3}, {"admin", 4}}, {{"http", 8080}}, 40123};

@@ -10,12 +10,12 @@
 #include "supervisor/base/duration.h"
 #include "supervisor/handover/backoff.h"
 #include "supervisor/health/asio_probe_runner.h"
-#include "supervisor/ingress/proxy_protocol.h"
-#include "supervisor/ingress/tunnel.h"
+#include "supervisor/proxy/proxy_protocol.h"
+#include "supervisor/tunnel/tunnel.h"
 #include "supervisor/notify/notify_message.h"
-#include "supervisor/sockets/address.h"
+#include "supervisor/config/address.h"
 #include "supervisor/sockets/listener_set.h"
-#include "supervisor/sockets/placeholders.h"
+#include "supervisor/config/placeholders.h"
 #include "supervisor/sockets/port_pool.h"
 
 using namespace baton;

@@ -1,4 +1,4 @@
-#include "supervisor/sockets/address.h"
+#include "supervisor/config/address.h"
 
 #include <arpa/inet.h>
 #include <sys/un.h>

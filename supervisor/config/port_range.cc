@@ -1,4 +1,7 @@
-#include "supervisor/sockets/port_range.h"
+#include "supervisor/config/port_range.h"
+
+#include <fstream>
+#include <sstream>
 
 #include "supervisor/base/number.h"
 
@@ -27,6 +30,13 @@ std::optional<PortRange> ParseEphemeralRange(std::string_view text) {
                                 "ip_local_port_range", 1, 65535);
   if (!first.ok() || !last.ok() || *last < *first) return std::nullopt;
   return PortRange{*first, *last};
+}
+
+std::optional<PortRange> ReadEphemeralRange() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseEphemeralRange(text.str());
 }
 
 }  // namespace baton

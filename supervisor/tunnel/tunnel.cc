@@ -1,4 +1,4 @@
-#include "supervisor/ingress/tunnel.h"
+#include "supervisor/tunnel/tunnel.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 
 #include "supervisor/base/duration.h"
 #include "supervisor/base/log.h"
-#include "supervisor/ingress/proxy_protocol.h"
+#include "supervisor/proxy/proxy_protocol.h"
 
 namespace baton {
 

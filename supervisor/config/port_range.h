@@ -28,5 +28,7 @@ Result<PortRange> ParsePortRange(std::string_view text);
 // The kernel's ephemeral range from the text of /proc/sys/net/ipv4/ip_local_port_range
 // ("32768\t60999\n"), or nothing if the text is not two ports.
 std::optional<PortRange> ParseEphemeralRange(std::string_view text);
+// The kernel's ephemeral range, read from /proc/sys/net/ipv4/ip_local_port_range.
+std::optional<PortRange> ReadEphemeralRange();
 
 }  // namespace baton

@@ -1,4 +1,4 @@
-#include "supervisor/process/reexec.h"
+#include "supervisor/upgrade/reexec.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "supervisor/config/config.h"
-#include "supervisor/sockets/address.h"
+#include "supervisor/config/address.h"
 
 namespace baton {
 

@@ -1,4 +1,4 @@
-#include "supervisor/sockets/placeholders.h"
+#include "supervisor/config/placeholders.h"
 
 #include <cctype>
 

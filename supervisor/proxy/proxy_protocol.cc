@@ -1,4 +1,4 @@
-#include "supervisor/ingress/proxy_protocol.h"
+#include "supervisor/proxy/proxy_protocol.h"
 
 #include <netinet/in.h>
 

@@ -1,4 +1,4 @@
-#include "supervisor/ingress/proxy.h"
+#include "supervisor/proxy/proxy.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "supervisor/base/log.h"
-#include "supervisor/ingress/proxy_protocol.h"
+#include "supervisor/proxy/proxy_protocol.h"
 
 namespace baton {
 
