@@ -5,6 +5,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "supervisor/control/protocol.h"
+
 namespace baton {
 
 namespace asio = boost::asio;
@@ -25,7 +27,7 @@ ClientResponse CallControl(const std::string& socket_path, const std::string& me
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "batond");
   req.set(http::field::user_agent, "batonctl");
-  req.set(http::field::accept, on_line ? "application/x-ndjson" : "application/json");
+  req.set(http::field::accept, on_line ? protocol::kNdjson : "application/json");
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
@@ -44,7 +46,7 @@ ClientResponse CallControl(const std::string& socket_path, const std::string& me
     return out;
   }
   out.status = parser.get().result_int();
-  bool stream = parser.get()[http::field::content_type].find("x-ndjson") != beast::string_view::npos;
+  bool stream = parser.get()[http::field::content_type].find(protocol::kNdjson) != beast::string_view::npos;
   std::string pending;
   char chunk[8192];
   while (!parser.is_done()) {

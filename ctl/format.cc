@@ -1,7 +1,6 @@
 #include "ctl/format.h"
 
 #include <ctime>
-#include <iostream>
 
 namespace baton::ctl {
 
@@ -37,31 +36,34 @@ std::string Time(double t) {
 void SetColor(bool enabled) { g_color = enabled; }
 
 std::string State(const std::string& s) {
-  if (s == "running" || s == "live" || s == "ready" || s == "promoted" || s == "up") return Paint("32", s);
-  if (s == "failed" || s == "fatal" || s == "down") return Paint("31;1", s);
-  if (s == "stopped" || s == "exited") return Paint("2", s);
-  return Paint("33", s);  // starting, upgrading, baking, draining, stopping, backoff
+  switch (MeaningOfState(s)) {
+    case StateMeaning::kServing: return Paint("32", s);
+    case StateMeaning::kFailed: return Paint("31;1", s);
+    case StateMeaning::kAtRest: return Paint("2", s);
+    case StateMeaning::kTransition: break;
+  }
+  return Paint("33", s);
 }
 
 std::string Bold(const std::string& t) { return Paint("1", t); }
 std::string Dim(const std::string& t) { return Paint("2", t); }
 
-void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+std::string Table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> width(headers.size());
   for (size_t c = 0; c < headers.size(); ++c) width[c] = VisibleLength(headers[c]);
   for (const auto& r : rows)
     for (size_t c = 0; c < r.size() && c < width.size(); ++c) width[c] = std::max(width[c], VisibleLength(r[c]));
+  std::string out;
   auto line = [&](const std::vector<std::string>& cells, bool header) {
-    std::string out;
     for (size_t c = 0; c < cells.size(); ++c) {
-      std::string cell = header ? Bold(cells[c]) : cells[c];
-      out += cell;
+      out += header ? Bold(cells[c]) : cells[c];
       if (c + 1 < cells.size()) out += std::string(width[c] - VisibleLength(cells[c]) + 2, ' ');
     }
-    std::cout << out << "\n";
+    out += "\n";
   };
   line(headers, true);
   for (const auto& r : rows) line(r, false);
+  return out;
 }
 
 std::string Str(const nlohmann::json& j, const char* key, const std::string& fallback) {
@@ -69,9 +71,9 @@ std::string Str(const nlohmann::json& j, const char* key, const std::string& fal
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
-std::string Age(double since) {
+std::string Age(double since, double now) {
   if (since <= 0) return "-";
-  long s = static_cast<long>(std::time(nullptr) - since);
+  long s = static_cast<long>(now - since);
   if (s < 0) s = 0;
   if (s < 120) return std::to_string(s) + "s";
   if (s < 7200) return std::to_string(s / 60) + "m";
@@ -92,10 +94,10 @@ static std::string LastHandover(const nlohmann::json& s) {
   return Str(h, "kind") + " " + Str(h, "version") + " " + State(ok ? "promoted" : "failed");
 }
 
-void PrintStatus(const nlohmann::json& status) {
+std::string FormatStatus(const nlohmann::json& status, double now) {
   const auto& d = status["daemon"];
-  std::cout << "batond " << Str(d, "version") << ", pid " << Str(d, "pid") << ", up " << Age(d.value("started_at", 0.0))
-            << ", config " << Str(d, "config") << "\n\n";
+  std::string out = "batond " + Str(d, "version") + ", pid " + Str(d, "pid") + ", up " +
+                    Age(d.value("started_at", 0.0), now) + ", config " + Str(d, "config") + "\n\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : status["services"]) {
     int ready = 0, total = 0;
@@ -114,55 +116,41 @@ void PrintStatus(const nlohmann::json& status) {
     rows.push_back({Str(s, "name"), State(Str(s, "state")), Str(s, "version"), gen,
                     std::to_string(ready) + "/" + Str(s, "replicas"), listen.empty() ? "-" : listen, LastHandover(s)});
   }
-  PrintTable({"SERVICE", "STATE", "VERSION", "GEN", "READY", "LISTEN", "LAST HANDOVER"}, rows);
+  out += Table({"SERVICE", "STATE", "VERSION", "GEN", "READY", "LISTEN", "LAST HANDOVER"}, rows);
   for (const auto& s : status["services"])
     if (s.contains("fatal_reason"))
-      std::cout << "\n" << Str(s, "name") << ": " << State("fatal") << ": " << Str(s, "fatal_reason") << "\n";
-  if (!status.contains("tunnels") || status["tunnels"].empty()) return;
+      out += "\n" + Str(s, "name") + ": " + State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
+  if (!status.contains("tunnels") || status["tunnels"].empty()) return out;
   std::vector<std::vector<std::string>> tunnels;
   for (const auto& t : status["tunnels"])
     for (const auto& s : t["sessions"]) {
       std::string state = Str(s, "state");
       tunnels.push_back({Str(t, "name"), Str(s, "edge"), Str(t, "remote_bind") + " -> " + Str(t, "to"),
-                         State(state) + (state == "up" ? " " + Age(s.value("connected_since", 0.0)) : ""),
+                         State(state) + (state == "up" ? " " + Age(s.value("connected_since", 0.0), now) : ""),
                          Str(s, "channels_open"), Str(s, "reconnects"), Str(s, "last_error", "")});
     }
-  std::cout << "\n";
-  PrintTable({"TUNNEL", "EDGE", "FORWARD", "STATE", "OPEN", "RECONNECTS", "LAST ERROR"}, tunnels);
+  return out + "\n" + Table({"TUNNEL", "EDGE", "FORWARD", "STATE", "OPEN", "RECONNECTS", "LAST ERROR"}, tunnels);
 }
 
-void PrintService(const nlohmann::json& s) {
-  std::cout << Bold(Str(s, "name")) << "  " << State(Str(s, "state")) << "  version " << Str(s, "version")
-            << "  replicas " << Str(s, "replicas") << "\n";
-  for (const auto& l : s["listeners"]) {
-    std::cout << "listen " << Str(l, "name") << "  " << Str(l, "address") << "  " << Str(l, "mode");
-    // Kernel steering: where new connections go, by generation, and what waits in each queue.
-    if (l.contains("steering") && l["steering"].is_object()) {
-      std::string sockets;
-      for (const auto& k : l["steering"]["sockets"]) {
-        if (!k.contains("generation")) continue;
-        sockets += (sockets.empty() ? "" : ", ") + std::string("gen ") + Str(k, "generation") + " " + Str(k, "weight") +
-                   "%" + (k.value("queued", 0) > 0 ? " (" + Str(k, "queued") + " queued)" : "");
-      }
-      if (!sockets.empty()) std::cout << ": " << sockets;
+namespace {
+
+// "listen NAME ADDRESS MODE", and with kernel steering where new connections go, by
+// generation, and what waits in each queue.
+std::string ListenerLine(const nlohmann::json& l) {
+  std::string out = "listen " + Str(l, "name") + "  " + Str(l, "address") + "  " + Str(l, "mode");
+  if (l.contains("steering") && l["steering"].is_object()) {
+    std::string sockets;
+    for (const auto& k : l["steering"]["sockets"]) {
+      if (!k.contains("generation")) continue;
+      sockets += (sockets.empty() ? "" : ", ") + std::string("gen ") + Str(k, "generation") + " " + Str(k, "weight") +
+                 "%" + (k.value("queued", 0) > 0 ? " (" + Str(k, "queued") + " queued)" : "");
     }
-    std::cout << "\n";
+    if (!sockets.empty()) out += ": " + sockets;
   }
-  if (s.contains("proxies"))
-    for (const auto& p : s["proxies"])
-      std::cout << "proxy  " << Str(p, "name") << "  " << Str(p, "address") << "  " << Str(p, "active") << " open, "
-                << Str(p, "total") << " total, " << Str(p, "errors") << " errors"
-                << (p.value("paused", false) ? ", paused (no backend ready, or max_connections)" : "") << "\n";
-  if (s.contains("handover"))
-    std::cout << "in progress: " << Str(s["handover"], "kind") << " to " << Str(s["handover"], "version")
-              << " (generation " << Str(s["handover"], "generation") << ")\n";
-  if (s.contains("last_handover")) {
-    const auto& h = s["last_handover"];
-    std::cout << "last handover: " << LastHandover(s) << " in " << Seconds(h.value("duration_s", 0.0));
-    if (h.contains("reason")) std::cout << ": " << Str(h, "reason");
-    std::cout << "\n";
-  }
-  if (s.contains("fatal_reason")) std::cout << State("fatal") << ": " << Str(s, "fatal_reason") << "\n";
+  return out + "\n";
+}
+
+std::string WorkerTable(const nlohmann::json& s, double now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& g : s["generations"])
     for (const auto& w : g["workers"]) {
@@ -172,40 +160,81 @@ void PrintService(const nlohmann::json& s) {
         for (const auto& [name, port] : w["backend_ports"].items())
           status += (status.empty() ? "" : "; ") + std::string("port ") + name + "=" + port.dump();
       if (status.empty()) status = "-";
-      rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(g.value("started_at", 0.0)),
+      rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(g.value("started_at", 0.0), now),
                       Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), status});
     }
-  std::cout << "\n";
-  PrintTable({"GEN", "VERSION", "STATE", "AGE", "WORKER", "PID", "STATE", "RESTARTS", "LAST EXIT", "STATUS"}, rows);
+  return Table({"GEN", "VERSION", "STATE", "AGE", "WORKER", "PID", "STATE", "RESTARTS", "LAST EXIT", "STATUS"}, rows);
 }
 
-void PrintHistory(const nlohmann::json& history) {
+}  // namespace
+
+std::string FormatService(const nlohmann::json& s, double now) {
+  std::string out = Bold(Str(s, "name")) + "  " + State(Str(s, "state")) + "  version " + Str(s, "version") +
+                    "  replicas " + Str(s, "replicas") + "\n";
+  for (const auto& l : s["listeners"]) out += ListenerLine(l);
+  if (s.contains("proxies"))
+    for (const auto& p : s["proxies"])
+      out += "proxy  " + Str(p, "name") + "  " + Str(p, "address") + "  " + Str(p, "active") + " open, " +
+             Str(p, "total") + " total, " + Str(p, "errors") + " errors" +
+             (p.value("paused", false) ? ", paused (no backend ready, or max_connections)" : "") + "\n";
+  if (s.contains("handover"))
+    out += "in progress: " + Str(s["handover"], "kind") + " to " + Str(s["handover"], "version") + " (generation " +
+           Str(s["handover"], "generation") + ")\n";
+  if (s.contains("last_handover")) {
+    const auto& h = s["last_handover"];
+    out += "last handover: " + LastHandover(s) + " in " + Seconds(h.value("duration_s", 0.0));
+    if (h.contains("reason")) out += ": " + Str(h, "reason");
+    out += "\n";
+  }
+  if (s.contains("fatal_reason")) out += State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
+  return out + "\n" + WorkerTable(s, now);
+}
+
+std::string FormatHistory(const nlohmann::json& history) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : history["releases"]) {
     std::string outcome = State(e.value("outcome", std::string("?")) == "promoted" ? "promoted" : "failed");
     rows.push_back({Time(e.value("at", 0.0)), Str(e, "generation"), Str(e, "version"), Str(e, "kind"), outcome,
                     Seconds(e.value("duration_s", 0.0)), Str(e, "reason", "")});
   }
-  PrintTable({"WHEN", "GEN", "VERSION", "KIND", "OUTCOME", "TOOK", "REASON"}, rows);
+  return Table({"WHEN", "GEN", "VERSION", "KIND", "OUTCOME", "TOOK", "REASON"}, rows);
 }
 
-void PrintEvent(const nlohmann::json& e, double started) {
-  double t = e.value("time", 0.0);
-  std::string when = started > 0 && t > 0 ? "+" + Seconds(t - started) : Time(t);
-  std::string type = Str(e, "type");
-  std::string painted = type;
-  if (type == "failed" || type == "fatal" || type == "crashed" || type == "kill")
-    painted = Paint("31;1", type);
-  else if (type == "ready" || type == "promoted" || type == "drained")
-    painted = Paint("32", type);
-  std::cout << Dim(when) << "  " << Str(e, "service") << " gen " << Str(e, "generation") << " " << Str(e, "version", "")
-            << "  " << painted << "  " << Str(e, "message", "") << std::endl;
+std::string FormatEvent(const ServiceEvent& e, double started) {
+  std::string when = started > 0 && e.time > 0 ? "+" + Seconds(e.time - started) : Time(e.time);
+  std::string type = EventTypeName(e.type);
+  std::string painted = IsTrouble(e.type) ? Paint("31;1", type)
+                        : e.type == EventType::kReady || e.type == EventType::kPromoted || e.type == EventType::kDrained
+                            ? Paint("32", type)
+                            : type;
+  return Dim(when) + "  " + e.service + " gen " + (e.generation ? std::to_string(e.generation) : "-") + " " +
+         e.version + "  " + painted + "  " + e.message + "\n";
 }
 
-void PrintLogLine(const nlohmann::json& l) {
+std::string FormatLogLine(const nlohmann::json& l) {
   std::string stream = Str(l, "stream");
-  std::cout << Dim(Time(l.value("time", 0.0))) << " " << Str(l, "version") << " " << Str(l, "pid") << " "
-            << (stream == "stderr" ? Dim("err") : Dim("out")) << " " << Str(l, "line", "") << std::endl;
+  return Dim(Time(l.value("time", 0.0))) + " " + Str(l, "version") + " " + Str(l, "pid") + " " +
+         (stream == "stderr" ? Dim("err") : Dim("out")) + " " + Str(l, "line", "") + "\n";
+}
+
+std::string FormatReload(const nlohmann::json& r) {
+  std::string out;
+  for (const char* key : {"added", "removed", "restarting", "unchanged"})
+    if (r.contains(key) && !r[key].empty()) out += std::string(key) + ": " + r[key].dump() + "\n";
+  for (const auto& c : r.value("changed", nlohmann::json::array()))
+    out += "changed: " + Str(c, "service") + " " + c["keys"].dump() + "\n";
+  for (const auto& w : r.value("warnings", nlohmann::json::array())) out += "warning: " + w.get<std::string>() + "\n";
+  return out;
+}
+
+std::string FormatOutcome(const HandoverResult& r) {
+  if (!r.promoted)
+    return State("failed") + ": " + r.version + " was not promoted: " + r.reason + "\n" +
+           (r.from_version.empty() ? "nothing" : r.from_version) + " is still serving\n";
+  std::string out = State("promoted") + " " + r.version + " (generation " + std::to_string(r.generation) + ") in " +
+                    Seconds(r.duration_s);
+  if (r.drain_s) out += "; " + r.from_version + " drained in " + Seconds(*r.drain_s);
+  return out + "\n";
 }
 
 }  // namespace baton::ctl

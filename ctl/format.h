@@ -1,11 +1,14 @@
-// Human output for batonctl: aligned tables and state colours (only on a terminal, and
-// never with NO_COLOR).
+// Human output for batonctl, as text: aligned tables and state colours (only on a
+// terminal, and never with NO_COLOR). Pure but for the colour switch and the local time
+// zone, so each view is unit-tested.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
+
+#include "supervisor/control/protocol.h"
 
 namespace baton::ctl {
 
@@ -15,19 +18,24 @@ std::string State(const std::string& state);
 std::string Bold(const std::string& text);
 std::string Dim(const std::string& text);
 
-// Prints rows under headers with columns aligned (ANSI colour codes do not count).
-void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
+// Rows under headers with columns aligned (ANSI colour codes do not count), one per line.
+std::string Table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 
 // A JSON field as text: strings bare, null or missing as `fallback`, others dumped.
 std::string Str(const nlohmann::json& j, const char* key, const std::string& fallback = "-");
-// "42s", "5m", "3h" since a Unix time; "-" for 0.
-std::string Age(double since);
+// "42s", "5m", "3h" from `since` to `now` (Unix times); "-" for 0.
+std::string Age(double since, double now);
 std::string Seconds(double s);  // "0.012s", "1.25s"
 
-void PrintStatus(const nlohmann::json& status);
-void PrintService(const nlohmann::json& service);
-void PrintHistory(const nlohmann::json& history);
-void PrintEvent(const nlohmann::json& event, double started);
-void PrintLogLine(const nlohmann::json& line);
+// The views; `now` is the Unix time ages are measured to.
+std::string FormatStatus(const nlohmann::json& status, double now);
+std::string FormatService(const nlohmann::json& service, double now);
+std::string FormatHistory(const nlohmann::json& history);
+// One line; times relative to `started` when it is set, else local wall time.
+std::string FormatEvent(const ServiceEvent& event, double started);
+std::string FormatLogLine(const nlohmann::json& line);
+std::string FormatReload(const nlohmann::json& answer);
+// The end of a handover: what was promoted, or why not and what still serves.
+std::string FormatOutcome(const HandoverResult& result);
 
 }  // namespace baton::ctl

@@ -10,10 +10,13 @@
 
 #include "ctl/client.h"
 #include "ctl/format.h"
+#include "supervisor/control/protocol.h"
 
 namespace {
 
 using baton::ctl::Str;
+namespace protocol = baton::protocol;
+using protocol::ServiceAction;
 
 // Exit codes, documented in batonctl(1).
 constexpr int kExitFailed = 1;  // the operation ran and failed (new version not promoted)
@@ -29,6 +32,12 @@ struct Options {
 
 double Now() { return static_cast<double>(std::time(nullptr)); }
 
+// An event line of a stream as one line of text; one this batonctl does not know, as JSON.
+std::string EventText(const nlohmann::json& line, double started) {
+  auto event = baton::ServiceEvent::FromJson(line);
+  return event.ok() ? baton::ctl::FormatEvent(*event, started) : line.dump() + "\n";
+}
+
 int ReportError(const baton::ClientResponse& r) {
   if (!r.error.empty()) {
     std::cerr << "batonctl: " << r.error << "\n";
@@ -43,13 +52,10 @@ int ReportError(const baton::ClientResponse& r) {
 
 // GET or POST with a JSON answer: prints it raw (--json) or through `human`.
 int Simple(const Options& o, const std::string& method, const std::string& target, const nlohmann::json& body,
-           const std::function<void(const nlohmann::json&)>& human) {
+           const std::function<std::string(const nlohmann::json&)>& human) {
   auto r = baton::CallControl(o.socket, method, target, body.is_null() ? "" : body.dump());
   if (!r.error.empty() || r.status != 200) return ReportError(r);
-  if (o.json)
-    std::cout << r.raw;
-  else
-    human(r.body);
+  std::cout << (o.json ? r.raw : human(r.body));
   return 0;
 }
 
@@ -63,38 +69,26 @@ int Handover(const Options& o, const std::string& target, const nlohmann::json& 
     if (line.contains("result")) result = line["result"];
     if (line.contains("event") && !o.json) {
       if (started == 0) started = line["event"].value("time", Now());
-      baton::ctl::PrintEvent(line["event"], started);
+      std::cout << EventText(line["event"], started) << std::flush;
     }
   });
   if (!r.error.empty() || r.status != 200) return ReportError(r);
-  if (result.is_null()) {
-    std::cerr << "batonctl: the connection closed before the outcome arrived\n";
+  auto outcome = baton::HandoverResult::FromJson(result);
+  if (!outcome.ok()) {
+    std::cerr << "batonctl: "
+              << (result.is_null() ? "the connection closed before the outcome arrived"
+                                   : "the outcome does not read: " + outcome.status().message())
+              << "\n";
     return kExitUnreachable;
   }
-  bool promoted = result.value("promoted", false);
-  if (o.json) return promoted ? 0 : kExitFailed;
-  if (promoted) {
-    std::cout << baton::ctl::State("promoted") << " " << Str(result, "version") << " (generation "
-              << Str(result, "generation") << ") in " << baton::ctl::Seconds(result.value("duration_s", 0.0));
-    if (result.contains("drain_s"))
-      std::cout << "; " << Str(result, "from_version") << " drained in "
-                << baton::ctl::Seconds(result["drain_s"].get<double>());
-    std::cout << "\n";
-    return 0;
-  }
-  std::cerr << baton::ctl::State("failed") << ": " << Str(result, "version")
-            << " was not promoted: " << Str(result, "reason") << "\n";
-  std::cerr << Str(result, "from_version", "nothing") << " is still serving\n";
-  return kExitFailed;
+  if (!o.json) (outcome->promoted ? std::cout : std::cerr) << baton::ctl::FormatOutcome(*outcome);
+  return outcome->promoted ? 0 : kExitFailed;
 }
 
 int Stream(const Options& o, const std::string& method, const std::string& target,
-           const std::function<void(const nlohmann::json&)>& human) {
+           const std::function<std::string(const nlohmann::json&)>& human) {
   auto r = baton::CallControl(o.socket, method, target, "", [&](const nlohmann::json& line) {
-    if (o.json)
-      std::cout << line.dump() << std::endl;
-    else
-      human(line);
+    std::cout << (o.json ? line.dump() + "\n" : human(line)) << std::flush;
   });
   if (!r.error.empty() || r.status != 200) return ReportError(r);
   return 0;
@@ -106,12 +100,12 @@ int Stream(const Options& o, const std::string& method, const std::string& targe
 int SelfUpgrade(const Options& o, const std::string& binary, int timeout_s) {
   nlohmann::json body = nlohmann::json::object();
   if (!binary.empty()) body["binary"] = binary;
-  auto r = baton::CallControl(o.socket, "POST", "/v1/self-upgrade", body.dump());
+  auto r = baton::CallControl(o.socket, "POST", protocol::kSelfUpgradePath, body.dump());
   if (!r.error.empty() || r.status != 202) return ReportError(r);
   int attempt = r.body.value("attempt", 0);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (std::chrono::steady_clock::now() < deadline) {
-    auto s = baton::CallControl(o.socket, "GET", "/v1/status");
+    auto s = baton::CallControl(o.socket, "GET", protocol::kStatusPath);
     const nlohmann::json last =
         s.status == 200 ? s.body["daemon"]["self_upgrade"].value("last", nlohmann::json()) : nullptr;
     if (last.is_object() && last.value("attempt", 0) == attempt) {
@@ -144,8 +138,8 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "print batonctl's version, and batond's when the socket answers");
   app.require_subcommand(0, 1);
   Options o;
-  const char* env_socket = std::getenv("BATON_SOCKET");
-  o.socket = env_socket && *env_socket ? env_socket : "/run/baton/control.sock";
+  const char* env_socket = std::getenv(protocol::kSocketEnv);
+  o.socket = env_socket && *env_socket ? env_socket : protocol::kDefaultSocket;
   app.add_option("-s,--socket", o.socket, "control socket (default: $BATON_SOCKET, else /run/baton/control.sock)");
   app.add_flag("--json", o.json, "print the API's JSON unchanged (one object per line for streams)");
   app.fallthrough();
@@ -192,12 +186,13 @@ int main(int argc, char** argv) {
   auto* events = app.add_subcommand("events", "print everything batond does, as it happens");
   auto* reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
   auto* metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
-  std::map<std::string, CLI::App*> steer;
-  for (auto [name, help] : {std::pair{"promote", "skip the remaining steps of a progressive handover: promote now"},
-                            {"pause", "hold a progressive handover at its current step"},
-                            {"resume", "carry on with a paused progressive handover"}}) {
-    steer[name] = app.add_subcommand(name, help);
-    steer[name]->add_option("service", service, "the service")->required();
+  std::map<ServiceAction, CLI::App*> steer;
+  for (auto [action, help] :
+       {std::pair{ServiceAction::kPromote, "skip the remaining steps of a progressive handover: promote now"},
+        {ServiceAction::kPause, "hold a progressive handover at its current step"},
+        {ServiceAction::kResume, "carry on with a paused progressive handover"}}) {
+    steer[action] = app.add_subcommand(protocol::ActionName(action), help);
+    steer[action]->add_option("service", service, "the service")->required();
   }
   auto* self_upgrade = app.add_subcommand(
       "self-upgrade", "replace batond's own program, keeping its pid, workers, sockets and connections");
@@ -215,7 +210,7 @@ int main(int argc, char** argv) {
   }
   if (show_version) {
     std::cout << "batonctl " << BATON_VERSION << "\n";
-    auto r = baton::CallControl(o.socket, "GET", "/v1/status");
+    auto r = baton::CallControl(o.socket, "GET", protocol::kStatusPath);
     if (r.status == 200 && r.body.contains("daemon"))
       std::cout << "batond " << r.body["daemon"].value("version", "?") << " (pid " << r.body["daemon"].value("pid", 0)
                 << ", " << o.socket << ")\n";
@@ -229,80 +224,82 @@ int main(int argc, char** argv) {
   }
   const char* no_color = std::getenv("NO_COLOR");
   baton::ctl::SetColor(::isatty(STDOUT_FILENO) && !(no_color && *no_color) && !o.json);
-  const std::string svc = "/v1/services/" + service;
+  const double now = Now();
+  auto path = [&](ServiceAction action) { return protocol::ActionPath(service, action); };
   const std::string wait = no_wait_drain ? "" : "?wait=drained";
 
   if (status->parsed()) {
     if (names_only)
-      return Simple(o, "GET", "/v1/services", nullptr, [](const nlohmann::json& b) {
-        for (const auto& s : b["services"]) std::cout << Str(s, "name") << "\n";
+      return Simple(o, "GET", protocol::kServicesPath, nullptr, [](const nlohmann::json& b) {
+        std::string out;
+        for (const auto& s : b["services"]) out += Str(s, "name") + "\n";
+        return out;
       });
-    if (service.empty()) return Simple(o, "GET", "/v1/status", nullptr, baton::ctl::PrintStatus);
-    return Simple(o, "GET", svc, nullptr, baton::ctl::PrintService);
+    if (service.empty())
+      return Simple(o, "GET", protocol::kStatusPath, nullptr,
+                    [now](const nlohmann::json& b) { return baton::ctl::FormatStatus(b, now); });
+    return Simple(o, "GET", protocol::ServicePath(service), nullptr,
+                  [now](const nlohmann::json& b) { return baton::ctl::FormatService(b, now); });
   }
   if (upgrade->parsed()) {
-    nlohmann::json body = {{"version", version}};
-    if (!command.empty()) body["command"] = command;
+    baton::UpgradeRequest request{version, std::nullopt, {}};
+    if (!command.empty()) request.command = command;
     for (const auto& kv : env) {
       auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {
         std::cerr << "batonctl: --env expects KEY=VALUE, got '" << kv << "'\n";
         return kExitUsage;
       }
-      body["env"][kv.substr(0, eq)] = kv.substr(eq + 1);
+      request.env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    return Handover(o, svc + "/upgrade" + wait, body);
+    return Handover(o, path(ServiceAction::kUpgrade) + wait, request.ToJson());
   }
   if (rollback->parsed()) {
     nlohmann::json body = nlohmann::json::object();
     if (!to.empty()) body["to"] = to;
-    return Handover(o, svc + "/rollback" + wait, body);
+    return Handover(o, path(ServiceAction::kRollback) + wait, body);
   }
-  if (restart->parsed()) return Handover(o, svc + "/restart" + wait, nlohmann::json::object());
-  if (start->parsed()) return Handover(o, svc + "/start", nlohmann::json::object());
+  if (restart->parsed()) return Handover(o, path(ServiceAction::kRestart) + wait, nlohmann::json::object());
+  if (start->parsed()) return Handover(o, path(ServiceAction::kStart), nlohmann::json::object());
   if (stop->parsed()) {
     bool stopped = false;
-    int rc = Stream(o, "POST", svc + "/stop", [&](const nlohmann::json& line) {
-      if (line.contains("event")) baton::ctl::PrintEvent(line["event"], 0);
+    int rc = Stream(o, "POST", path(ServiceAction::kStop), [&](const nlohmann::json& line) {
       if (line.contains("result")) stopped = true;
+      return line.contains("event") ? EventText(line["event"], 0) : "";
     });
     if (rc == 0 && !o.json) std::cout << service << " " << baton::ctl::State(stopped ? "stopped" : "failed") << "\n";
     return rc;
   }
   if (scale->parsed())
-    return Simple(o, "POST", svc + "/scale", {{"replicas", replicas}},
-                  [&](const nlohmann::json&) { std::cout << service << " scaled to " << replicas << " worker(s)\n"; });
-  if (sig->parsed())
-    return Simple(o, "POST", svc + "/signal", {{"signal", signal}}, [&](const nlohmann::json& b) {
-      std::cout << "sent " << Str(b, "signal") << " to " << Str(b, "workers") << " worker(s) of " << service << "\n";
+    return Simple(o, "POST", path(ServiceAction::kScale), {{"replicas", replicas}}, [&](const nlohmann::json&) {
+      return service + " scaled to " + std::to_string(replicas) + " worker(s)\n";
     });
-  if (history->parsed()) return Simple(o, "GET", svc + "/history", nullptr, baton::ctl::PrintHistory);
+  if (sig->parsed())
+    return Simple(o, "POST", path(ServiceAction::kSignal), {{"signal", signal}}, [&](const nlohmann::json& b) {
+      return "sent " + Str(b, "signal") + " to " + Str(b, "workers") + " worker(s) of " + service + "\n";
+    });
+  if (history->parsed()) return Simple(o, "GET", path(ServiceAction::kHistory), nullptr, baton::ctl::FormatHistory);
   if (logs->parsed()) {
-    std::string target = svc + "/logs?lines=" + std::to_string(lines);
-    if (follow) return Stream(o, "GET", target + "&follow=1", baton::ctl::PrintLogLine);
+    std::string target = path(ServiceAction::kLogs) + "?lines=" + std::to_string(lines);
+    if (follow) return Stream(o, "GET", target + "&follow=1", baton::ctl::FormatLogLine);
     return Simple(o, "GET", target, nullptr, [](const nlohmann::json& b) {
-      for (const auto& l : b["lines"]) baton::ctl::PrintLogLine(l);
-      if (b.value("dropped", 0) > 0) std::cout << "(" << b["dropped"] << " older lines were dropped)\n";
+      std::string out;
+      for (const auto& l : b["lines"]) out += baton::ctl::FormatLogLine(l);
+      if (b.value("dropped", 0) > 0) out += "(" + b["dropped"].dump() + " older lines were dropped)\n";
+      return out;
     });
   }
   if (events->parsed())
-    return Stream(o, "GET", "/v1/events", [](const nlohmann::json& e) { baton::ctl::PrintEvent(e, 0); });
-  if (reload->parsed())
-    return Simple(o, "POST", "/v1/reload", nullptr, [](const nlohmann::json& r) {
-      for (const char* key : {"added", "removed", "restarting", "unchanged"})
-        if (!r[key].empty()) std::cout << key << ": " << r[key].dump() << "\n";
-      for (const auto& c : r["changed"])
-        std::cout << "changed: " << Str(c, "service") << " " << c["keys"].dump() << "\n";
-      for (const auto& w : r["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
-    });
-  for (const auto& [name, cmd] : steer)
+    return Stream(o, "GET", protocol::kEventsPath, [](const nlohmann::json& e) { return EventText(e, 0); });
+  if (reload->parsed()) return Simple(o, "POST", protocol::kReloadPath, nullptr, baton::ctl::FormatReload);
+  for (const auto& [action, cmd] : steer)
     if (cmd->parsed())
-      return Simple(o, "POST", svc + "/" + name, nlohmann::json::object(), [&, name = name](const nlohmann::json& r) {
-        std::cout << service << ": " << name << " (" << Str(r, "state") << ")\n";
+      return Simple(o, "POST", path(action), nlohmann::json::object(), [&, action = action](const nlohmann::json& r) {
+        return service + ": " + protocol::ActionName(action) + " (" + Str(r, "state") + ")\n";
       });
   if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
   if (metrics->parsed()) {
-    auto r = baton::CallControl(o.socket, "GET", "/metrics");
+    auto r = baton::CallControl(o.socket, "GET", protocol::kMetricsPath);
     if (!r.error.empty() || r.status != 200) return ReportError(r);
     std::cout << r.raw;
     return 0;

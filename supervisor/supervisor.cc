@@ -257,10 +257,12 @@ Status Supervisor::CreateTunnels() {
     auto tunnel = std::make_unique<TunnelSlot>(TunnelSlot{t, {}});
     TunnelSlot* raw = tunnel.get();
     for (size_t i = 0; i < t.edges.size(); ++i) {
-      auto event = [this, raw, i](const std::string& type, const std::string& message) {
+      auto event = [this, raw, i](TunnelSession::Event what, const std::string& message) {
         // Sessions start one after another: the next once this one is up or has failed.
-        if (i + 1 < raw->sessions.size() && (type == "tunnel_up" || type == "tunnel_error"))
-          raw->sessions[i + 1]->Start();
+        if (i + 1 < raw->sessions.size() && what != TunnelSession::Event::kDown) raw->sessions[i + 1]->Start();
+        EventType type = what == TunnelSession::Event::kUp     ? EventType::kTunnelUp
+                         : what == TunnelSession::Event::kDown ? EventType::kTunnelDown
+                                                               : EventType::kTunnelError;
         Publish(ServiceEvent{type, "tunnel:" + raw->config.name, 0, "", 0, message, clock_->WallSeconds()});
       };
       raw->sessions.push_back(std::make_unique<TunnelSession>(io_, raw->config, i, target->address, event));
@@ -341,8 +343,8 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
     // previous complete one (written to a temporary file, then renamed).
     history_error_ = s.message();
     spdlog::error("{}: history not saved: {}", name, s.message());
-    Publish(
-        ServiceEvent{"history_error", name, result.generation, result.version, 0, s.message(), clock_->WallSeconds()});
+    Publish(ServiceEvent{EventType::kHistoryError, name, result.generation, result.version, 0, s.message(),
+                         clock_->WallSeconds()});
   };
   sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
     OnOutput(name, gen, pid, stream, line);
@@ -350,7 +352,7 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
   slot->service =
       std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio), [this, raw](const ServiceEvent& e) {
         // A backend may have become routable.
-        if (e.type == "ready" || e.type == "promoted")
+        if (e.type == EventType::kReady || e.type == EventType::kPromoted)
           for (auto& p : raw->proxies) p->Resume();
         Publish(e);
       });
@@ -518,7 +520,8 @@ void Supervisor::Publish(const ServiceEvent& e) {
 }
 
 void Supervisor::NotifySystemd(const ServiceEvent& e) {
-  if (stopping_ || (e.type != "promoted" && e.type != "failed" && e.type != "fatal")) return;
+  if (stopping_ || (e.type != EventType::kPromoted && e.type != EventType::kFailed && e.type != EventType::kFatal))
+    return;
   for (const auto& slot : services_)
     if (slot->service->State() == ServiceState::kStarting) return;
   systemd_->Send(std::string(announced_ready_ ? "" : "READY=1\n") + "STATUS=" + StatusLine());

@@ -242,8 +242,8 @@ void Supervisor::RecordSelfUpgrade(Json outcome) {
     spdlog::error("{}", message);
   outcome["time"] = clock_->WallSeconds();
   self_upgrade_["last"] = std::move(outcome);
-  Publish(ServiceEvent{ok ? "self_upgraded" : "self_upgrade_failed", "batond", 0, "", ::getpid(), message,
-                       clock_->WallSeconds()});
+  Publish(ServiceEvent{ok ? EventType::kSelfUpgraded : EventType::kSelfUpgradeFailed, "batond", 0, "", ::getpid(),
+                       message, clock_->WallSeconds()});
   if (systemd_) systemd_->Send("STATUS=" + StatusLine());
 }
 

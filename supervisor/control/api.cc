@@ -10,30 +10,6 @@ namespace baton {
 
 namespace {
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    if (end > start) parts.emplace_back(path.substr(start, end - start));
-    start = end + 1;
-  }
-  return parts;
-}
-
-std::map<std::string, std::string> ParseQuery(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    size_t eq = pair.find('=');
-    out[std::string(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-  }
-  return out;
-}
-
 void ReplyError(Responder& r, const Status& s) {
   r.Reply(ControlApi::HttpStatusFor(s.code()), ControlApi::ErrorBody(ErrorCodeName(s.code()), s.message()));
 }
@@ -53,34 +29,6 @@ Status OptionalString(const nlohmann::json& body, const char* key, std::optional
   if (!body[key].is_string()) return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
   out = body[key].get<std::string>();
   return Status::Ok();
-}
-
-Result<UpgradeRequest> ParseUpgrade(const nlohmann::json& body) {
-  if (Status s = OnlyFields(body, {"version", "command", "env"}); !s.ok()) return s;
-  UpgradeRequest req;
-  std::optional<std::string> version;
-  if (Status s = OptionalString(body, "version", version); !s.ok()) return s;
-  if (!version || version->empty()) return Status::InvalidArgument("field 'version' is required (a non-empty string)");
-  req.version = *version;
-  if (body.contains("command") && !body["command"].is_null()) {
-    const auto& cmd = body["command"];
-    auto bad = Status::InvalidArgument("field 'command' must be a non-empty array of strings");
-    if (!cmd.is_array() || cmd.empty()) return bad;
-    std::vector<std::string> argv;
-    for (const auto& a : cmd) {
-      if (!a.is_string()) return bad;
-      argv.push_back(a.get<std::string>());
-    }
-    req.command = std::move(argv);
-  }
-  if (body.contains("env") && !body["env"].is_null()) {
-    if (!body["env"].is_object()) return Status::InvalidArgument("field 'env' must be an object of strings");
-    for (const auto& [k, v] : body["env"].items()) {
-      if (!v.is_string()) return Status::InvalidArgument("field 'env." + k + "' must be a string");
-      req.env[k] = v.get<std::string>();
-    }
-  }
-  return req;
 }
 
 Result<size_t> ParseCount(const std::map<std::string, std::string>& query, const char* key, size_t def, size_t max) {
@@ -117,21 +65,20 @@ nlohmann::json ControlApi::ErrorBody(const std::string& code, const std::string&
 }
 
 void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> responder) {
-  size_t q = request.target.find('?');
-  std::string path = request.target.substr(0, q);
-  auto query = ParseQuery(q == std::string::npos ? "" : std::string_view(request.target).substr(q + 1));
-  auto parts = SplitPath(path);
+  const protocol::Target target = protocol::ParseTarget(request.target);
+  const std::string& path = target.path;
   auto allow = [&](const char* method) {
     if (request.method == method) return true;
     responder->Reply(
         405, ErrorBody("method_not_allowed", request.method + " is not allowed on " + path + "; use " + method));
     return false;
   };
-  if (parts.size() == 1 && parts[0] == "metrics") {
-    if (allow("GET")) responder->ReplyText(200, "text/plain; version=0.0.4", commands_.Metrics());
+  if (path == protocol::kMetricsPath) {
+    if (allow("GET")) responder->ReplyText(200, protocol::kPrometheusText, commands_.Metrics());
     return;
   }
-  if (parts.empty() || parts[0] != protocol::kApiVersion)
+  const std::string api_root = std::string("/") + protocol::kApiVersion + "/";
+  if (path.rfind(api_root, 0) != 0)
     return responder->Reply(404, ErrorBody("not_found", "no such route: " + path + " (routes live under /v1)"));
 
   nlohmann::json body = nlohmann::json::object();
@@ -140,158 +87,166 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     if (body.is_discarded()) return responder->Reply(400, ErrorBody("bad_json", "request body is not valid JSON"));
     if (!body.is_object()) return responder->Reply(400, ErrorBody("bad_json", "request body must be a JSON object"));
   }
-
-  if (parts.size() == 2 && parts[1] == "status") {
+  if (path == protocol::kStatusPath) {
     if (allow("GET")) responder->Reply(200, commands_.DaemonStatus());
     return;
   }
-  if (parts.size() == 2 && parts[1] == "events") {
+  if (path == protocol::kEventsPath) {
     if (allow("GET"))
       Stream(responder, [&](Commands::Line line) -> Result<uint64_t> { return commands_.FollowEvents(line); });
     return;
   }
-  if (parts.size() == 2 && parts[1] == "reload") {
+  if (path == protocol::kReloadPath) {
     if (!allow("POST")) return;
     auto r = commands_.Reload();
     if (!r.ok()) return ReplyError(*responder, r.status());
     return responder->Reply(200, *r);
   }
-  if (parts.size() == 2 && parts[1] == "self-upgrade") {
-    if (!allow("POST")) return;
-    std::string binary;
-    if (body.contains("binary")) {
-      if (!body["binary"].is_string() || body["binary"].get<std::string>().empty())
-        return responder->Reply(400, ErrorBody("bad_request", "'binary' must be a non-empty string (a path)"));
-      binary = body["binary"].get<std::string>();
-    }
-    Status s = commands_.SelfUpgrade(binary, [responder](Result<nlohmann::json> answer, std::function<void()> proceed) {
-      if (!answer.ok()) return ReplyError(*responder, answer.status());
-      responder->OnClose(std::move(proceed));  // the answer is out: now the program may go
-      responder->Reply(202, *answer);
-    });
-    if (!s.ok()) ReplyError(*responder, s);
+  if (path == protocol::kSelfUpgradePath) {
+    if (allow("POST")) SelfUpgrade(body, responder);
     return;
   }
-  if (parts.size() == 2 && parts[1] == "services") {
+  if (path == protocol::kServicesPath) {
     if (!allow("GET")) return;
     return responder->Reply(200, {{"services", commands_.DaemonStatus()["services"]}});
   }
-  if (parts.size() == 3 && parts[1] == "services") {
-    if (allow("GET")) {
-      auto st = commands_.ServiceStatus(parts[2]);
-      if (!st.ok()) return ReplyError(*responder, st.status());
-      responder->Reply(200, *st);
+  // /v1/services/NAME and /v1/services/NAME/ACTION
+  const std::string services = std::string(protocol::kServicesPath) + "/";
+  if (path.rfind(services, 0) == 0) {
+    std::string rest = path.substr(services.size());
+    size_t slash = rest.find('/');
+    std::string service = rest.substr(0, slash);
+    std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (!service.empty() && action.empty()) {
+      if (allow("GET")) {
+        auto st = commands_.ServiceStatus(service);
+        if (!st.ok()) return ReplyError(*responder, st.status());
+        responder->Reply(200, *st);
+      }
+      return;
     }
-    return;
+    auto known = protocol::ParseAction(action);
+    if (!service.empty() && known) {
+      if (!allow(protocol::MethodOf(*known))) return;
+      return HandleService(service, *known, request, target.query, body, responder);
+    }
   }
-  if (parts.size() == 4 && parts[1] == "services")
-    return HandleService(parts[2], parts[3], request, body, query, responder);
   responder->Reply(404, ErrorBody("not_found", "no such route: " + path));
 }
 
-void ControlApi::HandleService(const std::string& service, const std::string& action, const ApiRequest& request,
-                               const nlohmann::json& body, const std::map<std::string, std::string>& query,
-                               std::shared_ptr<Responder> responder) {
-  const bool get = action == "history" || action == "logs";
-  const char* method = get ? "GET" : "POST";
-  static const std::set<std::string> kActions = {"history", "logs",  "upgrade", "rollback", "restart", "start",
-                                                 "stop",    "scale", "signal",  "promote",  "pause",   "resume"};
-  if (!kActions.count(action))
-    return responder->Reply(404, ErrorBody("not_found", "no such route: /v1/services/" + service + "/" + action));
-  if (request.method != method)
-    return responder->Reply(405, ErrorBody("method_not_allowed", request.method + " is not allowed on /v1/services/" +
-                                                                     service + "/" + action + "; use " + method));
-  auto fail = [&](const Status& s) { ReplyError(*responder, s); };
+void ControlApi::SelfUpgrade(const nlohmann::json& body, std::shared_ptr<Responder> responder) {
+  std::string binary;
+  if (body.contains("binary")) {
+    if (!body["binary"].is_string() || body["binary"].get<std::string>().empty())
+      return responder->Reply(400, ErrorBody("bad_request", "'binary' must be a non-empty string (a path)"));
+    binary = body["binary"].get<std::string>();
+  }
+  Status s = commands_.SelfUpgrade(binary, [responder](Result<nlohmann::json> answer, std::function<void()> proceed) {
+    if (!answer.ok()) return ReplyError(*responder, answer.status());
+    responder->OnClose(std::move(proceed));  // the answer is out: now the program may go
+    responder->Reply(202, *answer);
+  });
+  if (!s.ok()) ReplyError(*responder, s);
+}
 
-  if (action == "history") {
-    auto h = commands_.History(service);
-    return h.ok() ? responder->Reply(200, *h) : fail(h.status());
-  }
-  if (action == "logs") {
-    auto lines = ParseCount(query, "lines", 100, 100000);
-    if (!lines.ok()) return fail(lines.status());
-    if (!IsTrue(query, "follow")) {
-      auto l = commands_.Logs(service, *lines);
-      return l.ok() ? responder->Reply(200, *l) : fail(l.status());
+void ControlApi::HandleService(const std::string& service, protocol::ServiceAction action, const ApiRequest& request,
+                               const std::map<std::string, std::string>& query, const nlohmann::json& body,
+                               std::shared_ptr<Responder> responder) {
+  using protocol::ServiceAction;
+  auto fail = [&](const Status& s) { ReplyError(*responder, s); };
+  auto reply = [&](Result<nlohmann::json> r) { r.ok() ? responder->Reply(200, *r) : fail(r.status()); };
+  auto run = [&](const std::function<Status(Commands::Progress, Commands::Done)>& start) {
+    RunLong(request, query, responder, start);
+  };
+  switch (action) {
+    case ServiceAction::kHistory: return reply(commands_.History(service));
+    case ServiceAction::kLogs: return Logs(service, query, responder);
+    case ServiceAction::kUpgrade: {
+      auto req = UpgradeRequest::FromJson(body);
+      if (!req.ok()) return fail(req.status());
+      return run([&](auto progress, auto done) { return commands_.Upgrade(service, *req, progress, done); });
     }
-    auto past = commands_.Logs(service, *lines);
-    if (!past.ok()) return fail(past.status());
+    case ServiceAction::kRollback: {
+      std::optional<std::string> to;
+      if (Status s = OnlyFields(body, {"to"}); !s.ok()) return fail(s);
+      if (Status s = OptionalString(body, "to", to); !s.ok()) return fail(s);
+      return run([&](auto progress, auto done) { return commands_.Rollback(service, to, progress, done); });
+    }
+    case ServiceAction::kPromote:
+    case ServiceAction::kPause:
+    case ServiceAction::kResume: {
+      if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+      return reply(action == ServiceAction::kPromote ? commands_.PromoteRollout(service)
+                   : action == ServiceAction::kPause ? commands_.PauseRollout(service)
+                                                     : commands_.ResumeRollout(service));
+    }
+    case ServiceAction::kRestart:
+    case ServiceAction::kStart: {
+      if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+      return run([&](auto progress, auto done) {
+        return action == ServiceAction::kRestart ? commands_.Restart(service, progress, done)
+                                                 : commands_.Start(service, progress, done);
+      });
+    }
+    case ServiceAction::kStop: return Stop(service, request, body, responder);
+    case ServiceAction::kScale: {
+      if (Status s = OnlyFields(body, {"replicas"}); !s.ok()) return fail(s);
+      if (!body.contains("replicas") || !body["replicas"].is_number_integer())
+        return fail(Status::InvalidArgument("field 'replicas' is required (an integer)"));
+      // Read at full width, then range-checked: get<int>() would wrap 4294967297 to 1.
+      const nlohmann::json& n = body["replicas"];
+      if (n.is_number_unsigned() ? n.get<uint64_t>() > 1024 : n.get<int64_t>() < 1 || n.get<int64_t>() > 1024)
+        return fail(Status::InvalidArgument("field 'replicas' must be between 1 and 1024"));
+      return reply(commands_.Scale(service, n.get<int>()));
+    }
+    case ServiceAction::kSignal: {
+      if (Status s = OnlyFields(body, {"signal"}); !s.ok()) return fail(s);
+      std::optional<std::string> sig;
+      if (Status s = OptionalString(body, "signal", sig); !s.ok()) return fail(s);
+      if (!sig) return fail(Status::InvalidArgument("field 'signal' is required, e.g. \"HUP\""));
+      return reply(commands_.Signal(service, *sig));
+    }
+  }
+}
+
+void ControlApi::Logs(const std::string& service, const std::map<std::string, std::string>& query,
+                      std::shared_ptr<Responder> responder) {
+  auto lines = ParseCount(query, "lines", 100, 100000);
+  if (!lines.ok()) return ReplyError(*responder, lines.status());
+  auto past = commands_.Logs(service, *lines);
+  if (!past.ok()) return ReplyError(*responder, past.status());
+  if (!IsTrue(query, "follow")) return responder->Reply(200, *past);
+  responder->StartStream();
+  for (const auto& line : (*past)["lines"]) responder->StreamLine(line);
+  Stream(responder, [&](Commands::Line line) { return commands_.FollowLogs(service, line); });
+}
+
+void ControlApi::Stop(const std::string& service, const ApiRequest& request, const nlohmann::json& body,
+                      std::shared_ptr<Responder> responder) {
+  if (Status s = OnlyFields(body, {}); !s.ok()) return ReplyError(*responder, s);
+  auto streaming = std::make_shared<bool>(false);  // true once the stream's header is out
+  Status s = commands_.Stop(
+      service,
+      [responder, streaming](const ServiceEvent& e) {
+        if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
+      },
+      [responder, streaming, service] {
+        nlohmann::json result = {{"result", {{"service", service}, {"stopped", true}}}};
+        if (!*streaming) return responder->Reply(200, result);
+        responder->StreamLine(result);
+        responder->EndStream();
+      });
+  if (!s.ok()) return ReplyError(*responder, s);
+  if (request.wants_stream) {
+    *streaming = true;
     responder->StartStream();
-    for (const auto& line : (*past)["lines"]) responder->StreamLine(line);
-    Stream(responder, [&](Commands::Line line) { return commands_.FollowLogs(service, line); });
-    return;
   }
-  if (action == "upgrade") {
-    auto req = ParseUpgrade(body);
-    if (!req.ok()) return fail(req.status());
-    return RunLong(request, responder,
-                   [&](auto progress, auto done) { return commands_.Upgrade(service, *req, progress, done); });
-  }
-  if (action == "rollback") {
-    std::optional<std::string> to;
-    if (Status s = OnlyFields(body, {"to"}); !s.ok()) return fail(s);
-    if (Status s = OptionalString(body, "to", to); !s.ok()) return fail(s);
-    return RunLong(request, responder,
-                   [&](auto progress, auto done) { return commands_.Rollback(service, to, progress, done); });
-  }
-  if (action == "promote" || action == "pause" || action == "resume") {
-    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
-    auto r = action == "promote" ? commands_.PromoteRollout(service)
-             : action == "pause" ? commands_.PauseRollout(service)
-                                 : commands_.ResumeRollout(service);
-    return r.ok() ? responder->Reply(200, *r) : fail(r.status());
-  }
-  if (action == "restart" || action == "start") {
-    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
-    return RunLong(request, responder, [&](auto progress, auto done) {
-      return action == "restart" ? commands_.Restart(service, progress, done)
-                                 : commands_.Start(service, progress, done);
-    });
-  }
-  if (action == "stop") {
-    if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
-    auto streaming = std::make_shared<bool>(false);  // true once the stream's header is out
-    Status s = commands_.Stop(
-        service,
-        [responder, streaming](const ServiceEvent& e) {
-          if (*streaming) responder->StreamLine({{"event", e.ToJson()}});
-        },
-        [responder, streaming, service] {
-          nlohmann::json result = {{"result", {{"service", service}, {"stopped", true}}}};
-          if (!*streaming) return responder->Reply(200, result);
-          responder->StreamLine(result);
-          responder->EndStream();
-        });
-    if (!s.ok()) return fail(s);
-    if (request.wants_stream) {
-      *streaming = true;
-      responder->StartStream();
-    }
-    return;
-  }
-  if (action == "scale") {
-    if (Status s = OnlyFields(body, {"replicas"}); !s.ok()) return fail(s);
-    if (!body.contains("replicas") || !body["replicas"].is_number_integer())
-      return fail(Status::InvalidArgument("field 'replicas' is required (an integer)"));
-    // Read at full width, then range-checked: get<int>() would wrap 4294967297 to 1.
-    const nlohmann::json& n = body["replicas"];
-    if (n.is_number_unsigned() ? n.get<uint64_t>() > 1024 : n.get<int64_t>() < 1 || n.get<int64_t>() > 1024)
-      return fail(Status::InvalidArgument("field 'replicas' must be between 1 and 1024"));
-    auto r = commands_.Scale(service, n.get<int>());
-    return r.ok() ? responder->Reply(200, *r) : fail(r.status());
-  }
-  // signal
-  if (Status s = OnlyFields(body, {"signal"}); !s.ok()) return fail(s);
-  std::optional<std::string> sig;
-  if (Status s = OptionalString(body, "signal", sig); !s.ok()) return fail(s);
-  if (!sig) return fail(Status::InvalidArgument("field 'signal' is required, e.g. \"HUP\""));
-  auto r = commands_.Signal(service, *sig);
-  return r.ok() ? responder->Reply(200, *r) : fail(r.status());
 }
 
 // A handover-like operation: the outcome as one answer, or progress then the outcome.
 // With ?wait=drained a promotion is answered once the previous generation has drained.
-void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> responder,
+void ControlApi::RunLong(const ApiRequest& request, const std::map<std::string, std::string>& query,
+                         std::shared_ptr<Responder> responder,
                          const std::function<Status(Commands::Progress, Commands::Done)>& start) {
   struct State {
     bool streaming = false;
@@ -301,10 +256,8 @@ void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> r
     uint64_t subscription = 0;
   };
   auto st = std::make_shared<State>();
-  auto query = ParseQuery(request.target.find('?') == std::string::npos
-                              ? ""
-                              : std::string_view(request.target).substr(request.target.find('?') + 1));
-  st->wait_drain = query["wait"] == "drained";
+  auto wait = query.find("wait");
+  st->wait_drain = wait != query.end() && wait->second == "drained";
   Commands& commands = commands_;
   auto finish = [responder, st, &commands](HandoverResult r) {
     if (st->subscription) commands.Unsubscribe(std::exchange(st->subscription, 0));
@@ -320,7 +273,7 @@ void ControlApi::RunLong(const ApiRequest& request, std::shared_ptr<Responder> r
   if (st->wait_drain) {
     // Subscribed before the operation starts: a quick drain cannot be missed.
     st->subscription = commands_.FollowEvents([st, finish](const nlohmann::json& e) {
-      if (e.value("type", "") != "drained") return;
+      if (e.value("type", "") != EventTypeName(EventType::kDrained)) return;
       double secs = e.value("duration_s", 0.0);
       st->drained[e.value("generation", int64_t{0})] = secs;
       if (st->pending && st->pending->from_generation == e.value("generation", int64_t{0})) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "supervisor/base/status.h"
+#include "supervisor/control/protocol.h"
 #include "supervisor/handover/service.h"
 
 namespace baton {
@@ -34,12 +35,6 @@ class Responder {
   virtual void EndStream() = 0;
   // Called once if the client goes away before the answer is complete.
   virtual void OnClose(std::function<void()> fn) = 0;
-};
-
-struct UpgradeRequest {
-  std::string version;
-  std::optional<std::vector<std::string>> command;
-  std::map<std::string, std::string> env;
 };
 
 // What the API may ask of the daemon.
@@ -90,10 +85,16 @@ class ControlApi {
   static nlohmann::json ErrorBody(const std::string& code, const std::string& message);
 
  private:
-  void HandleService(const std::string& service, const std::string& action, const ApiRequest& request,
-                     const nlohmann::json& body, const std::map<std::string, std::string>& query,
+  void HandleService(const std::string& service, protocol::ServiceAction action, const ApiRequest& request,
+                     const std::map<std::string, std::string>& query, const nlohmann::json& body,
                      std::shared_ptr<Responder> responder);
-  void RunLong(const ApiRequest& request, std::shared_ptr<Responder> responder,
+  void SelfUpgrade(const nlohmann::json& body, std::shared_ptr<Responder> responder);
+  void Logs(const std::string& service, const std::map<std::string, std::string>& query,
+            std::shared_ptr<Responder> responder);
+  void Stop(const std::string& service, const ApiRequest& request, const nlohmann::json& body,
+            std::shared_ptr<Responder> responder);
+  void RunLong(const ApiRequest& request, const std::map<std::string, std::string>& query,
+               std::shared_ptr<Responder> responder,
                const std::function<Status(Commands::Progress, Commands::Done)>& start);
   void Stream(std::shared_ptr<Responder> responder, const std::function<Result<uint64_t>(Commands::Line)>& subscribe);
   Commands& commands_;

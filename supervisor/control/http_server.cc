@@ -83,7 +83,9 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   void StartStream() override {
     if (started_) return;
     started_ = true;
-    Send("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n", false);
+    Send(std::string("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: ") + protocol::kNdjson +
+             "\r\nConnection: close\r\n\r\n",
+         false);
     WatchForClose();
   }
 

@@ -54,7 +54,7 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
                                                   : static_cast<size_t>(config_.replicas);
   handover_ = Pending{kind, gen->id, old ? old->id : 0, batch, clock_.Now(), std::move(done)};
   bake_timer_.reset();
-  Emit("handover_started", gen.get(), 0,
+  Emit(EventType::kHandoverStarted, gen.get(), 0,
        std::string(HandoverKindName(kind)) + " to " + release.version + (old ? " from " + old->release.version : ""));
   gens_.push_back(std::move(gen));
   kickoff_ = clock_.After(Duration(0), [this] { SpawnBatch(); });
@@ -91,7 +91,7 @@ void Service::OnStartingWorkerReady(Generation& gen, Worker& w) {
           --to_stop;
         }
     }
-    Emit("batch_ready", &gen, 0,
+    Emit(EventType::kBatchReady, &gen, 0,
          std::to_string(gen.workers.size()) + " of " + std::to_string(config_.replicas) + " workers ready");
     return SpawnBatch();
   }
@@ -122,11 +122,11 @@ void Service::Promote() {
     result.from_version = old->release.version;
     result.from_generation = old->id;
     if (done.kind != HandoverKind::kAutoRollback) previous_release_ = old->release;
-    Emit("draining", old, 0, "generation " + std::to_string(old->id) + " drains");
+    Emit(EventType::kDraining, old, 0, "generation " + std::to_string(old->id) + " drains");
     Drain(*old);  // with kernel steering, no stop signal before its queue is empty
   }
   SteerTraffic();  // every new connection to the new generation
-  Emit("promoted", gen, 0, gen->release.version + " is live");
+  Emit(EventType::kPromoted, gen, 0, gen->release.version + " is live");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
     StartBake(config_.bake_time);
   last_result_ = result;
@@ -164,7 +164,7 @@ void Service::FailHandover(const std::string& reason) {
     result.from_version = old->release.version;
     result.from_generation = old->id;
   }
-  Emit("failed", gen, 0, reason);
+  Emit(EventType::kFailed, gen, 0, reason);
   if (done.rollout) {
     // It had a share of new connections: those go back to the live generation, and it
     // finishes the requests it already has, as a replaced generation does, before its
@@ -214,7 +214,7 @@ void Service::Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std:
     }
     case HandoverCell::kStartingWorkerExit: return OnStartingWorkerExit(gen, w);
     case HandoverCell::kLiveWorkerReady: return MarkReady(gen, w);
-    case HandoverCell::kLiveWorkerNotReady: return Emit("not_ready", &gen, w.pid, detail);
+    case HandoverCell::kLiveWorkerNotReady: return Emit(EventType::kNotReady, &gen, w.pid, detail);
     case HandoverCell::kLiveWorkerExit: return OnLiveWorkerExit(gen, w);
     case HandoverCell::kRestartDue: return OnRestartDue(gen, w);
     case HandoverCell::kStoppingWorkerExit: return OnStoppingWorkerExit(gen, w);
@@ -237,12 +237,12 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
   std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
   std::string tail = w.StderrTail(3);
-  Emit("crashed", &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
+  Emit(EventType::kCrashed, &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
   if (shutting_down_ || stopped_) return MaybeFinishStop();
   if (bake_timer_ && previous_release_ && !handover_) {
     bake_timer_.reset();
     Release back = *previous_release_;
-    Emit("rolling_back", &gen, 0, "crashed within bake_time; rolling back to " + back.version);
+    Emit(EventType::kRollingBack, &gen, 0, "crashed within bake_time; rolling back to " + back.version);
     Status s = Handover(back, HandoverKind::kAutoRollback, [this](const HandoverResult& r) {
       if (!r.promoted) spdlog::error("{}: automatic rollback failed: {}", name(), r.reason);
     });
@@ -255,11 +255,11 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   if (w.quick_failures > config_.restart.max_failures) {
     fatal_reason_ = what + "; " + std::to_string(w.quick_failures) + " quick failures in a row" +
                     (tail.empty() ? "" : "; last stderr: " + tail);
-    Emit("fatal", &gen, 0, fatal_reason_);
+    Emit(EventType::kFatal, &gen, 0, fatal_reason_);
     return;
   }
   Duration delay = RestartDelay(config_.restart, w.quick_failures);
-  Emit("restarting", &gen, 0, "worker " + std::to_string(w.id) + " restarts in " + FormatDuration(delay));
+  Emit(EventType::kRestarting, &gen, 0, "worker " + std::to_string(w.id) + " restarts in " + FormatDuration(delay));
   ScheduleRestart(gen, w, delay);
 }
 
@@ -286,14 +286,14 @@ void Service::StartBake(Duration remaining) {
 
 void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
-  Emit("exited", &gen, 0, "worker " + std::to_string(w.id) + " " + w.last_exit->Describe());
+  Emit(EventType::kExited, &gen, 0, "worker " + std::to_string(w.id) + " " + w.last_exit->Describe());
   RetireIfDone(gen);
   MaybeFinishStop();
 }
 
 void Service::OnStopTimeout(Generation& gen, Worker& w) {
   if (w.pid == 0) return;
-  Emit("kill", &gen, w.pid,
+  Emit(EventType::kKill, &gen, w.pid,
        "worker " + std::to_string(w.id) + " still running after stop.timeout " + FormatDuration(config_.stop.timeout) +
            "; sending SIGKILL to its process group");
   launcher_.SignalGroup(w.pid, SIGKILL);
@@ -304,7 +304,7 @@ void Service::OnRestartDue(Generation& gen, Worker& w) {
   w.restarts++;
   counters_.restarts++;
   if (Status s = SpawnWorker(gen, w); !s.ok()) {
-    Emit("restart_failed", &gen, 0, s.message());
+    Emit(EventType::kRestartFailed, &gen, 0, s.message());
     w.phase = WorkerPhase::kExited;
   }
 }
@@ -312,7 +312,7 @@ void Service::OnRestartDue(Generation& gen, Worker& w) {
 void Service::OnBakeExpired() {
   bake_timer_.reset();
   if (const Generation* g = live())
-    Emit("baked", g, 0, "no crash within bake_time " + FormatDuration(config_.bake_time));
+    Emit(EventType::kBaked, g, 0, "no crash within bake_time " + FormatDuration(config_.bake_time));
 }
 
 void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status) {
@@ -324,7 +324,7 @@ void Service::OnReadiness(int64_t gen_id, int worker_id, int pid, Status status)
 
 void Service::MarkReady(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kReady;
-  Emit("ready", &gen, w.pid, "worker " + std::to_string(w.id) + " is ready");
+  Emit(EventType::kReady, &gen, w.pid, "worker " + std::to_string(w.id) + " is ready");
 }
 
 void Service::Shutdown(std::function<void()> done) {
@@ -336,7 +336,7 @@ Status Service::Stop(std::function<void()> done) {
   if (shutting_down_) return Status::FailedPrecondition("batond is shutting down");
   if (stop_done_) return Status::Conflict("service '" + name() + "' is already stopping");
   stopped_ = true;
-  Emit("stopping", live(), 0, "stopped by the operator");
+  Emit(EventType::kStopping, live(), 0, "stopped by the operator");
   StopAll(std::move(done));
   return Status::Ok();
 }
@@ -358,7 +358,7 @@ void Service::MaybeFinishStop() {
   if (!stop_done_) return;
   for (const auto& gen : gens_)
     if (gen->CountRunning() > 0) return;
-  if (!shutting_down_) Emit("stopped", nullptr, 0, "every worker has exited");
+  if (!shutting_down_) Emit(EventType::kStopped, nullptr, 0, "every worker has exited");
   std::exchange(stop_done_, nullptr)();
 }
 
@@ -374,7 +374,7 @@ Status Service::Scale(int replicas) {
       if ((*it)->active()) StopWorker(*gen, **it);
     RefillLive();
   }
-  Emit("scaled", live(), 0, "replicas " + std::to_string(before) + " -> " + std::to_string(replicas));
+  Emit(EventType::kScaled, live(), 0, "replicas " + std::to_string(before) + " -> " + std::to_string(replicas));
   return Status::Ok();
 }
 
@@ -409,25 +409,26 @@ void Service::StoreFds(const Generation& gen, int pid, const NotifyMessage& msg)
   auto name_it = msg.fields.find("FDNAME");
   std::string name = name_it == msg.fields.end() || name_it->second.empty() ? "stored" : name_it->second;
   if (name.find(':') != std::string::npos || name.size() > 255) {
-    Emit("fd_store", &gen, pid, "FDNAME '" + name.substr(0, 64) + "' refused: no ':' and at most 255 bytes");
+    Emit(EventType::kFdStore, &gen, pid, "FDNAME '" + name.substr(0, 64) + "' refused: no ':' and at most 255 bytes");
     return;
   }
   std::erase_if(fd_store_, [&](const auto& e) { return e.first == name; });
   if (msg.Is("FDSTOREREMOVE", "1")) {
-    Emit("fd_store", &gen, pid, "removed '" + name + "'");
+    Emit(EventType::kFdStore, &gen, pid, "removed '" + name + "'");
     return;
   }
   size_t kept = 0;
   for (const auto& fd : msg.fds) {
     if (fd_store_.size() >= static_cast<size_t>(config_.fd_store_max)) {
-      Emit("fd_store", &gen, pid,
+      Emit(EventType::kFdStore, &gen, pid,
            "store full (fd_store_max " + std::to_string(config_.fd_store_max) + "): '" + name + "' dropped");
       break;
     }
     fd_store_.emplace_back(name, fd);
     ++kept;
   }
-  if (kept) Emit("fd_store", &gen, pid, "keeping " + std::to_string(kept) + " descriptor(s) as '" + name + "'");
+  if (kept)
+    Emit(EventType::kFdStore, &gen, pid, "keeping " + std::to_string(kept) + " descriptor(s) as '" + name + "'");
 }
 
 }  // namespace baton

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 
+#include "supervisor/control/protocol.h"
 #include "supervisor/handover/generation.h"
 #include "supervisor/handover/handover_table.h"
 #include "supervisor/handover/rollout.h"
@@ -26,35 +27,6 @@ namespace baton {
 // stop), stopped.
 enum class ServiceState { kStarting, kRunning, kBaking, kUpgrading, kDown, kFatal, kStopping, kStopped };
 const char* ServiceStateName(ServiceState s);
-
-enum class HandoverKind { kStart, kUpgrade, kRollback, kAutoRollback, kRestart };
-const char* HandoverKindName(HandoverKind k);
-
-struct HandoverResult {
-  bool promoted = false;
-  HandoverKind kind = HandoverKind::kUpgrade;
-  std::string version;
-  std::string from_version;  // empty when nothing was live
-  int64_t from_generation = 0;
-  int64_t generation = 0;
-  std::string reason;  // why it failed
-  double duration_s = 0;
-  std::optional<double> drain_s;  // set when the caller waited for the old generation to drain
-  nlohmann::json steps;           // progressive: each step passed, with its figures
-  nlohmann::json ToJson() const;
-};
-
-struct ServiceEvent {
-  std::string type;  // spawned, ready, promoted, draining, exited, failed, crashed, restarting, fatal, ...
-  std::string service;
-  int64_t generation = 0;
-  std::string version;
-  int pid = 0;
-  std::string message;
-  double time = 0;                                  // Unix seconds
-  std::optional<double> duration_s = std::nullopt;  // how long it took, where the event ends something (drained)
-  nlohmann::json ToJson() const;
-};
 
 struct ListenerRef {
   std::string name;
@@ -228,7 +200,7 @@ class Service {
   void RetireIfDone(Generation& gen);
   void StopAll(std::function<void()> done);
   void MaybeFinishStop();
-  void Emit(const std::string& type, const Generation* gen, int pid, const std::string& message,
+  void Emit(EventType type, const Generation* gen, int pid, const std::string& message,
             std::optional<double> duration_s = std::nullopt);
   Generation* FindGen(int64_t id);
   Worker* FindWorker(int64_t gen_id, int worker_id);

@@ -26,17 +26,6 @@ const char* WorkerPhaseName(WorkerPhase p) {
   return "?";
 }
 
-const char* HandoverKindName(HandoverKind k) {
-  switch (k) {
-    case HandoverKind::kStart: return "start";
-    case HandoverKind::kUpgrade: return "upgrade";
-    case HandoverKind::kRollback: return "rollback";
-    case HandoverKind::kAutoRollback: return "automatic rollback";
-    case HandoverKind::kRestart: return "restart";
-  }
-  return "?";
-}
-
 std::string Worker::StderrTail(size_t lines) const {
   std::string out;
   size_t start = stderr_tail.size() > lines ? stderr_tail.size() - lines : 0;
@@ -54,32 +43,6 @@ size_t Generation::CountRunning() const {
   size_t n = 0;
   for (const auto& w : workers) n += w->pid != 0;
   return n;
-}
-
-nlohmann::json HandoverResult::ToJson() const {
-  nlohmann::json j = {{"promoted", promoted},
-                      {"kind", HandoverKindName(kind)},
-                      {"version", version},
-                      {"generation", generation},
-                      {"duration_s", duration_s}};
-  if (!from_version.empty()) {
-    j["from_version"] = from_version;
-    j["from_generation"] = from_generation;
-  }
-  if (drain_s) j["drain_s"] = *drain_s;
-  if (!reason.empty()) j["reason"] = reason;
-  if (steps.is_array() && !steps.empty()) j["steps"] = steps;
-  return j;
-}
-
-nlohmann::json ServiceEvent::ToJson() const {
-  nlohmann::json j = {{"type", type}, {"service", service}, {"time", time}};
-  if (generation) j["generation"] = generation;
-  if (!version.empty()) j["version"] = version;
-  if (pid) j["pid"] = pid;
-  if (!message.empty()) j["message"] = message;
-  if (duration_s) j["duration_s"] = *duration_s;
-  return j;
 }
 
 ServiceState Service::State() const {

@@ -21,7 +21,7 @@ void Service::BeginStep(int step) {
   Rollout& r = *h.rollout;
   r.Begin(step, clock_.Now(), TrafficOf(h.new_gen), TrafficOf(h.old_gen));
   const Generation* gen = FindGen(h.new_gen);
-  Emit("step", gen, 0,
+  Emit(EventType::kStep, gen, 0,
        r.StepName() + ": " + std::to_string(r.weight()) + "% of new connections to " + gen->release.version + " for " +
            FormatDuration(config_.rollout.step_time));
   SteerTraffic();
@@ -64,7 +64,7 @@ void Service::NextStep() {
   if (!r.MayAdvance()) return;  // paused: Resume moves on
   r.Pass(TrafficOf(h.new_gen), TrafficOf(h.old_gen));
   const nlohmann::json& figures = r.passed().back();
-  Emit("step_passed", FindGen(h.new_gen), 0,
+  Emit(EventType::kStepPassed, FindGen(h.new_gen), 0,
        "step " + std::to_string(r.step() + 1) + " passed: " + figures["connections"].dump() + " connections, " +
            figures["failures"].dump() + " connect failures, " + figures["resets"].dump() + " resets");
   if (!r.last_step()) return BeginStep(r.step() + 1);
@@ -74,7 +74,7 @@ void Service::NextStep() {
 Status Service::PromoteNow() {
   if (!progressive_running())
     return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
-  Emit("promote", FindGen(handover_->new_gen), 0,
+  Emit(EventType::kPromote, FindGen(handover_->new_gen), 0,
        "the remaining steps are skipped at step " + std::to_string(handover_->rollout->step() + 1));
   Promote();
   return Status::Ok();
@@ -86,7 +86,7 @@ Status Service::Pause() {
   Pending& h = *handover_;
   if (!h.rollout->Pause(clock_.Now())) return Status::Ok();
   h.step_timer.reset();
-  Emit("paused", FindGen(h.new_gen), 0, "held at step " + std::to_string(h.rollout->step() + 1));
+  Emit(EventType::kPaused, FindGen(h.new_gen), 0, "held at step " + std::to_string(h.rollout->step() + 1));
   return Status::Ok();
 }
 
@@ -95,7 +95,7 @@ Status Service::Resume() {
     return Status::FailedPrecondition("no progressive handover of '" + name() + "' is running");
   Pending& h = *handover_;
   if (!h.rollout->paused()) return Status::Ok();
-  Emit("resumed", FindGen(h.new_gen), 0, "step " + std::to_string(h.rollout->step() + 1) + " carries on");
+  Emit(EventType::kResumed, FindGen(h.new_gen), 0, "step " + std::to_string(h.rollout->step() + 1) + " carries on");
   switch (h.rollout->Resume(clock_.Now())) {
     case Rollout::AfterResume::kNextStep: NextStep(); break;
     case Rollout::AfterResume::kRestartTimer: ArmStepTimer(h.rollout->Left(clock_.Now())); break;

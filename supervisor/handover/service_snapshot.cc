@@ -9,27 +9,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-HandoverKind KindFromName(const std::string& name) {
-  for (HandoverKind k : {HandoverKind::kStart, HandoverKind::kUpgrade, HandoverKind::kRollback,
-                         HandoverKind::kAutoRollback, HandoverKind::kRestart})
-    if (name == HandoverKindName(k)) return k;
-  return HandoverKind::kUpgrade;
-}
-
-HandoverResult ResultFromJson(const Json& j) {
-  HandoverResult r;
-  r.promoted = j.at("promoted").get<bool>();
-  r.kind = KindFromName(j.value("kind", ""));
-  r.version = j.value("version", "");
-  r.generation = j.value("generation", int64_t{0});
-  r.duration_s = j.value("duration_s", 0.0);
-  r.from_version = j.value("from_version", "");
-  r.from_generation = j.value("from_generation", int64_t{0});
-  if (j.contains("drain_s")) r.drain_s = j["drain_s"].get<double>();
-  r.reason = j.value("reason", "");
-  return r;
-}
-
 int64_t RemainingMs(SteadyTime due, SteadyTime now) {
   return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count());
 }
@@ -118,7 +97,11 @@ Status Service::Restore(const Json& s) {
     counters_.last_handover_seconds = c.value("last_handover_seconds", 0.0);
     for (const auto& r : s.value("recent_generations", Json::array())) retired_.push_back(r);
     if (s.contains("previous_release")) previous_release_ = ReleaseFromJson(s["previous_release"]);
-    if (s.contains("last_handover")) last_result_ = ResultFromJson(s["last_handover"]);
+    if (s.contains("last_handover")) {
+      auto last = HandoverResult::FromJson(s["last_handover"]);
+      if (!last.ok()) return last.status();
+      last_result_ = *last;
+    }
     for (const auto& e : s.at("fd_store"))
       fd_store_.emplace_back(e.at("name").get<std::string>(), std::make_shared<UniqueFd>(e.at("fd").get<int>()));
     if (!s.contains("live")) return Status::Ok();
@@ -162,7 +145,8 @@ Status Service::Restore(const Json& s) {
       ref.phase = WorkerPhase::kReady;
       Status st = launcher_.Reattach(ref.pid, WorkerEvents(g.id, ref.id, std::make_shared<int>(ref.pid)));
       if (!st.ok()) {
-        Emit("crashed", &g, ref.pid, "worker " + std::to_string(ref.id) + " could not be taken over: " + st.message());
+        Emit(EventType::kCrashed, &g, ref.pid,
+             "worker " + std::to_string(ref.id) + " could not be taken over: " + st.message());
         ref.pid = 0;
         ScheduleRestart(g, ref, Duration(0));
       }

@@ -181,7 +181,7 @@ Status Service::SpawnWorker(Generation& gen, Worker& w) {
   w.started_wall = clock_.WallSeconds();
   w.stderr_tail.clear();
   w.notify_status.clear();
-  Emit("spawned", &gen, w.pid, "worker " + std::to_string(w.id) + " started: " + spec->argv[0]);
+  Emit(EventType::kSpawned, &gen, w.pid, "worker " + std::to_string(w.id) + " started: " + spec->argv[0]);
   int p = w.pid;
   w.readiness = std::make_unique<ReadinessCheck>(
       clock_, probes_, config_.ready, std::move(probes),
@@ -234,14 +234,14 @@ void Service::Drain(Generation& old) {
   old.state = GenState::kDraining;
   old.stop_started = clock_.Now();
   if (open > 0)
-    Emit("proxy_drain", &old, 0,
+    Emit(EventType::kProxyDrain, &old, 0,
          std::to_string(open) + " proxied connection(s) still open; stop signal when they close or after " +
              FormatDuration(config_.stop.drain_timeout));
   int64_t id = old.id;
   old.drain_timer = clock_.After(config_.stop.drain_timeout, [this, id] {
     Generation* g = FindGen(id);
     if (!g) return;
-    Emit("drain_timeout", g, 0, "connections still open or queued after stop.drain_timeout; stopping");
+    Emit(EventType::kDrainTimeout, g, 0, "connections still open or queued after stop.drain_timeout; stopping");
     g->drain_timer.reset();
     g->queue_poll.reset();
     StopGeneration(*g, g->after_drain);
@@ -312,7 +312,7 @@ void Service::RefillLive() {
     if (w->phase == WorkerPhase::kExited && gen->CountActive() < static_cast<size_t>(config_.replicas)) {
       w->restarts++;
       counters_.restarts++;
-      if (Status s = SpawnWorker(*gen, *w); !s.ok()) Emit("restart_failed", gen, 0, s.message());
+      if (Status s = SpawnWorker(*gen, *w); !s.ok()) Emit(EventType::kRestartFailed, gen, 0, s.message());
     }
   while (gen->CountActive() < static_cast<size_t>(config_.replicas)) {
     auto w = std::make_unique<Worker>();
@@ -320,7 +320,7 @@ void Service::RefillLive() {
     Worker& ref = *w;
     gen->workers.push_back(std::move(w));
     if (Status s = SpawnWorker(*gen, ref); !s.ok()) {
-      Emit("restart_failed", gen, 0, s.message());
+      Emit(EventType::kRestartFailed, gen, 0, s.message());
       ref.phase = WorkerPhase::kExited;
       return;
     }
@@ -335,7 +335,7 @@ void Service::RetireIfDone(Generation& gen) {
     double took = std::chrono::duration<double>(clock_.Now() - gen.stop_started.value_or(clock_.Now())).count();
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.3f", took);
-    Emit("drained", &gen, 0, "generation " + std::to_string(gen.id) + " drained in " + secs + "s", took);
+    Emit(EventType::kDrained, &gen, 0, "generation " + std::to_string(gen.id) + " drained in " + secs + "s", took);
   }
   nlohmann::json record = {{"id", gen.id},
                            {"version", gen.release.version},
@@ -345,7 +345,7 @@ void Service::RetireIfDone(Generation& gen) {
   if (!gen.reason.empty()) record["reason"] = gen.reason;
   retired_.push_front(std::move(record));
   if (retired_.size() > kRetiredKept) retired_.pop_back();
-  Emit("generation_exited", &gen, 0, "generation " + std::to_string(gen.id) + " has no processes left");
+  Emit(EventType::kGenerationExited, &gen, 0, "generation " + std::to_string(gen.id) + " has no processes left");
   if (io_.steering) io_.steering->Retire(gen.id);
   // Erase later from the loop: callers up the stack may still hold references into it.
   if (!sweep_)
@@ -357,15 +357,15 @@ void Service::RetireIfDone(Generation& gen) {
     });
 }
 
-void Service::Emit(const std::string& type, const Generation* gen, int pid, const std::string& message,
+void Service::Emit(EventType type, const Generation* gen, int pid, const std::string& message,
                    std::optional<double> duration_s) {
   ServiceEvent e{type, config_.name, gen ? gen->id : 0,    gen ? gen->release.version : "",
                  pid,  message,      clock_.WallSeconds(), duration_s};
-  if (type == "failed" || type == "fatal" || type == "crashed" || type == "restart_failed")
-    spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, type, message);
+  if (IsTrouble(type))
+    spdlog::warn("{} gen {} ({}): {}: {}", e.service, e.generation, e.version, EventTypeName(type), message);
   else
-    spdlog::info("{} gen {} ({}): {}{}{}", e.service, e.generation, e.version, type, message.empty() ? "" : ": ",
-                 message);
+    spdlog::info("{} gen {} ({}): {}{}{}", e.service, e.generation, e.version, EventTypeName(type),
+                 message.empty() ? "" : ": ", message);
   if (sink_) sink_(e);
 }
 

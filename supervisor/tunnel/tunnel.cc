@@ -260,7 +260,7 @@ void TunnelSession::Step() {
     spdlog::info("tunnel {}: {} forwards {}:{} to {}", config_.name, edge(), config_.remote_host, config_.remote_port,
                  target_.ToString());
     if (event_)
-      event_("tunnel_up", edge() + " forwards " + config_.remote_host + ":" + std::to_string(config_.remote_port));
+      event_(Event::kUp, edge() + " forwards " + config_.remote_host + ":" + std::to_string(config_.remote_port));
     Keepalive();
   }
   if (state_ == TunnelState::kUp) Pump();
@@ -499,7 +499,7 @@ void TunnelSession::Fail(const std::string& why) {
   Duration delay = TunnelBackoff(config_.backoff, config_.max_backoff, failures_,
                                  std::uniform_real_distribution<double>(0, 1)(random_));
   spdlog::warn("tunnel {}: {}; reconnecting in {}", config_.name, why, FormatDuration(delay));
-  if (event_) event_(was_up ? "tunnel_down" : "tunnel_error", why);
+  if (event_) event_(was_up ? Event::kDown : Event::kError, why);
   state_ = TunnelState::kBackoff;
   std::weak_ptr<bool> alive = alive_;
   impl_->timer.expires_after(delay);

@@ -32,8 +32,9 @@ Duration TunnelBackoff(Duration base, Duration max, int failures, double unit);
 
 class TunnelSession {
  public:
-  // `event(type, message)` reports tunnel_up / tunnel_down / tunnel_error.
-  using EventFn = std::function<void(const std::string& type, const std::string& message)>;
+  // `event(what, message)`: the session came up, went down, or failed to come up.
+  enum class Event { kUp, kDown, kError };
+  using EventFn = std::function<void(Event what, const std::string& message)>;
 
   TunnelSession(boost::asio::io_context& io, const TunnelConfig& config, size_t edge, SocketAddress target,
                 EventFn event);

@@ -121,7 +121,7 @@ TEST_CASE_METHOD(Fixture, "a conflicting upgrade gets 409") {
 TEST_CASE_METHOD(Fixture, "with NDJSON, progress events stream before the result") {
   auto r = Call("POST", "/v1/services/web/upgrade", R"({"version": "v2"})", true);
   CHECK(r->streaming);
-  commands.progress(ServiceEvent{"spawned", "web", 2, "v2", 1234, "worker 0 started"});
+  commands.progress(ServiceEvent{EventType::kSpawned, "web", 2, "v2", 1234, "worker 0 started"});
   commands.done(Outcome(true));
   REQUIRE(r->lines.size() == 2);
   CHECK(r->lines[0]["event"]["type"] == "spawned");

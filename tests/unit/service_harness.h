@@ -79,7 +79,7 @@ struct Harness {
     REQUIRE(outcome);
     REQUIRE(outcome->promoted);
   }
-  bool HasEvent(const std::string& type) const {
+  bool HasEvent(EventType type) const {
     for (const auto& e : events)
       if (e.type == type) return true;
     return false;

@@ -76,7 +76,7 @@ TEST_CASE(
   CHECK(steering.released == std::vector<int64_t>{v1});  // with its stop signal, not before
   for (int pid : old) h.launcher.Exit(pid);
   CHECK(std::count(steering.retired.begin(), steering.retired.end(), v1) == 1);
-  CHECK(h.HasEvent("drained"));
+  CHECK(h.HasEvent(EventType::kDrained));
 }
 
 TEST_CASE("kernel steering: an old generation that never empties its queue is stopped at stop.drain_timeout") {
@@ -94,7 +94,7 @@ TEST_CASE("kernel steering: an old generation that never empties its queue is st
   CHECK_FALSE(h.launcher.SignalledAny(old));
   h.clock.Advance(1ms);
   CHECK(h.launcher.Signalled(old, SIGTERM));
-  CHECK(h.HasEvent("drain_timeout"));
+  CHECK(h.HasEvent(EventType::kDrainTimeout));
 }
 
 TEST_CASE("kernel steering: progressive steps become weights, and an abort gives everything back") {

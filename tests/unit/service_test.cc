@@ -128,7 +128,7 @@ TEST_CASE("draining: SIGKILL to the process group after stop.timeout") {
   h.clock.Advance(1ms);
   CHECK(h.launcher.Signalled(old_pid, SIGKILL));
   h.launcher.Exit(old_pid, ExitInfo{0, SIGKILL});
-  CHECK(h.HasEvent("kill"));
+  CHECK(h.HasEvent(EventType::kKill));
 }
 
 TEST_CASE("an executable that does not exist is refused at once, touching nothing") {
@@ -196,7 +196,7 @@ TEST_CASE("a crash within bake_time rolls back to the previous release automatic
   h.clock.Advance(10s);
   h.launcher.Exit(h.PidsOf("v2")[0], ExitInfo{0, SIGSEGV});
   h.clock.RunDue();
-  CHECK(h.HasEvent("rolling_back"));
+  CHECK(h.HasEvent(EventType::kRollingBack));
   REQUIRE(h.PidsOf("v1").size() == 1);
   h.ReadyAll("v1");
   CHECK(h.service->live()->release.version == "v1");
@@ -213,13 +213,13 @@ TEST_CASE("after bake_time a crash is restarted, not rolled back") {
   h.Begin("v2");
   h.ReadyAll("v2");
   h.clock.Advance(31s);
-  CHECK(h.HasEvent("baked"));
+  CHECK(h.HasEvent(EventType::kBaked));
   size_t launched = h.launcher.launched.size();
   h.launcher.Exit(h.PidsOf("v2")[0], ExitInfo{1, 0});
   h.clock.Advance(1s);
   CHECK(h.launcher.launched.size() == launched + 1);
   CHECK(h.PidsOf("v2").size() == 1);
-  CHECK_FALSE(h.HasEvent("rolling_back"));
+  CHECK_FALSE(h.HasEvent(EventType::kRollingBack));
 }
 
 TEST_CASE("crash restarts back off exponentially, then the service goes fatal") {
@@ -473,7 +473,7 @@ TEST_CASE("proxy mode: stop.drain_timeout ends the wait for connections that sta
   CHECK_FALSE(h.launcher.SignalledAny(old_pids[0]));
   h.clock.Advance(1s);
   for (int pid : old_pids) CHECK(h.launcher.Signalled(pid, SIGTERM));
-  CHECK(h.HasEvent("drain_timeout"));
+  CHECK(h.HasEvent(EventType::kDrainTimeout));
 }
 
 TEST_CASE("proxy mode: with stop.wait_for_connections off, only unanswered connections delay the stop signal") {
@@ -529,7 +529,7 @@ TEST_CASE("FD store: stored descriptors follow the listeners in the next workers
   h.Ready(v1);
   REQUIRE(h.outcome->promoted);
   CHECK(h.service->Describe()["fd_store"] == nlohmann::json::array({"cache", "jobs"}));
-  CHECK(h.HasEvent("fd_store"));
+  CHECK(h.HasEvent(EventType::kFdStore));
 
   h.Begin("v2");
   const LaunchSpec& spec = h.launcher.launched.back().spec;
@@ -586,9 +586,9 @@ TEST_CASE("self-upgrade: a baking service is carried over with its pids, bake ti
   CHECK(h2.launcher.launched.empty());
   CHECK(h2.service->StateName() == "baking");
   h2.clock.Advance(19s);
-  CHECK_FALSE(h2.HasEvent("baked"));
+  CHECK_FALSE(h2.HasEvent(EventType::kBaked));
   h2.clock.Advance(2s);  // 30 s after the promotion, counted across both programs
-  CHECK(h2.HasEvent("baked"));
+  CHECK(h2.HasEvent(EventType::kBaked));
   // Exits of reattached workers reach the new program's table: a restart.
   h2.launcher.Exit(v2[0], ExitInfo{1, 0});
   h2.clock.Advance(5s);
@@ -608,7 +608,7 @@ TEST_CASE("self-upgrade: a worker waiting to restart keeps its backoff, one that
   // The new program knows neither the crashed worker nor, here, the running one.
   auto next = CarryOver(h, {}, c);
   Harness& h2 = *next;
-  CHECK(h2.HasEvent("crashed"));
+  CHECK(h2.HasEvent(EventType::kCrashed));
   h2.clock.RunDue();
   CHECK(h2.launcher.launched.size() == 1);  // the one not reattached, at once
   h2.clock.Advance(2900ms);
@@ -647,7 +647,7 @@ TEST_CASE("progressive: the new generation gets each step's share, then is promo
   ReadyProxied(h, "v2");
   CHECK_FALSE(h.outcome);  // ready, but not promoted: step 1 runs
   int64_t v2 = h.service->pending_generation();
-  CHECK(h.HasEvent("step"));
+  CHECK(h.HasEvent(EventType::kStep));
   CHECK(RoutedTo(h, v2, 1000) == 100);  // exactly 10%
   CHECK(h.service->live()->id == v1);
   h.clock.Advance(10s);
@@ -720,7 +720,7 @@ TEST_CASE("progressive: the error ratio and the operator's check are judged at e
   REQUIRE(h.probes.attempts.size() == 1);  // the check runs before the next step
   CHECK(h.probes.attempts.front().probe.argv == std::vector<std::string>{"/usr/local/bin/smoke-test", "{version}"});
   h.probes.CompleteNext(Status::Ok());
-  CHECK(h.HasEvent("step_passed"));
+  CHECK(h.HasEvent(EventType::kStepPassed));
   h.traffic[v2] = {300, 20, 0};  // this step: 200 connections, 16 failures: 8%
   h.clock.Advance(10s);
   REQUIRE(h.outcome);
