@@ -137,7 +137,7 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
     }
     auto bound = BindListener(l);
     if (!bound.ok())
-      return Status::InvalidArgument(config_.path + ":" + std::to_string(l.line) + ": service." + svc.name +
+      return Status::InvalidArgument(config_.path + ":" + std::to_string(l.at.line) + ": service." + svc.name +
                                      ".listen." + l.name + ": " + bound.status().message());
     spdlog::info("{}: listening on {} as '{}'", svc.name, bound->address.ToString(), l.name);
     out.push_back(std::move(*bound));

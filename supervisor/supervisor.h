@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "supervisor/config/config.h"
+#include "supervisor/config/reload_plan.h"
 #include "supervisor/control/api.h"
 #include "supervisor/control/http_server.h"
 #include "supervisor/handover/service.h"
@@ -121,6 +122,12 @@ class Supervisor : public Commands {
   void OnSignal(int sig);
   void ReapOrphans();
   Result<nlohmann::json> ApplyReload();
+  Config RunningConfig() const;
+  static const ServiceConfig* FindService(const Config& config, const std::string& name);
+  Result<std::map<std::string, std::vector<BoundListener>>> BindForReload(const ReloadPlan& plan);
+  void RemoveService(const std::string& name);
+  void ApplyChange(const ServiceChange& change, const ServiceConfig& wanted, std::vector<BoundListener>* bound,
+                   nlohmann::json& report);
   // Tells systemd (Type=notify) how things stand: READY=1 once every service has left
   // "starting", STATUS= with the live versions after each handover.
   void NotifySystemd(const ServiceEvent& e);

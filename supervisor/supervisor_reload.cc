@@ -11,7 +11,7 @@
 
 #include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
-#include "supervisor/config/diff.h"
+#include "supervisor/config/reload_plan.h"
 #include "supervisor/supervisor.h"
 
 namespace baton {
@@ -29,61 +29,63 @@ Result<nlohmann::json> Supervisor::Reload() {
   return result;
 }
 
+Config Supervisor::RunningConfig() const {
+  Config running = config_;
+  running.services.clear();
+  for (const auto& slot : services_) running.services.push_back(slot->service->config());
+  return running;
+}
+
 Result<nlohmann::json> Supervisor::ApplyReload() {
   auto loaded = LoadConfig(config_.path);
   if (!loaded.ok())
     return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
                                    loaded.status().message());
-  Config next = std::move(*loaded);
-  nlohmann::json report = {{"added", nlohmann::json::array()},     {"removed", nlohmann::json::array()},
-                           {"changed", nlohmann::json::array()},   {"restarting", nlohmann::json::array()},
-                           {"unchanged", nlohmann::json::array()}, {"warnings", next.warnings}};
-  // Where batond listens for control and keeps its state cannot move under it.
-  if (next.daemon.control_socket != config_.daemon.control_socket ||
-      next.daemon.state_dir != config_.daemon.state_dir || next.daemon.socket_group != config_.daemon.socket_group) {
-    report["warnings"].push_back("daemon.control_socket, state_dir and socket_group take effect when batond restarts");
-    next.daemon.control_socket = config_.daemon.control_socket;
-    next.daemon.state_dir = config_.daemon.state_dir;
-    next.daemon.socket_group = config_.daemon.socket_group;
-  }
-  if (next.tunnels != config_.tunnels) {
-    report["warnings"].push_back(
-        "[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
-    next.tunnels = config_.tunnels;
-  }
+  ReloadPlan plan = PlanReload(RunningConfig(), std::move(*loaded));
+  // Refuse before touching anything if a service in question is mid-handover.
+  for (const auto& c : plan.changed)
+    if (Find(c.service)->service->handover_in_progress())
+      return Status::Conflict("service '" + c.service + "' is in a handover; reload after it ends");
+  auto bound = BindForReload(plan);
+  if (!bound.ok())
+    return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
+                                   bound.status().message());
 
-  // Plan, and refuse before touching anything if a service in question is mid-handover.
-  struct Change {
-    ServiceSlot* slot;
-    const ServiceConfig* config;
-    ServiceDiff diff;
-  };
-  std::vector<Change> changes;
-  std::vector<const ServiceConfig*> added;
-  std::vector<std::string> removed;
-  for (const auto& svc : next.services) {
-    ServiceSlot* slot = Find(svc.name);
-    if (!slot) {
-      added.push_back(&svc);
+  nlohmann::json report = {{"added", nlohmann::json::array()},   {"removed", plan.removed},
+                           {"changed", nlohmann::json::array()}, {"restarting", nlohmann::json::array()},
+                           {"unchanged", plan.unchanged},        {"warnings", plan.warnings}};
+  spdlog::set_level(spdlog::level::from_str(plan.next.daemon.log_level));
+  ports_.SetRange(plan.next.daemon.port_range);
+  for (const auto& name : plan.removed) RemoveService(name);
+  for (const auto& change : plan.changed) {
+    auto it = bound->find(change.service);
+    ApplyChange(change, *FindService(plan.next, change.service), it == bound->end() ? nullptr : &it->second, report);
+  }
+  for (const auto& name : plan.added) {
+    const ServiceConfig& svc = *FindService(plan.next, name);
+    if (Status s = AddService(svc, std::move((*bound)[name])); !s.ok()) {
+      report["warnings"].push_back(name + ": not added: " + s.message());
       continue;
     }
-    ServiceDiff diff = DiffService(slot->service->config(), svc);
-    if (diff.empty()) {
-      report["unchanged"].push_back(svc.name);
-      continue;
-    }
-    changes.push_back({slot, &svc, std::move(diff)});
+    StartService(*services_.back()->service);
+    report["added"].push_back(name);
   }
-  for (const auto& slot : services_) {
-    bool kept = false;
-    for (const auto& svc : next.services) kept = kept || svc.name == slot->service->name();
-    if (!kept) removed.push_back(slot->service->name());
-  }
-  for (const auto& c : changes)
-    if (c.slot->service->handover_in_progress())
-      return Status::Conflict("service '" + c.slot->service->name() + "' is in a handover; reload after it ends");
+  for (const auto& w : plan.next.warnings) spdlog::warn("{}", w);
+  config_ = std::move(plan.next);
+  OpenNotifySocketToWorkers();
+  spdlog::info("reload: {}", JsonText(report));
+  return report;
+}
 
-  // Bind what is new; reuse every socket whose address stays.
+const ServiceConfig* Supervisor::FindService(const Config& config, const std::string& name) {
+  for (const auto& svc : config.services)
+    if (svc.name == name) return &svc;
+  return nullptr;
+}
+
+// Binds the listeners of added services and of services whose listeners changed, reusing
+// every open socket whose address stays (a dup, so its accept queue is never interrupted).
+Result<std::map<std::string, std::vector<BoundListener>>> Supervisor::BindForReload(const ReloadPlan& plan) {
   std::map<std::string, BoundListener> reusable;
   for (const auto& slot : services_) {
     const auto& configured = slot->service->config().listeners;
@@ -97,92 +99,67 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
       }
     }
   }
+  std::vector<std::string> to_bind = plan.added;
+  for (const auto& c : plan.changed)
+    if (c.relisten) to_bind.push_back(c.service);
   std::map<std::string, std::vector<BoundListener>> bound;
-  for (const auto* svc : added) {
-    auto b = BindListeners(*svc, &reusable);
-    if (!b.ok())
-      return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
-                                     b.status().message());
-    bound[svc->name] = std::move(*b);
+  for (const auto& name : to_bind) {
+    auto b = BindListeners(*FindService(plan.next, name), &reusable);
+    if (!b.ok()) return b.status();
+    bound[name] = std::move(*b);
   }
-  for (const auto& c : changes) {
-    if (std::find(c.diff.changed.begin(), c.diff.changed.end(), "listen") == c.diff.changed.end()) continue;
-    auto b = BindListeners(*c.config, &reusable);
-    if (!b.ok())
-      return Status::InvalidArgument("the new configuration was rejected; the running one is kept: " +
-                                     b.status().message());
-    bound[c.config->name] = std::move(*b);
-  }
+  return bound;
+}
 
-  // Apply.
-  spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
-  ports_.SetRange(next.daemon.port_range);
-  for (const auto& name : removed) {
-    auto it = std::find_if(services_.begin(), services_.end(), [&](auto& s) { return s->service->name() == name; });
-    ServiceSlot* slot = it->get();
-    removing_.push_back(std::move(*it));
-    services_.erase(it);
-    spdlog::info("reload: removing service {}", name);
-    slot->service->Shutdown([this, slot] {
-      slot->drained = true;
-      // Destroy from the loop, not from inside the service's own callback.
-      boost::asio::post(io_,
-                        [this, slot] { std::erase_if(removing_, [slot](const auto& s) { return s.get() == slot; }); });
-    });
-    report["removed"].push_back(name);
+void Supervisor::RemoveService(const std::string& name) {
+  auto it = std::find_if(services_.begin(), services_.end(), [&](auto& s) { return s->service->name() == name; });
+  ServiceSlot* slot = it->get();
+  removing_.push_back(std::move(*it));
+  services_.erase(it);
+  spdlog::info("reload: removing service {}", name);
+  slot->service->Shutdown([this, slot] {
+    slot->drained = true;
+    // Destroy from the loop, not from inside the service's own callback.
+    boost::asio::post(io_,
+                      [this, slot] { std::erase_if(removing_, [slot](const auto& s) { return s.get() == slot; }); });
+  });
+}
+
+void Supervisor::ApplyChange(const ServiceChange& change, const ServiceConfig& wanted,
+                             std::vector<BoundListener>* bound, nlohmann::json& report) {
+  ServiceSlot& slot = *Find(change.service);
+  Service& svc = *slot.service;
+  const int replicas = svc.config().replicas;
+  ServiceConfig next_config = wanted;
+  if (bound) {
+    slot.listeners = std::move(*bound);
+    slot.steering->Rebuild(next_config, slot.listeners, config_.daemon);
+  } else {
+    next_config.listeners = svc.config().listeners;  // as running: steered or fallen back to shared
   }
-  for (auto& c : changes) {
-    Service& svc = *c.slot->service;
-    const bool resize = std::find(c.diff.changed.begin(), c.diff.changed.end(), "replicas") != c.diff.changed.end();
-    int replicas = svc.config().replicas;
-    const bool relisten = bound.count(svc.name()) > 0;
-    ServiceConfig next_config = *c.config;
-    if (relisten) {
-      c.slot->listeners = std::move(bound[svc.name()]);
-      c.slot->steering->Rebuild(next_config, c.slot->listeners, config_.daemon);
-    } else {
-      next_config.listeners = svc.config().listeners;  // as running: steered or fallen back to shared
-    }
-    svc.Reconfigure(next_config, InheritedListeners(next_config, c.slot->listeners));
-    if (relisten) StartProxies(*c.slot);
-    report["changed"].push_back({{"service", svc.name()}, {"keys", c.diff.changed}});
-    if (c.diff.needs_new_generation && !svc.stopped()) {
-      // A new generation carries the new command, env or listeners, through the usual checks.
-      std::string name = svc.name();
-      auto done = [name](const HandoverResult& r) {
-        if (!r.promoted) spdlog::error("reload: restart of {} failed: {}", name, r.reason);
-      };
-      Status s = svc.live() ? RunHandover(svc, svc.live()->release, HandoverKind::kRestart, nullptr, done)
-                            : Start(name, nullptr, done);
-      if (s.ok())
-        report["restarting"].push_back(name);
-      else
-        report["warnings"].push_back(name + ": not restarted: " + s.message());
-    } else if (resize) {
-      svc.Reconfigure(
-          [&] {
-            ServiceConfig c2 = next_config;
-            c2.replicas = replicas;
-            return c2;
-          }(),
-          InheritedListeners(*c.config, c.slot->listeners));
-      if (Status s = svc.Scale(c.config->replicas); !s.ok())
-        report["warnings"].push_back(svc.name() + ": " + s.message());
-    }
+  svc.Reconfigure(next_config, InheritedListeners(next_config, slot.listeners));
+  if (bound) StartProxies(slot);
+  report["changed"].push_back({{"service", change.service}, {"keys", change.diff.changed}});
+  if (change.diff.needs_new_generation && !svc.stopped()) {
+    // A new generation carries the new command, env or listeners, through the usual checks.
+    std::string name = change.service;
+    auto done = [name](const HandoverResult& r) {
+      if (!r.promoted) spdlog::error("reload: restart of {} failed: {}", name, r.reason);
+    };
+    Status s = svc.live() ? RunHandover(svc, svc.live()->release, HandoverKind::kRestart, nullptr, done)
+                          : Start(name, nullptr, done);
+    if (s.ok())
+      report["restarting"].push_back(name);
+    else
+      report["warnings"].push_back(name + ": not restarted: " + s.message());
+  } else if (change.resize) {
+    // Scale moves from the running number of workers to the new one, one at a time.
+    ServiceConfig as_running = next_config;
+    as_running.replicas = replicas;
+    svc.Reconfigure(as_running, InheritedListeners(wanted, slot.listeners));
+    if (Status s = svc.Scale(wanted.replicas); !s.ok())
+      report["warnings"].push_back(change.service + ": " + s.message());
   }
-  for (const auto* svc : added) {
-    if (Status s = AddService(*svc, std::move(bound[svc->name])); !s.ok()) {
-      report["warnings"].push_back(svc->name + ": not added: " + s.message());
-      continue;
-    }
-    StartService(*services_.back()->service);
-    report["added"].push_back(svc->name);
-  }
-  for (const auto& w : next.warnings) spdlog::warn("{}", w);
-  config_ = std::move(next);
-  OpenNotifySocketToWorkers();
-  spdlog::info("reload: {}", JsonText(report));
-  return report;
 }
 
 }  // namespace baton

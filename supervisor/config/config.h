@@ -28,6 +28,14 @@ using namespace std::chrono_literals;
 //   kProxy:  batond accepts and forwards each connection to a worker of the live
 //            generation, which binds a private loopback port of its own ({port:NAME}, PORT).
 enum class ListenMode { kKernel, kShared, kProxy };
+
+// Where a table was declared in the file, for errors found later (e.g. a port in use). Two
+// places are always equal: moving a block within the file changes nothing it configures.
+struct Declared {
+  int line = 0;
+  int column = 0;
+  friend bool operator==(const Declared&, const Declared&) { return true; }
+};
 const char* ListenModeName(ListenMode mode);
 
 struct ProxyConfig {
@@ -43,11 +51,11 @@ struct ListenerConfig {
   std::string name;
   SocketAddress address;
   int backlog = 4096;
-  int line = 0;  // where it was declared, for errors found later (e.g. port in use)
-  int column = 0;
+  Declared at;
   ListenMode mode = ListenMode::kKernel;
   ProxyConfig proxy;                                             // when mode is kProxy
   bool inherited() const { return mode != ListenMode::kProxy; }  // workers get the socket
+  friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
 };
 
 struct ReadyConfig {
@@ -60,6 +68,7 @@ struct ReadyConfig {
   Duration probe_timeout = 2s;      // one attempt
   Duration min_uptime = 0ms;        // worker must also have run this long
   bool has_probe() const { return http || tcp || !exec.empty(); }
+  friend bool operator==(const ReadyConfig&, const ReadyConfig&) = default;
 };
 
 struct StopConfig {
@@ -73,6 +82,7 @@ struct StopConfig {
   // QUIT, gunicorn TERM) that closes idle keep-alive connections, which would otherwise
   // hold the generation until drain_timeout.
   bool wait_for_connections = true;
+  friend bool operator==(const StopConfig&, const StopConfig&) = default;
 };
 
 struct RestartConfig {
@@ -81,6 +91,7 @@ struct RestartConfig {
   double multiplier = 2.0;
   int max_failures = 5;        // quick failures in a row before the service is fatal
   Duration reset_after = 10s;  // a worker that ran this long resets the failure count
+  friend bool operator==(const RestartConfig&, const RestartConfig&) = default;
 };
 
 struct RolloutConfig {
@@ -129,7 +140,8 @@ struct ServiceConfig {
   std::optional<unsigned> umask;
   LimitsConfig limits;
   std::vector<std::string> pass_env;
-  int line = 0;
+  Declared at;
+  friend bool operator==(const ServiceConfig&, const ServiceConfig&) = default;
   bool has_proxy() const {
     for (const auto& l : listeners)
       if (l.mode == ListenMode::kProxy) return true;
@@ -175,15 +187,8 @@ struct TunnelConfig {
   Duration healthy_after = 30s;  // a session up this long resets the backoff
   Duration shutdown_grace = 5s;  // on batond stop: open channels may finish within this
   bool proxy_protocol = false;   // a PROXY v2 header with the edge's client address first
-  int line = 0;
-  bool operator==(const TunnelConfig& o) const {  // where it is declared does not count
-    auto key = [](const TunnelConfig& t) {
-      return std::tie(t.name, t.edges, t.user, t.identity, t.known_hosts, t.remote_host, t.remote_port, t.to_service,
-                      t.to_listener, t.keepalive, t.keepalive_misses, t.backoff, t.max_backoff, t.healthy_after,
-                      t.shutdown_grace, t.proxy_protocol);
-    };
-    return key(*this) == key(o);
-  }
+  Declared at;
+  friend bool operator==(const TunnelConfig&, const TunnelConfig&) = default;
 };
 
 struct Config {

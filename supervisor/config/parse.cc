@@ -189,7 +189,7 @@ class Reader {
       std::string key = Join(prefix, k.str());
       ListenerConfig l;
       l.name = std::string(k.str());
-      l.line = static_cast<int>(k.source().begin.line);
+      l.at.line = static_cast<int>(k.source().begin.line);
       std::string text;
       if (v.is_string()) {
         text = v.as_string()->get();
@@ -212,12 +212,12 @@ class Reader {
       if (l.mode == ListenMode::kProxy && l.address.kind == SocketAddress::Kind::kUdp)
         return Error(*v.as_table()->get("mode"), key + ".mode", "proxy mode forwards streams: use tcp, tcp6 or unix");
       if (Status s = Steering(v.as_table(), key, l); !s.ok()) return s;
-      l.column = static_cast<int>(k.source().begin.column);
+      l.at.column = static_cast<int>(k.source().begin.column);
       svc.listeners.push_back(std::move(l));
     }
     // toml++ iterates keys in sorted order; the fd order is the order in the file.
     std::sort(svc.listeners.begin(), svc.listeners.end(), [](const ListenerConfig& a, const ListenerConfig& b) {
-      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+      return std::tie(a.at.line, a.at.column) < std::tie(b.at.line, b.at.column);
     });
     return Status::Ok();
   }
@@ -441,7 +441,7 @@ class Reader {
     const toml::table* t = node.as_table();
     if (!t) return Error(node, prefix, "expected a table");
     svc.name = name;
-    svc.line = static_cast<int>(node.source().begin.line);
+    svc.at.line = static_cast<int>(node.source().begin.line);
     if (name.empty() || name.size() > 64 ||
         name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
       return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
@@ -531,7 +531,7 @@ class Reader {
     const toml::table* tt = node.as_table();
     if (!tt) return Error(node, prefix, "expected a table");
     t.name = name;
-    t.line = static_cast<int>(node.source().begin.line);
+    t.at.line = static_cast<int>(node.source().begin.line);
     if (auto s =
             CheckKeys(*tt, prefix,
                       {"edges", "user", "identity", "known_hosts", "remote_bind", "to", "keepalive", "keepalive_misses",
@@ -595,7 +595,7 @@ class Reader {
         if (svc.name == t.to_service)
           for (const auto& l : svc.listeners)
             if (l.name == t.to_listener) target = &l;
-      std::string where = path_ + ":" + std::to_string(t.line) + ": tunnel." + t.name + ".to: ";
+      std::string where = path_ + ":" + std::to_string(t.at.line) + ": tunnel." + t.name + ".to: ";
       if (!target)
         return Status::InvalidArgument(where + "no listener '" + t.to_listener + "' in a service '" + t.to_service +
                                        "'");
@@ -610,7 +610,7 @@ class Reader {
         bool wildcard = l.address.port == 0 && l.address.is_inet();
         std::string key = "service." + svc.name + ".listen." + l.name;
         if (!wildcard && seen.count(addr))
-          return Status::InvalidArgument(path_ + ":" + std::to_string(l.line) + ": " + key + ": address " + addr +
+          return Status::InvalidArgument(path_ + ":" + std::to_string(l.at.line) + ": " + key + ": address " + addr +
                                          " is already used by " + seen[addr]);
         seen[addr] = key;
       }

@@ -1,0 +1,57 @@
+#include "supervisor/config/reload_plan.h"
+
+#include <algorithm>
+
+namespace baton {
+
+namespace {
+
+const ServiceConfig* FindService(const std::vector<ServiceConfig>& services, const std::string& name) {
+  for (const auto& s : services)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+bool Mentions(const ServiceDiff& diff, const char* key) {
+  return std::find(diff.changed.begin(), diff.changed.end(), key) != diff.changed.end();
+}
+
+}  // namespace
+
+ReloadPlan PlanReload(const Config& running, Config next) {
+  ReloadPlan plan;
+  plan.warnings = next.warnings;
+  DaemonConfig& daemon = next.daemon;
+  if (daemon.control_socket != running.daemon.control_socket || daemon.state_dir != running.daemon.state_dir ||
+      daemon.socket_group != running.daemon.socket_group) {
+    plan.warnings.push_back("daemon.control_socket, state_dir and socket_group take effect when batond restarts");
+    daemon.control_socket = running.daemon.control_socket;
+    daemon.state_dir = running.daemon.state_dir;
+    daemon.socket_group = running.daemon.socket_group;
+  }
+  if (next.tunnels != running.tunnels) {
+    plan.warnings.push_back("[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
+    next.tunnels = running.tunnels;
+  }
+  for (const auto& svc : next.services) {
+    const ServiceConfig* now = FindService(running.services, svc.name);
+    if (!now) {
+      plan.added.push_back(svc.name);
+      continue;
+    }
+    ServiceDiff diff = DiffService(*now, svc);
+    if (diff.empty()) {
+      plan.unchanged.push_back(svc.name);
+      continue;
+    }
+    bool relisten = Mentions(diff, "listen");
+    bool resize = Mentions(diff, "replicas");
+    plan.changed.push_back({svc.name, std::move(diff), relisten, resize});
+  }
+  for (const auto& svc : running.services)
+    if (!FindService(next.services, svc.name)) plan.removed.push_back(svc.name);
+  plan.next = std::move(next);
+  return plan;
+}
+
+}  // namespace baton
