@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : baton::kExitUsage;
   }
   if (print_formats) {
-    std::cout << "batond " << BATON_VERSION << " state-formats " << baton::kSelfUpgradeStateFormat << "\n";
+    std::cout << "batond " << BATON_VERSION << " state-formats " << baton::kCarriedStateFormat << "\n";
     return baton::kExitOk;
   }
   if (resume_fd >= 0) {

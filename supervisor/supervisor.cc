@@ -112,7 +112,7 @@ Supervisor::~Supervisor() {
 std::unique_ptr<Supervisor> Supervisor::Create(Config config, CreateError* error) {
   std::unique_ptr<Supervisor> s(new Supervisor(std::move(config)));
   int code = kExitSystem;
-  Status st = s->Init(&code);
+  Status st = s->InitFresh(&code);
   if (!st.ok()) {
     if (error) *error = {st, code};
     return nullptr;
@@ -162,19 +162,12 @@ void Supervisor::ReapOrphans() {
   }
 }
 
-Status Supervisor::Init(int* exit_code) {
+// What both start-ups share: batond as the subreaper of its workers' orphans, its state
+// directory and history, and the control socket's group.
+Result<std::optional<unsigned>> Supervisor::OpenState(int* exit_code) {
   started_wall_ = clock_->WallSeconds();
   if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     spdlog::warn("cannot become a child subreaper: {}", std::strerror(errno));
-  rlimit fd_limit = RaiseFdLimit();
-  if (carried_ && carried_->contains("child_fd_limit"))  // the limit batond had before its first program raised it
-    fd_limit = {(*carried_)["child_fd_limit"][0].get<rlim_t>(), (*carried_)["child_fd_limit"][1].get<rlim_t>()};
-  launcher_.SetChildFdLimit(fd_limit);
-  if (!carried_) {
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    own_binary_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "batond";
-  }
   const auto& d = config_.daemon;
   auto group = ResolveGroup(d.socket_group);
   if (!group.ok()) {
@@ -185,65 +178,82 @@ Status Supervisor::Init(int* exit_code) {
   std::filesystem::create_directories(d.state_dir, ec);
   if (ec) return Status::FromErrno("create state_dir " + d.state_dir, ec.value());
   ::chmod(d.state_dir.c_str(), 0700);
-
   std::string warning;
   auto history = HistoryStore::Open(d.state_dir, &warning);
   if (!history.ok()) return history.status();
   if (!warning.empty()) spdlog::warn("{}", warning);
   history_ = std::move(*history);
+  return group;
+}
 
+Status Supervisor::InitFresh(int* exit_code) {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  own_binary_ = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "batond";
+  launcher_.SetChildFdLimit(RaiseFdLimit());
+  auto group = OpenState(exit_code);
+  if (!group.ok()) return group.status();
   std::vector<std::vector<BoundListener>> bound;
-  if (carried_) {
-    auto carried = CarriedListeners();
-    if (!carried.ok()) return carried.status();
-    bound = std::move(*carried);
-  }
-  for (size_t i = bound.size(); i < config_.services.size(); ++i) {
-    auto listeners = BindListeners(config_.services[i], nullptr);
+  for (const auto& svc : config_.services) {
+    auto listeners = BindListeners(svc, nullptr);
     if (!listeners.ok()) {
       *exit_code = kExitUsage;  // e.g. port in use: the config must change
       return listeners.status();
     }
     bound.push_back(std::move(*listeners));
   }
+  std::string dir = std::filesystem::path(config_.daemon.control_socket).parent_path().string();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (Status safe = CheckPrivateDirectory(dir.empty() ? "." : dir, config_.path + ": daemon.control_socket");
+      !safe.ok()) {
+    *exit_code = kExitUsage;
+    return safe;
+  }
+  if (Status s = OpenServices(std::move(bound), *group, -1, -1); !s.ok()) return s;
+  return CreateTunnels();
+}
 
-  auto carried_fd = [this](const char* key) { return carried_ ? (*carried_)[key].get<int>() : -1; };
+Status Supervisor::InitResumed(int* exit_code) {
+  const CarriedState& c = *carried_;
+  rlimit fd_limit = RaiseFdLimit();
+  if (c.child_fd_limit)  // the limit batond had before its first program raised it
+    fd_limit = {static_cast<rlim_t>(c.child_fd_limit->first), static_cast<rlim_t>(c.child_fd_limit->second)};
+  launcher_.SetChildFdLimit(fd_limit);
+  auto group = OpenState(exit_code);
+  if (!group.ok()) return group.status();
+  auto bound = CarriedListeners();
+  if (!bound.ok()) return bound.status();
+  if (Status s = OpenServices(std::move(*bound), *group, c.notify_fd, c.control_fd); !s.ok()) return s;
+  started_wall_ = c.started_wall;
+  orphans_reaped_ = c.orphans_reaped;
+  notify_ignored_ = c.notify_ignored;
+  announced_ready_ = c.announced_ready;
+  if (c.self_upgrade.is_object()) self_upgrade_ = c.self_upgrade;
+  // After a failed attempt the previous program runs again: its own file stays the default.
+  own_binary_ = c.resume_failed.empty() ? c.exec.binary : c.binary;
+  if (own_binary_.empty()) own_binary_ = "batond";
+  if (Status s = launcher_.Import(c.children); !s.ok()) return s;
+  return CreateTunnels();
+}
+
+// The notify and control sockets (`notify_fd` and `control_fd` when carried over, else
+// -1), then every service with its listeners.
+Status Supervisor::OpenServices(std::vector<std::vector<BoundListener>> bound, std::optional<unsigned> socket_group,
+                                int notify_fd, int control_fd) {
+  const auto& d = config_.daemon;
   auto notify = NotifyServer::Create(
-      io_, d.state_dir + "/notify.sock", [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); },
-      carried_fd("notify_fd"));
+      io_, d.state_dir + "/notify.sock", [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); }, notify_fd);
   if (!notify.ok()) return notify.status();
   notify_ = std::move(*notify);
-
-  if (!carried_) {
-    std::string dir = std::filesystem::path(d.control_socket).parent_path().string();
-    std::filesystem::create_directories(dir, ec);
-    if (Status safe = CheckPrivateDirectory(dir.empty() ? "." : dir, config_.path + ": daemon.control_socket");
-        !safe.ok()) {
-      *exit_code = kExitUsage;
-      return safe;
-    }
-  }
   OpenNotifySocketToWorkers();
-
-  ControlAccess access{d.allow_uids, d.allow_gids, *group, d.control_timeout};
-  auto control = ControlServer::Create(io_, d.control_socket, access, api_, carried_fd("control_fd"));
+  ControlAccess access{d.allow_uids, d.allow_gids, socket_group, d.control_timeout};
+  auto control = ControlServer::Create(io_, d.control_socket, access, api_, control_fd);
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
-
   for (size_t i = 0; i < config_.services.size(); ++i)
     if (Status s = AddService(config_.services[i], std::move(bound[i])); !s.ok()) return s;
-  if (carried_) {
-    const nlohmann::json& c = *carried_;
-    started_wall_ = c.value("started_wall", started_wall_);
-    orphans_reaped_ = c.value("orphans_reaped", uint64_t{0});
-    notify_ignored_ = c.value("notify_ignored", uint64_t{0});
-    announced_ready_ = c.value("announced_ready", false);
-    self_upgrade_ = c.value("self_upgrade", self_upgrade_);
-    // After a failed attempt the previous program runs again: its own file stays the default.
-    own_binary_ = c.contains("resume_failed") ? c.value("binary", "batond") : c["exec"].value("binary", "batond");
-    if (Status s = launcher_.Import(c["children"]); !s.ok()) return s;
-  }
-  return CreateTunnels();
+  return Status::Ok();
 }
 
 Status Supervisor::CreateTunnels() {
@@ -301,9 +311,9 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
       ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines), false, {}, {}, nullptr});
   ServiceSlot* raw = slot.get();
   ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
-  const nlohmann::json* carried = carried_ ? FindCarriedService(configured.name) : nullptr;
-  if (carried && carried->contains("steering")) {
-    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, (*carried)["steering"], config_.daemon);
+  const CarriedService* carried = carried_ ? carried_->FindService(configured.name) : nullptr;
+  if (carried && !carried->steering.is_null()) {
+    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, carried->steering, config_.daemon);
     if (!adopted.ok()) return adopted.status();
     slot->steering = std::move(*adopted);
   } else {

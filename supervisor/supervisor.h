@@ -10,6 +10,7 @@
 
 #include "supervisor/config/config.h"
 #include "supervisor/config/reload_plan.h"
+#include "supervisor/upgrade/carried_state.h"
 #include "supervisor/control/api.h"
 #include "supervisor/control/http_server.h"
 #include "supervisor/handover/service.h"
@@ -32,10 +33,6 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 100;   // bad config or usage: permanent, fix the input
 inline constexpr int kExitSystem = 111;  // a system error: may work when retried
 
-// The layout of the state a self-upgrade carries to the next program; `batond
-// --resume-formats` lists those a binary reads.
-inline constexpr int kSelfUpgradeStateFormat = 1;
-
 class Supervisor : public Commands {
  public:
   struct CreateError {
@@ -46,7 +43,15 @@ class Supervisor : public Commands {
   static std::unique_ptr<Supervisor> Create(Config config, CreateError* error);
   // After a self-upgrade: takes over the sockets, workers and connections the previous
   // program described in `carried` (supervisor_self_upgrade.cc); Run() carries on.
-  static std::unique_ptr<Supervisor> CreateResumed(Config config, const nlohmann::json& carried, CreateError* error);
+  // Until Run, the descriptors belong to the previous program: on failure the half-built
+  // supervisor comes back with the error, for the caller to keep, unclosed, while it
+  // returns to that program.
+  struct Resumed {
+    std::unique_ptr<Supervisor> supervisor;
+    Status status;
+    int exit_code = kExitSystem;
+  };
+  static Resumed CreateResumed(Config config, CarriedState carried);
   ~Supervisor() override;
 
   // Starts every service and runs the loop until SIGTERM/SIGINT and the drain finish.
@@ -87,13 +92,19 @@ class Supervisor : public Commands {
   };
 
   explicit Supervisor(Config config);
-  Status Init(int* exit_code);
+  // Start-up: a fresh one binds every listener; a resumed one takes over what the previous
+  // program carried. Both then open the notify and control sockets and add the services.
+  Status InitFresh(int* exit_code);
+  Status InitResumed(int* exit_code);
+  Result<std::optional<unsigned>> OpenState(int* exit_code);
+  Status OpenServices(std::vector<std::vector<BoundListener>> bound, std::optional<unsigned> socket_group,
+                      int notify_fd, int control_fd);
   // promote, pause or resume (`act`) the progressive handover of `service`.
   Result<nlohmann::json> OnRollout(const std::string& service, const char* action, Status (Service::*act)());
   // Self-upgrade (supervisor_self_upgrade.cc).
   Status CheckQuiet() const;
   void ReplaceProgram(const std::string& binary, const std::string& to_version);
-  nlohmann::json CaptureState(std::vector<int>* keep);
+  CarriedState CaptureState(std::vector<int>* keep);
   Result<std::vector<std::vector<BoundListener>>> CarriedListeners();
   void RestoreCarried();
   void RecordSelfUpgrade(nlohmann::json outcome);
@@ -106,7 +117,6 @@ class Supervisor : public Commands {
     return service + "|" + listener + "|" + configured.ToString();
   }
   Status AddService(const ServiceConfig& svc, std::vector<BoundListener> listeners);
-  const nlohmann::json* FindCarriedService(const std::string& name) const;  // self-upgrade state
   // The listeners workers inherit (fd 3, 4, ...): those not in proxy mode.
   static std::vector<ListenerRef> InheritedListeners(const ServiceConfig& svc, const std::vector<BoundListener>& bound);
   // (Re)creates a slot's proxies for its proxied listeners; the previous ones stop
@@ -174,7 +184,7 @@ class Supervisor : public Commands {
   std::string own_binary_;  // the program file batond runs, for a self-upgrade's default
   // Self-upgrade: the state the previous program carried over (until Run restored it),
   // whether an upgrade is underway, and the attempts so far with the last outcome.
-  std::optional<nlohmann::json> carried_;
+  std::optional<CarriedState> carried_;
   bool self_upgrading_ = false;
   nlohmann::json self_upgrade_ = {{"attempts", 0}};
 };

@@ -10,8 +10,8 @@
 #include <csignal>
 #include <sstream>
 
-#include "supervisor/base/json_text.h"
 #include "supervisor/base/log.h"
+#include "supervisor/upgrade/carried_state.h"
 #include "supervisor/upgrade/reexec.h"
 #include "supervisor/config/address.h"
 #include "supervisor/supervisor.h"
@@ -43,35 +43,27 @@ std::optional<std::string> ReadsOurFormat(const std::string& output) {
   in >> word >> version >> label;
   if (word != "batond" || label != "state-formats") return std::nullopt;
   for (int format; in >> format;)
-    if (format == kSelfUpgradeStateFormat) return version;
+    if (format == kCarriedStateFormat) return version;
   return std::nullopt;
 }
 
-const Json* FindNamed(const Json& list, const std::string& name) {
-  for (const auto& e : list)
-    if (e.value("name", "") == name) return &e;
-  return nullptr;
-}
-
-// Everything the new program checks before it takes anything over; empty when all is well.
-std::string CheckCarried(const Json& state) {
-  try {
-    if (state.at("format").get<int>() != kSelfUpgradeStateFormat)
-      return "state format " + state["format"].dump() + " is not " + std::to_string(kSelfUpgradeStateFormat);
-    const Json& config = state.at("config");
-    auto parsed = ParseConfig(config.at("text").get<std::string>(), config.at("path").get<std::string>());
-    if (!parsed.ok()) return "the configuration in use does not load: " + parsed.status().message();
-    for (const auto& fd : state.at("fds"))
-      if (!IsOpenFd(fd.get<int>())) return "descriptor " + fd.dump() + " was not carried over";
-    for (const auto& child : state.at("children"))
-      if (!IsOwnChild(child.at("pid").get<int>())) return "process " + child["pid"].dump() + " is no child of batond";
-    for (const auto& svc : parsed->services)
-      if (!FindNamed(state.at("services"), svc.name)) return "service '" + svc.name + "' was not carried over";
-  } catch (const Json::exception& e) {
-    return std::string("malformed state: ") + e.what();
+// Everything the new program checks before it takes anything over; empty when all is
+// well, and then `config` is the configuration in use.
+std::string CheckCarried(const CarriedState& state, Config* config) {
+  auto parsed = ParseConfig(state.config_text, state.config_path);
+  if (!parsed.ok()) return "the configuration in use does not load: " + parsed.status().message();
+  for (int fd : state.fds)
+    if (!IsOpenFd(fd)) return "descriptor " + std::to_string(fd) + " was not carried over";
+  for (const auto& child : state.children) {
+    int pid = child.is_object() ? child.value("pid", 0) : 0;
+    if (!IsOwnChild(pid)) return "process " + std::to_string(pid) + " is no child of batond";
   }
+  for (const auto& svc : parsed->services)
+    if (!state.FindService(svc.name)) return "service '" + svc.name + "' was not carried over";
   const char* failpoint = ::getenv("BATON_FAILPOINT");
   if (failpoint && std::string(failpoint) == "resume") return "BATON_FAILPOINT=resume";
+  *config = std::move(*parsed);
+  config->text = state.config_text;
   return "";
 }
 
@@ -125,7 +117,7 @@ Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted ac
     auto version = exit.success() ? ReadsOurFormat(*output) : std::nullopt;
     if (!version) {
       self_upgrading_ = false;
-      std::string why = exit.success() ? "does not read state format " + std::to_string(kSelfUpgradeStateFormat) +
+      std::string why = exit.success() ? "does not read state format " + std::to_string(kCarriedStateFormat) +
                                              " (it printed '" + output->substr(0, output->find('\n')) + "')"
                                        : exit.Describe();
       return accepted(Status::FailedPrecondition("self-upgrade refused: " + path + " --resume-formats " + why),
@@ -149,43 +141,35 @@ Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted ac
   return Status::Ok();
 }
 
-Json Supervisor::CaptureState(std::vector<int>* keep) {
-  Json services = Json::array();
+CarriedState Supervisor::CaptureState(std::vector<int>* keep) {
+  CarriedState state;
   for (auto& slot : services_) {
-    Json listeners = Json::array();
+    CarriedService& svc = state.services.emplace_back();
+    svc.name = slot->service->name();
     for (const auto& l : slot->listeners) {
       keep->push_back(l.fd.get());
-      listeners.push_back(
-          {{"name", l.name}, {"address", l.address.ToString()}, {"fd", l.fd.get()}, {"from_systemd", l.from_systemd}});
+      svc.listeners.push_back({l.name, l.address.ToString(), l.fd.get(), l.from_systemd});
     }
-    Json proxies = Json::object();
-    for (auto& p : slot->proxies) proxies[p->name()] = p->Export(keep);
-    Json logs = Json::array();
-    for (const auto& line : slot->logs.Last(slot->logs.size())) logs.push_back(line.ToJson(slot->service->name()));
-    services.push_back({{"name", slot->service->name()},
-                        {"listeners", std::move(listeners)},
-                        {"service", slot->service->Snapshot(keep)},
-                        {"proxies", std::move(proxies)},
-                        {"steering", slot->steering->Export(keep)},
-                        {"logs", std::move(logs)}});
+    for (auto& p : slot->proxies) svc.proxies[p->name()] = p->Export(keep);
+    for (const auto& line : slot->logs.Last(slot->logs.size())) svc.logs.push_back(line.ToJson(svc.name));
+    svc.service = slot->service->Snapshot(keep);
+    svc.steering = slot->steering->Export(keep);
   }
   keep->push_back(control_->fd());
   keep->push_back(notify_->fd());
-  Json children = launcher_.Export(keep);
-  Json state = {{"format", kSelfUpgradeStateFormat},
-                {"version", BATON_VERSION},
-                {"binary", own_binary_},
-                {"config", {{"path", config_.path}, {"text", config_.text}}},
-                {"started_wall", started_wall_},
-                {"orphans_reaped", orphans_reaped_},
-                {"notify_ignored", notify_ignored_},
-                {"announced_ready", announced_ready_},
-                {"self_upgrade", self_upgrade_},
-                {"control_fd", control_->fd()},
-                {"notify_fd", notify_->fd()},
-                {"services", std::move(services)},
-                {"children", std::move(children)}};
-  if (auto limit = launcher_.child_fd_limit()) state["child_fd_limit"] = {limit->rlim_cur, limit->rlim_max};
+  state.children = launcher_.Export(keep);
+  state.version = BATON_VERSION;
+  state.binary = own_binary_;
+  state.config_path = config_.path;
+  state.config_text = config_.text;
+  state.started_wall = started_wall_;
+  state.orphans_reaped = orphans_reaped_;
+  state.notify_ignored = notify_ignored_;
+  state.announced_ready = announced_ready_;
+  state.self_upgrade = self_upgrade_;
+  state.control_fd = control_->fd();
+  state.notify_fd = notify_->fd();
+  if (auto limit = launcher_.child_fd_limit()) state.child_fd_limit = {limit->rlim_cur, limit->rlim_max};
   return state;
 }
 
@@ -205,16 +189,12 @@ void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to
   if (!program.ok()) return fail(program.status().message());
   UniqueFd program_fd(*program);
   std::vector<int> keep;
-  Json state = CaptureState(&keep);
+  CarriedState state = CaptureState(&keep);
   keep.push_back(program_fd.get());
-  state["fds"] = keep;
-  state["program_fd"] = program_fd.get();
-  state["exec"] = {{"binary", binary},
-                   {"attempt", attempt},
-                   {"from_version", BATON_VERSION},
-                   {"to_version", to_version},
-                   {"at", clock_->WallSeconds()}};
-  auto memfd = WriteSealedState(JsonText(state));
+  state.fds = keep;
+  state.program_fd = program_fd.get();
+  state.exec = {binary, attempt, BATON_VERSION, to_version, clock_->WallSeconds()};
+  auto memfd = WriteSealedState(EncodeCarriedState(state));
   if (!memfd.ok()) return fail(memfd.status().message());
   UniqueFd state_fd(*memfd);
   keep.push_back(state_fd.get());
@@ -247,87 +227,94 @@ void Supervisor::RecordSelfUpgrade(Json outcome) {
   if (systemd_) systemd_->Send("STATUS=" + StatusLine());
 }
 
-const nlohmann::json* Supervisor::FindCarriedService(const std::string& name) const {
-  return FindNamed((*carried_)["services"], name);
-}
-
 Result<std::vector<std::vector<BoundListener>>> Supervisor::CarriedListeners() {
   std::vector<std::vector<BoundListener>> out;
   for (const auto& svc : config_.services) {
-    const Json* carried = FindNamed((*carried_)["services"], svc.name);
+    const CarriedService* carried = carried_->FindService(svc.name);
     std::vector<BoundListener> bound;
     for (const auto& l : svc.listeners) {
-      const Json* c = carried ? FindNamed((*carried)["listeners"], l.name) : nullptr;
+      const CarriedListener* c = carried ? carried->FindListener(l.name) : nullptr;
       if (!c) return Status::InvalidArgument("service." + svc.name + ".listen." + l.name + " was not carried over");
-      auto address = ParseSocketAddress(c->at("address").get<std::string>());
+      auto address = ParseSocketAddress(c->address);
       if (!address.ok()) return address.status();
-      int fd = c->at("fd").get<int>();
-      (void)SetKeptAcrossExec({fd}, false);
-      bound.push_back(BoundListener{l.name, *address, UniqueFd(fd), c->value("from_systemd", false)});
+      (void)SetKeptAcrossExec({c->fd}, false);
+      bound.push_back(BoundListener{l.name, *address, UniqueFd(c->fd), c->from_systemd});
     }
     out.push_back(std::move(bound));
   }
   return out;
 }
 
-std::unique_ptr<Supervisor> Supervisor::CreateResumed(Config config, const Json& carried, CreateError* error) {
-  std::unique_ptr<Supervisor> s(new Supervisor(std::move(config)));
-  s->carried_ = carried;
-  int code = kExitSystem;
-  Status st = s->Init(&code);
-  if (!st.ok()) {
-    if (error) *error = {st, code};
-    // Its descriptors belong to the previous program, which the caller returns to:
-    // nothing may close them or remove socket files.
-    (void)s.release();
-    return nullptr;
-  }
-  return s;
+Supervisor::Resumed Supervisor::CreateResumed(Config config, CarriedState carried) {
+  Resumed r;
+  r.supervisor.reset(new Supervisor(std::move(config)));
+  r.supervisor->carried_ = std::move(carried);
+  r.status = r.supervisor->InitResumed(&r.exit_code);
+  return r;
 }
 
 void Supervisor::RestoreCarried() {
-  const Json state = std::move(*carried_);
+  const CarriedState state = std::move(*carried_);
   carried_.reset();
   size_t workers = 0, connections = 0;
   for (auto& slot : services_) {
     const std::string& name = slot->service->name();
-    const Json* carried = FindNamed(state["services"], name);
-    Status s = carried ? slot->service->Restore((*carried)["service"]) : Status::NotFound("not carried over");
+    const CarriedService* carried = state.FindService(name);
+    Status s = carried ? slot->service->Restore(carried->service) : Status::NotFound("not carried over");
     if (!s.ok()) {
       spdlog::error("{}: cannot take over its workers ({}); starting it anew", name, s.message());
       StartService(*slot->service);
       continue;
     }
     for (auto& p : slot->proxies) {
-      if (carried->at("proxies").contains(p->name())) {
-        const Json& c = (*carried)["proxies"][p->name()];
-        connections += c.at("connections").size();
-        if (Status a = p->Adopt(c); !a.ok()) spdlog::error("{}", a.message());
+      if (auto c = carried->proxies.find(p->name()); c != carried->proxies.end()) {
+        connections += c->second.value("connections", Json::array()).size();
+        if (Status a = p->Adopt(c->second); !a.ok()) spdlog::error("{}", a.message());
       }
       p->Resume();
     }
-    for (const auto& line : carried->value("logs", Json::array())) slot->logs.Add(LogLine::FromJson(line));
+    for (const auto& line : carried->logs) {
+      try {
+        slot->logs.Add(LogLine::FromJson(line));
+      } catch (const Json::exception&) {
+        break;  // the lines are a courtesy: a malformed one ends them, nothing else
+      }
+    }
     if (const Generation* live = slot->service->live())
       for (const auto& w : live->workers) workers += w->pid > 0 ? 1 : 0;
   }
   launcher_.KillUnclaimed();
-  const Json& exec = state["exec"];
-  Json outcome = {{"attempt", exec["attempt"]},
-                  {"binary", exec["binary"]},
-                  {"from_version", exec["from_version"]},
-                  {"to_version", exec["to_version"]}};
-  std::string failure = state.value("resume_failed", "");
-  if (failure.empty()) {
+  Json outcome = {{"attempt", state.exec.attempt},
+                  {"binary", state.exec.binary},
+                  {"from_version", state.exec.from_version},
+                  {"to_version", state.exec.to_version}};
+  if (state.resume_failed.empty()) {
     outcome["ok"] = true;
-    outcome["duration_ms"] = (clock_->WallSeconds() - exec.value("at", 0.0)) * 1000;
+    outcome["duration_ms"] = (clock_->WallSeconds() - state.exec.at) * 1000;
     outcome["workers_kept"] = workers;
     outcome["connections_kept"] = connections;
   } else {
     outcome["ok"] = false;
-    outcome["reason"] = "the new program could not take over, so the previous one resumed: " + failure;
+    outcome["reason"] = "the new program could not take over, so the previous one resumed: " + state.resume_failed;
   }
   RecordSelfUpgrade(std::move(outcome));
 }
+
+namespace {
+
+// This program cannot take over: execute the previous one again with the same state.
+int ReturnToPrevious(const CarriedState& state, int state_fd, const std::string& problem) {
+  spdlog::error("self-upgrade: this program cannot take over ({}); returning to the previous program", problem);
+  ::unsetenv("BATON_FAILPOINT");
+  (void)SetKeptAcrossExec(state.fds, true);
+  std::string binary = state.binary.empty() ? "batond" : state.binary;
+  Status s = ExecProgram(binary, state.program_fd,
+                         {binary, "--resume-state", std::to_string(state_fd), "--resume-failed", problem});
+  spdlog::critical("self-upgrade: cannot return to the previous program: {}", s.message());
+  return kExitSystem;
+}
+
+}  // namespace
 
 int ResumeFromState(int state_fd, const std::string& previous_failure) {
   auto text = ReadSealedState(state_fd);
@@ -335,42 +322,29 @@ int ResumeFromState(int state_fd, const std::string& previous_failure) {
     spdlog::critical("self-upgrade: cannot read the carried state: {}", text.status().message());
     return kExitSystem;
   }
-  Json state = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!state.is_object()) {
-    spdlog::critical("self-upgrade: the carried state is not JSON");
-    return kExitSystem;
-  }
-  std::string problem = CheckCarried(state);
+  CarriedState state;
   Config config;
-  std::unique_ptr<Supervisor> supervisor;
-  if (problem.empty()) {
-    auto parsed = ParseConfig(state["config"]["text"].get<std::string>(), state["config"]["path"].get<std::string>());
-    config = std::move(*parsed);
-    config.text = state["config"]["text"].get<std::string>();
-    InitLogging(config.daemon.log_level);
-    if (!previous_failure.empty()) state["resume_failed"] = previous_failure;
-    Supervisor::CreateError error;
-    supervisor = Supervisor::CreateResumed(std::move(config), state, &error);
-    if (!supervisor) problem = error.status.message();
-  }
+  Status decoded = DecodeCarriedState(*text, state);
+  std::string problem = decoded.ok() ? CheckCarried(state, &config) : "malformed state: " + decoded.message();
   if (!problem.empty()) {
-    if (!previous_failure.empty()) {
-      spdlog::critical("self-upgrade: the previous program cannot take over again either: {}", problem);
-      return kExitSystem;
-    }
-    spdlog::error("self-upgrade: this program cannot take over ({}); returning to the previous program", problem);
-    ::unsetenv("BATON_FAILPOINT");
-    std::vector<int> fds = state.value("fds", std::vector<int>{});
-    (void)SetKeptAcrossExec(fds, true);
-    Status s = ExecProgram(
-        state.value("binary", "batond"), state.value("program_fd", -1),
-        {state.value("binary", "batond"), "--resume-state", std::to_string(state_fd), "--resume-failed", problem});
-    spdlog::critical("self-upgrade: cannot return to the previous program: {}", s.message());
+    if (previous_failure.empty()) return ReturnToPrevious(state, state_fd, problem);
+    spdlog::critical("self-upgrade: the previous program cannot take over again either: {}", problem);
     return kExitSystem;
   }
-  ::close(state["program_fd"].get<int>());
+  InitLogging(config.daemon.log_level);
+  if (!previous_failure.empty()) state.resume_failed = previous_failure;
+  const int program_fd = state.program_fd;
+  // Until this program runs, the descriptors belong to the previous one: a supervisor that
+  // fails to take over is kept, unclosed, while exec returns to that program.
+  Supervisor::Resumed resumed = Supervisor::CreateResumed(std::move(config), state);
+  if (!resumed.status.ok()) {
+    if (previous_failure.empty()) return ReturnToPrevious(state, state_fd, resumed.status.message());
+    spdlog::critical("self-upgrade: the previous program cannot take over again either: {}", resumed.status.message());
+    return kExitSystem;
+  }
+  ::close(program_fd);
   ::close(state_fd);
-  return supervisor->Run();
+  return resumed.supervisor->Run();
 }
 
 }  // namespace baton

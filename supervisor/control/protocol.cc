@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "supervisor/base/json_fields.h"
+
 namespace baton {
 
 namespace {
@@ -88,24 +90,6 @@ Status WrongType(const char* key, const char* what) {
   return Status::InvalidArgument(std::string("field '") + key + "' must be " + what);
 }
 
-// Reads an optional field of type T into `out`; a field of another type is an error.
-template <typename T>
-Status Optional(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.contains(key) || j[key].is_null()) return Status::Ok();
-  const auto& v = j[key];
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (!v.is_string()) return WrongType(key, "a string");
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (!v.is_boolean()) return WrongType(key, "true or false");
-  } else if constexpr (std::is_integral_v<T>) {
-    if (!v.is_number_integer()) return WrongType(key, "an integer");
-  } else {
-    if (!v.is_number()) return WrongType(key, "a number");
-  }
-  out = v.get<T>();
-  return Status::Ok();
-}
-
 }  // namespace
 
 namespace protocol {
@@ -176,7 +160,7 @@ Result<UpgradeRequest> UpgradeRequest::FromJson(const nlohmann::json& body) {
   for (const auto& [k, v] : body.items())
     if (k != "version" && k != "command" && k != "env") return Status::InvalidArgument("unknown field '" + k + "'");
   UpgradeRequest req;
-  if (Status s = Optional(body, "version", req.version); !s.ok()) return s;
+  if (Status s = ReadField(body, "version", req.version); !s.ok()) return s;
   if (req.version.empty()) return Status::InvalidArgument("field 'version' is required (a non-empty string)");
   if (body.contains("command") && !body["command"].is_null()) {
     const auto& cmd = body["command"];
@@ -220,10 +204,10 @@ Result<HandoverResult> HandoverResult::FromJson(const nlohmann::json& j) {
   HandoverResult r;
   std::string kind;
   double drain = -1;
-  for (Status s : {Optional(j, "promoted", r.promoted), Optional(j, "kind", kind), Optional(j, "version", r.version),
-                   Optional(j, "generation", r.generation), Optional(j, "duration_s", r.duration_s),
-                   Optional(j, "from_version", r.from_version), Optional(j, "from_generation", r.from_generation),
-                   Optional(j, "drain_s", drain), Optional(j, "reason", r.reason)})
+  for (Status s : {ReadField(j, "promoted", r.promoted), ReadField(j, "kind", kind), ReadField(j, "version", r.version),
+                   ReadField(j, "generation", r.generation), ReadField(j, "duration_s", r.duration_s),
+                   ReadField(j, "from_version", r.from_version), ReadField(j, "from_generation", r.from_generation),
+                   ReadField(j, "drain_s", drain), ReadField(j, "reason", r.reason)})
     if (!s.ok()) return s;
   if (!kind.empty()) {
     auto k = ParseHandoverKind(kind);
@@ -251,9 +235,9 @@ Result<ServiceEvent> ServiceEvent::FromJson(const nlohmann::json& j) {
   std::string type;
   double duration = -1;
   for (Status s :
-       {Optional(j, "type", type), Optional(j, "service", e.service), Optional(j, "generation", e.generation),
-        Optional(j, "version", e.version), Optional(j, "pid", e.pid), Optional(j, "message", e.message),
-        Optional(j, "time", e.time), Optional(j, "duration_s", duration)})
+       {ReadField(j, "type", type), ReadField(j, "service", e.service), ReadField(j, "generation", e.generation),
+        ReadField(j, "version", e.version), ReadField(j, "pid", e.pid), ReadField(j, "message", e.message),
+        ReadField(j, "time", e.time), ReadField(j, "duration_s", duration)})
     if (!s.ok()) return s;
   auto t = ParseEventType(type);
   if (!t) return Status::InvalidArgument("field 'type': unknown event type '" + type + "'");
