@@ -1,7 +1,6 @@
 // Supervisor: start-up, wiring between modules, signals and shutdown.
 #include "supervisor/supervisor.h"
 
-#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -19,9 +18,8 @@
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"
+#include "supervisor/base/system_names.h"
 #include "supervisor/upgrade/reexec.h"
-
-extern char** environ;
 
 namespace baton {
 
@@ -35,17 +33,12 @@ void ssh_init_once() {
 // batond's environment minus what belongs to batond's own parent (socket activation,
 // notify socket) and what batond sets per worker.
 std::vector<std::pair<std::string, std::string>> BaseEnvironment() {
-  std::vector<std::pair<std::string, std::string>> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string s(*e);
-    auto eq = s.find('=');
-    if (eq == std::string::npos) continue;
-    std::string key = s.substr(0, eq);
-    if (key.rfind("LISTEN_", 0) == 0 || key.rfind("EINHORN_", 0) == 0 || key.rfind("BATON_", 0) == 0 ||
-        key == "NOTIFY_SOCKET" || key == "NGINX" || key == "WATCHDOG_USEC" || key == "WATCHDOG_PID")
-      continue;
-    env.emplace_back(key, s.substr(eq + 1));
-  }
+  auto env = ProcessEnvironment();
+  std::erase_if(env, [](const auto& kv) {
+    const std::string& key = kv.first;
+    return key.rfind("LISTEN_", 0) == 0 || key.rfind("EINHORN_", 0) == 0 || key.rfind("BATON_", 0) == 0 ||
+           key == "NOTIFY_SOCKET" || key == "NGINX" || key == "WATCHDOG_USEC" || key == "WATCHDOG_PID";
+  });
   return env;
 }
 
@@ -75,14 +68,9 @@ rlimit RaiseFdLimit() {
 
 Result<std::optional<unsigned>> ResolveGroup(const std::string& name) {
   if (name.empty()) return std::optional<unsigned>();
-  if (name.find_first_not_of("0123456789") == std::string::npos) {
-    auto gid = ParseInteger<unsigned>(name, "daemon.socket_group", 0, kMaxId);
-    if (!gid.ok()) return gid.status();
-    return std::optional<unsigned>(*gid);
-  }
-  group* g = ::getgrnam(name.c_str());
-  if (!g) return Status::InvalidArgument("daemon.socket_group: no group named '" + name + "'");
-  return std::optional<unsigned>(g->gr_gid);
+  auto gid = LookupGroup(name, "daemon.socket_group");
+  if (!gid.ok()) return gid.status();
+  return std::optional<unsigned>(*gid);
 }
 
 }  // namespace

@@ -11,12 +11,11 @@
 #include <sstream>
 
 #include "supervisor/base/log.h"
+#include "supervisor/base/system_names.h"
 #include "supervisor/upgrade/carried_state.h"
 #include "supervisor/upgrade/reexec.h"
 #include "supervisor/config/address.h"
 #include "supervisor/supervisor.h"
-
-extern char** environ;
 
 namespace baton {
 
@@ -25,16 +24,6 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr auto kCheckTimeout = std::chrono::seconds(10);
-
-std::vector<std::pair<std::string, std::string>> CurrentEnvironment() {
-  std::vector<std::pair<std::string, std::string>> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string s(*e);
-    auto eq = s.find('=');
-    if (eq != std::string::npos) env.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
-  return env;
-}
 
 // "batond 0.4.0 state-formats 1 2": the version, if the formats include ours.
 std::optional<std::string> ReadsOurFormat(const std::string& output) {
@@ -104,7 +93,7 @@ Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted ac
   LaunchSpec spec;
   spec.tag = "self-upgrade check";
   spec.argv = {path, "--resume-formats"};
-  spec.env = CurrentEnvironment();
+  spec.env = ProcessEnvironment();
   spec.log_output = false;
   auto output = std::make_shared<std::string>();
   auto deadline = std::make_shared<std::unique_ptr<Timer>>();

@@ -2,27 +2,27 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "supervisor/base/clock.h"
+#include "supervisor/base/lifetime.h"
 
 namespace baton {
 namespace {
 
 class AsioTimer : public Timer {
  public:
-  AsioTimer(boost::asio::io_context& io, Duration delay, std::function<void()> fn)
-      : timer_(io, delay), alive_(std::make_shared<bool>(true)) {
-    timer_.async_wait([alive = alive_, fn = std::move(fn)](const boost::system::error_code& ec) {
-      if (!ec && *alive) fn();
+  AsioTimer(boost::asio::io_context& io, Duration delay, std::function<void()> fn) : timer_(io, delay) {
+    timer_.async_wait([alive = alive_.token(), fn = std::move(fn)](const boost::system::error_code& ec) {
+      if (!ec && alive) fn();
     });
   }
   ~AsioTimer() override { Cancel(); }
   void Cancel() override {
-    *alive_ = false;
+    alive_.End();
     timer_.cancel();
   }
 
  private:
   boost::asio::steady_timer timer_;
-  std::shared_ptr<bool> alive_;  // false once cancelled: a late completion is ignored
+  Lifetime alive_;  // ended once cancelled: a late completion is ignored
 };
 
 class AsioClock : public Clock {

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "supervisor/base/json_text.h"
+#include "supervisor/base/lifetime.h"
 #include "supervisor/base/log.h"
 #include "supervisor/control/protocol.h"
 #include "supervisor/sockets/fd_limit.h"
@@ -185,7 +186,7 @@ struct ControlServer::Impl {
   uint64_t refused = 0;
   uint64_t shed = 0;      // clients answered 503 to keep kControlFdReserve descriptors free
   bool shedding = false;  // since the last client served: log once per episode
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Lifetime alive;
 
   // Answers 503 at once and closes, without reading the request: plain syscalls only, since
   // descriptors are short. Accepting goes on, so the queue drains instead of waiting.
@@ -208,14 +209,14 @@ struct ControlServer::Impl {
   }
 
   void Accept() {
-    acceptor.async_accept([this, alive = alive](beast::error_code ec, local::socket socket) {
-      if (!*alive || ec == asio::error::operation_aborted) return;
+    acceptor.async_accept([this, alive = alive.token()](beast::error_code ec, local::socket socket) {
+      if (!alive || ec == asio::error::operation_aborted) return;
       if (ec) {
         // e.g. EMFILE: keep serving the connections we have, try again shortly.
         spdlog::warn("control: accept failed: {}", ec.message());
         retry.expires_after(std::chrono::milliseconds(100));
         retry.async_wait([this, alive](beast::error_code ec) {
-          if (!ec && *alive) Accept();
+          if (!ec && alive) Accept();
         });
         return;
       }
@@ -287,7 +288,7 @@ uint64_t ControlServer::refused() const { return impl_->refused; }
 uint64_t ControlServer::shed() const { return impl_->shed; }
 
 ControlServer::~ControlServer() {
-  *impl_->alive = false;
+  impl_->alive.End();
   beast::error_code ec;
   impl_->acceptor.close(ec);
   impl_->retry.cancel();

@@ -17,7 +17,7 @@ Service::Service(Clock& clock, ProcessLauncher& launcher, ProbeRunner& probes, S
       io_(std::move(io)),
       sink_(std::move(sink)) {}
 
-Service::~Service() { *alive_ = false; }
+Service::~Service() { alive_.End(); }
 
 Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   if (shutting_down_) return Status::FailedPrecondition("batond is shutting down");

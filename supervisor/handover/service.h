@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 
+#include "supervisor/base/lifetime.h"
 #include "supervisor/control/protocol.h"
 #include "supervisor/handover/generation.h"
 #include "supervisor/handover/handover_table.h"
@@ -231,7 +232,7 @@ class Service {
   size_t round_robin_ = 0;
   // FDSTORE=1: descriptors workers left for their successors, by name, oldest first.
   std::vector<std::pair<std::string, std::shared_ptr<UniqueFd>>> fd_store_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards process callbacks
+  Lifetime alive_;  // guards process callbacks
 };
 
 }  // namespace baton

@@ -47,11 +47,9 @@ void Service::OnStepEnd() {
   h.rollout->SetChecking(true);
   int64_t new_gen = h.new_gen;
   int step = h.rollout->step();
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   probes_.Run(probe, config_.rollout.step_time, [this, alive, new_gen, step](Status s) {
-    if (alive.expired() || !progressive_running() || handover_->new_gen != new_gen ||
-        handover_->rollout->step() != step)
-      return;
+    if (!alive || !progressive_running() || handover_->new_gen != new_gen || handover_->rollout->step() != step) return;
     handover_->rollout->SetChecking(false);
     if (!s.ok()) return (void)Abort("rollout.check failed: " + s.message());
     NextStep();

@@ -128,9 +128,9 @@ bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
 
 ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid) {
   ProcessEvents events;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   events.on_line = [this, alive, gen_id, worker_id](OutputStream stream, std::string_view line) {
-    if (alive.expired()) return;
+    if (!alive) return;
     Generation* g = FindGen(gen_id);
     Worker* w = FindWorker(gen_id, worker_id);
     if (!g || !w) return;
@@ -140,7 +140,7 @@ ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_p
     if (w->stderr_tail.size() > kStderrTailLines) w->stderr_tail.pop_front();
   };
   events.on_exit = [this, alive, gen_id, worker_id, pid](const ExitInfo& exit) {
-    if (!alive.expired()) OnWorkerExit(gen_id, worker_id, *pid, exit);
+    if (alive) OnWorkerExit(gen_id, worker_id, *pid, exit);
   };
   return events;
 }

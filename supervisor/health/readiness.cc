@@ -26,7 +26,7 @@ ReadinessCheck::ReadinessCheck(Clock& clock, ProbeRunner& runner, const ReadyCon
   }
 }
 
-ReadinessCheck::~ReadinessCheck() { *alive_ = false; }
+ReadinessCheck::~ReadinessCheck() { alive_.End(); }
 
 void ReadinessCheck::Start() {
   deadline_ = clock_.After(config_.timeout, [this] {
@@ -55,9 +55,8 @@ void ReadinessCheck::Attempt(size_t index) {
   if (finished_) return;
   ProbeState& st = probes_[index];
   st.in_flight = true;
-  runner_.Run(st.probe, config_.probe_timeout, [this, index, alive = std::weak_ptr<bool>(alive_)](Status result) {
-    auto guard = alive.lock();
-    if (!guard || !*guard || finished_) return;
+  runner_.Run(st.probe, config_.probe_timeout, [this, index, alive = alive_.token()](Status result) {
+    if (!alive || finished_) return;
     ProbeState& st = probes_[index];
     st.in_flight = false;
     if (result.ok()) {

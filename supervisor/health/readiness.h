@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/base/lifetime.h"
 #include "supervisor/config/config.h"
 #include "supervisor/health/probe.h"
 
@@ -47,7 +48,7 @@ class ReadinessCheck {
   Done done_;
   std::unique_ptr<Timer> deadline_;
   std::unique_ptr<Timer> uptime_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards probe callbacks
+  Lifetime alive_;  // guards probe callbacks
 };
 
 }  // namespace baton

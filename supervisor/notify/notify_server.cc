@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "supervisor/base/lifetime.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/unique_fd.h"
 
@@ -19,14 +20,14 @@ struct NotifyServer::Impl {
   boost::asio::posix::stream_descriptor socket;
   Handler handler;
   NotifyServer* owner = nullptr;
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  Lifetime alive;
 
   Impl(boost::asio::io_context& io, int fd, Handler h) : socket(io, fd), handler(std::move(h)) {}
 
   void Wait() {
     socket.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                      [this, alive = alive](const boost::system::error_code& ec) {
-                        if (ec || !*alive) return;
+                      [this, alive = alive.token()](const boost::system::error_code& ec) {
+                        if (ec || !alive) return;
                         DrainDatagrams();
                         Wait();
                       });
@@ -104,7 +105,7 @@ NotifyServer::NotifyServer(std::unique_ptr<Impl> impl, std::string path)
     : impl_(std::move(impl)), path_(std::move(path)) {}
 
 NotifyServer::~NotifyServer() {
-  *impl_->alive = false;
+  impl_->alive.End();
   boost::system::error_code ec;
   impl_->socket.close(ec);
   ::unlink(path_.c_str());

@@ -19,6 +19,7 @@
 
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"
+#include "supervisor/base/system_names.h"
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
 
@@ -287,17 +288,6 @@ struct ChildSetup {
   ::_exit(127);
 }
 
-bool Numeric(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
-
-Result<gid_t> ResolveGroupName(const std::string& name) {
-  if (Numeric(name)) return ParseInteger<gid_t>(name, "group", 0, kMaxId);
-  std::vector<char> buf(16384);
-  group gr{}, *found = nullptr;
-  if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
-    return Status::InvalidArgument("no group named '" + name + "'");
-  return found->gr_gid;
-}
-
 // Fills in who the child runs as, and HOME, USER and LOGNAME when env lacks them.
 Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings) {
   if (spec.user.empty() && spec.group.empty() && spec.supplementary_groups.empty()) return Status::Ok();
@@ -310,14 +300,15 @@ Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<st
     std::vector<char> buf(16384);
     passwd pw{}, *found = nullptr;
     std::optional<uid_t> numeric;
-    if (Numeric(spec.user)) {
+    if (IsNumericId(spec.user)) {
       auto uid = ParseInteger<uid_t>(spec.user, "user", 0, kMaxId);
       if (!uid.ok()) return uid.status();
       numeric = *uid;
     }
     int rc = numeric ? ::getpwuid_r(*numeric, &pw, buf.data(), buf.size(), &found)
                      : ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (rc != 0 || (!found && !Numeric(spec.user))) return Status::InvalidArgument("no user named '" + spec.user + "'");
+    if (rc != 0 || (!found && !IsNumericId(spec.user)))
+      return Status::InvalidArgument("no user named '" + spec.user + "'");
     if (found) {
       setup->uid = found->pw_uid;
       setup->gid = found->pw_gid;
@@ -344,12 +335,12 @@ Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<st
     }
   }
   if (!spec.group.empty()) {
-    auto gid = ResolveGroupName(spec.group);
+    auto gid = LookupGroup(spec.group, "group");
     if (!gid.ok()) return gid.status();
     setup->gid = *gid;
   }
   for (const auto& name : spec.supplementary_groups) {
-    auto gid = ResolveGroupName(name);
+    auto gid = LookupGroup(name, "supplementary_groups");
     if (!gid.ok()) return gid.status();
     setup->groups.push_back(*gid);
   }

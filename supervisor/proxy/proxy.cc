@@ -86,7 +86,7 @@ ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listene
 }
 
 ProxyListener::~ProxyListener() {
-  *alive_ = false;
+  alive_.End();
   connections_.clear();
 }
 
@@ -114,9 +114,9 @@ void Decrement(std::map<int64_t, size_t>& counts, int64_t generation) {
 void ProxyListener::Resume() {
   if (!paused_ || !accepting_ || resume_posted_) return;
   resume_posted_ = true;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   asio::post(io_, [this, alive] {
-    if (alive.expired()) return;
+    if (!alive) return;
     resume_posted_ = false;
     if (!paused_ || !accepting_) return;
     paused_ = false;
@@ -135,9 +135,9 @@ void ProxyListener::StopAccepting() {
 void ProxyListener::WaitAccept() {
   if (waiting_ || !accepting_) return;
   waiting_ = true;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   listener_->fd.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
-    if (alive.expired()) return;
+    if (!alive) return;
     waiting_ = false;
     if (!ec) AcceptSome();
   });
@@ -207,10 +207,10 @@ void ProxyListener::Connect(Connection& c) {
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return OnConnected(c.id);
   if (errno != EINPROGRESS) return RetryOrFail(c.id, std::strerror(errno));
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   uint64_t id = c.id;
   c.backend.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (!alive || ec) return;
     Connection* c = Find(id);
     if (!c || c->connected) return;
     int err = 0;
@@ -221,7 +221,7 @@ void ProxyListener::Connect(Connection& c) {
   });
   c.timer.expires_after(config_.connect_timeout);
   c.timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (!alive || ec) return;
     Connection* c = Find(id);
     if (c && !c->connected) RetryOrFail(id, "connect timed out");
   });
@@ -243,10 +243,10 @@ void ProxyListener::RetryOrFail(uint64_t id, const std::string& why) {
   counters_.retries++;
   // Against the same generation: another of its workers, or the same one again.
   if (auto route = router_(c->route.generation, true)) c->route.port = route->port;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   c->timer.expires_after(std::chrono::milliseconds(25 * c->attempts));
   c->timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (!alive || ec) return;
     if (Connection* c = Find(id)) Connect(*c);
   });
 }
@@ -294,9 +294,9 @@ void ProxyListener::OnConnected(uint64_t id) {
 // then waits for whichever it needs. Passes on FIN (half-close) and resets.
 void ProxyListener::Pump(Connection& c, Flow& f) {
   uint64_t id = c.id;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   auto resume = [this, alive, id, upstream = f.upstream](const boost::system::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (!alive || ec) return;
     if (Connection* c = Find(id)) Pump(*c, upstream ? c->up : c->down);
   };
   while (!f.done) {
@@ -450,10 +450,10 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
 void ProxyListener::ArmIdle(Connection& c) {
   auto due = c.last_activity + config_.idle_timeout;
   c.timer.expires_at(due);
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   uint64_t id = c.id;
   c.timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
-    if (alive.expired() || ec) return;
+    if (!alive || ec) return;
     Connection* c = Find(id);
     if (!c) return;
     if (SteadyClock::now() - c->last_activity < config_.idle_timeout) return ArmIdle(*c);

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "supervisor/base/lifetime.h"
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
 
@@ -117,7 +118,7 @@ class ProxyListener {
   bool resume_posted_ = false;
   int original_flags_ = 0;  // of the listener's open file, restored when accepting stops
   ProxyCounters counters_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards handlers queued on the loop
+  Lifetime alive_;  // guards handlers queued on the loop
 };
 
 }  // namespace baton

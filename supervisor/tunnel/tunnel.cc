@@ -153,7 +153,7 @@ TunnelSession::TunnelSession(asio::io_context& io, const TunnelConfig& config, s
       impl_(std::make_unique<Impl>(io)),
       random_(std::random_device{}()) {}
 
-TunnelSession::~TunnelSession() { *alive_ = false; }
+TunnelSession::~TunnelSession() { alive_.End(); }
 
 std::string TunnelSession::edge() const {
   return config_.edges[edge_].first + ":" + std::to_string(config_.edges[edge_].second);
@@ -191,9 +191,9 @@ void TunnelSession::Connect() {
   int dup = ::fcntl(impl_->fd, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return Fail(std::string("dup: ") + std::strerror(errno));
   impl_->wait.assign(dup);
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   impl_->wait.async_wait(Descriptor::wait_write, [this, alive](const boost::system::error_code& ec) {
-    if (alive.expired() || ec || state_ != TunnelState::kConnecting) return;
+    if (!alive || ec || state_ != TunnelState::kConnecting) return;
     impl_->timer.cancel();
     int err = 0;
     socklen_t len = sizeof err;
@@ -214,7 +214,7 @@ void TunnelSession::Connect() {
   });
   impl_->timer.expires_after(config_.keepalive * config_.keepalive_misses);
   impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (!alive.expired() && !ec && state_ == TunnelState::kConnecting) Fail("connect to " + edge() + ": timed out");
+    if (alive && !ec && state_ == TunnelState::kConnecting) Fail("connect to " + edge() + ": timed out");
   });
 }
 
@@ -267,19 +267,19 @@ void TunnelSession::Step() {
 }
 
 void TunnelSession::WaitSession() {
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   // libssh may leave bytes unread; the loop's readiness is edge-triggered.
   int pending = 0;
   if (::ioctl(impl_->wait.native_handle(), FIONREAD, &pending) == 0 && pending > 0) {
     asio::post(io_, [this, alive] {
-      if (!alive.expired()) Step();
+      if (alive) Step();
     });
     return;
   }
   if (!impl_->waiting_read) {
     impl_->waiting_read = true;
     impl_->wait.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
-      if (alive.expired()) return;
+      if (!alive) return;
       impl_->waiting_read = false;
       if (!ec) Step();
     });
@@ -287,7 +287,7 @@ void TunnelSession::WaitSession() {
   if (impl_->session && (ssh_get_poll_flags(impl_->session) & SSH_WRITE_PENDING) && !impl_->waiting_write) {
     impl_->waiting_write = true;
     impl_->wait.async_wait(Descriptor::wait_write, [this, alive](const boost::system::error_code& ec) {
-      if (alive.expired()) return;
+      if (!alive) return;
       impl_->waiting_write = false;
       if (ec || !impl_->session) return;
       ssh_blocking_flush(impl_->session, 0);
@@ -338,9 +338,9 @@ void TunnelSession::AcceptChannels() {
     // The target is one of batond's own listeners: the connect completes at once or soon.
     Channel& ref = *impl_->channels[id];
     ref.waiting_write = true;
-    std::weak_ptr<bool> alive = alive_;
+    auto alive = alive_.token();
     ref.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-      if (alive.expired() || ec) return;
+      if (!alive || ec) return;
       Channel* ch = FindChannel(id);
       if (!ch) return;
       ch->waiting_write = false;
@@ -363,7 +363,7 @@ void TunnelSession::AcceptChannels() {
 // up to the window the edge granted keeps us within its window.
 void TunnelSession::PumpChannel(Channel& ch) {
   if (!ch.connected) return;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   uint64_t id = ch.id;
   char buf[kChunk];
   int fd = ch.sock.native_handle();
@@ -379,7 +379,7 @@ void TunnelSession::PumpChannel(Channel& ch) {
         if (!ch.waiting_write) {
           ch.waiting_write = true;
           ch.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-            if (alive.expired() || ec) return;
+            if (!alive || ec) return;
             if (Channel* c = FindChannel(id)) {
               c->waiting_write = false;
               PumpChannel(*c);
@@ -424,7 +424,7 @@ void TunnelSession::PumpChannel(Channel& ch) {
       if (!ch.waiting_read) {
         ch.waiting_read = true;
         ch.sock.async_wait(Descriptor::wait_read, [this, alive, id](const boost::system::error_code& ec) {
-          if (alive.expired() || ec) return;
+          if (!alive || ec) return;
           if (Channel* c = FindChannel(id)) {
             c->waiting_read = false;
             PumpChannel(*c);
@@ -466,10 +466,10 @@ TunnelSession::Channel* TunnelSession::FindChannel(uint64_t id) {
 }
 
 void TunnelSession::Keepalive() {
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   impl_->keepalive.expires_after(config_.keepalive);
   impl_->keepalive.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (alive.expired() || ec || state_ != TunnelState::kUp || !impl_->session) return;
+    if (!alive || ec || state_ != TunnelState::kUp || !impl_->session) return;
     if (Now() - up_since_ >= std::chrono::duration<double>(config_.healthy_after).count()) failures_ = 0;
     // A frozen edge keeps the TCP connection open: judge by when it last sent anything.
     tcp_info info{};
@@ -501,10 +501,10 @@ void TunnelSession::Fail(const std::string& why) {
   spdlog::warn("tunnel {}: {}; reconnecting in {}", config_.name, why, FormatDuration(delay));
   if (event_) event_(was_up ? Event::kDown : Event::kError, why);
   state_ = TunnelState::kBackoff;
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   impl_->timer.expires_after(delay);
   impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (!alive.expired() && !ec && state_ == TunnelState::kBackoff) Connect();
+    if (alive && !ec && state_ == TunnelState::kBackoff) Connect();
   });
 }
 
@@ -516,10 +516,10 @@ void TunnelSession::Shutdown(Duration grace, std::function<void()> done) {
   }
   shutdown_done_ = std::move(done);
   impl_->keepalive.cancel();
-  std::weak_ptr<bool> alive = alive_;
+  auto alive = alive_.token();
   impl_->timer.expires_after(grace);
   impl_->timer.async_wait([this, alive](const boost::system::error_code& ec) {
-    if (alive.expired() || ec || !shutdown_done_) return;
+    if (!alive || ec || !shutdown_done_) return;
     spdlog::info("tunnel {}: {}: {} channel(s) still open after the grace period", config_.name, edge(),
                  impl_->channels.size());
     impl_->channels.clear();

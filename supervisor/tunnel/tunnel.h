@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/base/lifetime.h"
 #include "supervisor/config/config.h"
 #include "supervisor/config/address.h"
 
@@ -81,7 +82,7 @@ class TunnelSession {
   std::string last_error_;
   std::function<void()> shutdown_done_;
   std::mt19937_64 random_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime alive_;
 };
 
 }  // namespace baton
