@@ -19,21 +19,18 @@
 
 #include "supervisor/base/duration.h"
 #include "supervisor/base/log.h"
-#include "supervisor/proxy/proxy_protocol.h"
+#include "supervisor/tunnel/tunnel_session_impl.h"
 
 namespace baton {
 
 namespace asio = boost::asio;
-using Descriptor = asio::posix::stream_descriptor;
 
 namespace {
-constexpr size_t kChunk = 64 * 1024;
 
 double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+}  // namespace
 
-// A non-blocking, close-on-exec connect to `a` (in progress or done); -1 on error.
 int ConnectTo(const SocketAddress& a) {
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -68,7 +65,6 @@ int ConnectTo(const SocketAddress& a) {
   }
   return fd;
 }
-}  // namespace
 
 const char* TunnelStateName(TunnelState s) {
   switch (s) {
@@ -91,58 +87,6 @@ Duration TunnelBackoff(Duration base, Duration max, int failures, double unit) {
 }
 
 // One forwarded connection: an SSH channel and a socket into the target listener.
-struct TunnelSession::Channel {
-  Channel(asio::io_context& io, int fd) : sock(io, fd) {}
-  ~Channel() {
-    if (channel) {
-      ssh_channel_close(channel);
-      ssh_channel_free(channel);
-    }
-  }
-  uint64_t id = 0;
-  ssh_channel channel = nullptr;
-  Descriptor sock;
-  bool connected = false;
-  std::string to_sock;          // from the channel, not yet written to the socket
-  bool eof_to_channel = false;  // the socket ended: EOF sent on the channel
-  bool eof_to_sock = false;     // the channel ended: the socket's write side shut
-  bool waiting_read = false, waiting_write = false;
-};
-
-struct TunnelSession::Impl {
-  explicit Impl(asio::io_context& io) : wait(io), timer(io), keepalive(io) {}
-  ~Impl() { Close(); }
-  void Close() {
-    channels.clear();
-    boost::system::error_code ignored;
-    wait.close(ignored);
-    if (session) {
-      ssh_disconnect(session);  // closes the socket it was given
-      ssh_free(session);
-      session = nullptr;
-    } else if (fd >= 0) {
-      ::close(fd);
-    }
-    fd = -1;
-    if (key) {
-      ssh_key_free(key);
-      key = nullptr;
-    }
-    timer.cancel();
-    keepalive.cancel();
-  }
-  int fd = -1;      // the TCP socket to the edge (libssh's once the session has it)
-  Descriptor wait;  // a duplicate of fd, to wait on it in the loop
-  bool waiting_read = false, waiting_write = false;
-  ssh_session session = nullptr;
-  ssh_key key = nullptr;
-  asio::steady_timer timer;  // connect timeout, backoff, shutdown grace
-  asio::steady_timer keepalive;
-  std::map<uint64_t, std::unique_ptr<Channel>> channels;
-  uint64_t next_channel = 1;
-  int cancel_results = 0;  // answers seen while cancelling the forward at shutdown
-};
-
 TunnelSession::TunnelSession(asio::io_context& io, const TunnelConfig& config, size_t edge, SocketAddress target,
                              EventFn event)
     : io_(io),
@@ -311,158 +255,6 @@ void TunnelSession::Pump() {
   if (!ssh_is_connected(s)) return Fail(edge() + " closed the session: " + ssh_get_error(s));
   if (shutdown_done_) return CheckShutdown();
   WaitSession();
-}
-
-void TunnelSession::AcceptChannels() {
-  for (;;) {
-    int port = 0, originator_port = 0;
-    char* originator = nullptr;
-    ssh_channel c = ssh_channel_open_forward_port(impl_->session, 0, &port, &originator, &originator_port);
-    if (!c) return;
-    std::string client = originator ? originator : "";
-    if (originator) ssh_string_free_char(originator);
-    int fd = ConnectTo(target_);
-    if (fd < 0) {
-      spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(errno));
-      ssh_channel_close(c);
-      ssh_channel_free(c);
-      continue;
-    }
-    auto ch = std::make_unique<Channel>(io_, fd);
-    ch->id = impl_->next_channel++;
-    ch->channel = c;
-    if (config_.proxy_protocol) ch->to_sock = ProxyHeader(client, originator_port);
-    channels_total_++;
-    uint64_t id = ch->id;
-    impl_->channels.emplace(id, std::move(ch));
-    // The target is one of batond's own listeners: the connect completes at once or soon.
-    Channel& ref = *impl_->channels[id];
-    ref.waiting_write = true;
-    auto alive = alive_.token();
-    ref.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-      if (!alive || ec) return;
-      Channel* ch = FindChannel(id);
-      if (!ch) return;
-      ch->waiting_write = false;
-      int err = 0;
-      socklen_t len = sizeof err;
-      ::getsockopt(ch->sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) {
-        spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(err));
-        return CloseChannel(*ch);
-      }
-      ch->connected = true;
-      PumpChannel(*ch);
-      WaitSession();  // channel writes may be pending in the session
-    });
-  }
-}
-
-// Moves bytes both ways as far as they go. Reading the channel only while the socket
-// takes what was read keeps the edge within the channel window; reading the socket only
-// up to the window the edge granted keeps us within its window.
-void TunnelSession::PumpChannel(Channel& ch) {
-  if (!ch.connected) return;
-  auto alive = alive_.token();
-  uint64_t id = ch.id;
-  char buf[kChunk];
-  int fd = ch.sock.native_handle();
-  // Edge -> socket.
-  for (;;) {
-    while (!ch.to_sock.empty()) {
-      ssize_t n = ::send(fd, ch.to_sock.data(), ch.to_sock.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        ch.to_sock.erase(0, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && WouldBlock(errno)) {
-        if (!ch.waiting_write) {
-          ch.waiting_write = true;
-          ch.sock.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-            if (!alive || ec) return;
-            if (Channel* c = FindChannel(id)) {
-              c->waiting_write = false;
-              PumpChannel(*c);
-              WaitSession();
-            }
-          });
-        }
-        break;
-      }
-      return CloseChannel(ch);  // the target reset
-    }
-    if (!ch.to_sock.empty()) break;
-    int n = ssh_channel_read_nonblocking(ch.channel, buf, sizeof buf, 0);
-    if (n > 0) {
-      ch.to_sock.assign(buf, static_cast<size_t>(n));
-      bytes_in_ += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n == SSH_ERROR) return CloseChannel(ch);
-    if (ssh_channel_is_eof(ch.channel) && !ch.eof_to_sock) {
-      ::shutdown(fd, SHUT_WR);
-      ch.eof_to_sock = true;
-    }
-    break;
-  }
-  // Socket -> edge.
-  while (!ch.eof_to_channel) {
-    uint32_t window = ssh_channel_window_size(ch.channel);
-    if (window == 0) break;  // the edge will grant more; the session wakes us then
-    ssize_t n = ::recv(fd, buf, std::min<size_t>(sizeof buf, window), 0);
-    if (n > 0) {
-      if (ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(n)) == SSH_ERROR) return CloseChannel(ch);
-      bytes_out_ += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n == 0) {
-      ssh_channel_send_eof(ch.channel);
-      ch.eof_to_channel = true;
-      break;
-    }
-    if (WouldBlock(errno)) {
-      if (!ch.waiting_read) {
-        ch.waiting_read = true;
-        ch.sock.async_wait(Descriptor::wait_read, [this, alive, id](const boost::system::error_code& ec) {
-          if (!alive || ec) return;
-          if (Channel* c = FindChannel(id)) {
-            c->waiting_read = false;
-            PumpChannel(*c);
-            WaitSession();
-          }
-        });
-      }
-      break;
-    }
-    return CloseChannel(ch);
-  }
-  bool finished = ch.eof_to_channel && ch.eof_to_sock && ch.to_sock.empty();
-  if (finished || ssh_channel_is_closed(ch.channel)) CloseChannel(ch);
-}
-
-// The PROXY v2 header for a connection the edge accepted from client:port on remote_bind.
-std::string TunnelSession::ProxyHeader(const std::string& client, int client_port) const {
-  auto address = [](const std::string& host, int port) {
-    sockaddr_storage ss{};
-    auto& in = reinterpret_cast<sockaddr_in&>(ss);
-    auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
-    if (::inet_pton(AF_INET, host.c_str(), &in.sin_addr) == 1) {
-      in.sin_family = AF_INET;
-      in.sin_port = htons(static_cast<uint16_t>(port));
-    } else if (::inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) == 1) {
-      in6.sin6_family = AF_INET6;
-      in6.sin6_port = htons(static_cast<uint16_t>(port));
-    }
-    return ss;
-  };
-  return ProxyV2Header(address(client, client_port), address(config_.remote_host, config_.remote_port));
-}
-
-void TunnelSession::CloseChannel(Channel& ch) { impl_->channels.erase(ch.id); }
-
-TunnelSession::Channel* TunnelSession::FindChannel(uint64_t id) {
-  auto it = impl_->channels.find(id);
-  return it == impl_->channels.end() ? nullptr : it->second.get();
 }
 
 void TunnelSession::Keepalive() {

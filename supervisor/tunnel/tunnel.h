@@ -62,6 +62,9 @@ class TunnelSession {
   void Pump();
   void AcceptChannels();
   void PumpChannel(Channel& ch);
+  bool EdgeToSocket(Channel& ch);
+  bool SocketToEdge(Channel& ch);
+  void WaitChannel(Channel& ch, bool for_write);
   void CloseChannel(Channel& ch);
   std::string ProxyHeader(const std::string& client, int client_port) const;
   void Fail(const std::string& why);
