@@ -21,6 +21,7 @@
 #include "supervisor/base/number.h"
 #include "supervisor/base/system_names.h"
 #include "supervisor/base/unique_fd.h"
+#include "supervisor/process/child_setup.h"
 #include "supervisor/config/config.h"
 
 namespace baton {
@@ -204,151 +205,6 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   std::array<char, 4096> out_chunk_{}, err_chunk_{};
 };
 
-namespace {
-
-struct ExecFailure {
-  int stage;  // 1: chdir, 2: exec, 3: fd setup, 4: user and groups, 5: resource limits
-  int err;
-};
-
-// Everything the child does between fork and exec, prepared before fork.
-struct ChildSetup {
-  const char* path;
-  char* const* argv;
-  char* const* envp;
-  char* listen_pid_digits;  // to fill in with the child's pid, or null
-  const char* cwd;          // or null
-  int devnull, out_w, err_w, report_w;
-  const int* fds;
-  int nfds;
-  const rlimit* fd_limit = nullptr;            // best effort: the limit batond started with
-  std::vector<std::pair<int, rlimit>> limits;  // the service's own: must hold
-  int umask = -1;
-  bool set_identity = false;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-  int death_signal = 0;
-  pid_t parent = 0;
-};
-
-// Runs in the child between fork and exec: only async-signal-safe calls.
-[[noreturn]] void ChildMain(const ChildSetup& c) {
-  int report_w = c.report_w;
-  auto fail = [&](int stage) {
-    ExecFailure f{stage, errno};
-    (void)!::write(report_w, &f, sizeof f);
-    ::_exit(127);
-  };
-  ::setpgid(0, 0);
-  sigset_t all;
-  ::sigemptyset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
-
-  // Move everything we still need above the listener range, then place the listeners.
-  int above = 3 + c.nfds;
-  report_w = ::fcntl(report_w, F_DUPFD_CLOEXEC, above);
-  if (report_w < 0) ::_exit(127);
-  int moved[256];
-  for (int i = 0; i < c.nfds; ++i)
-    if ((moved[i] = ::fcntl(c.fds[i], F_DUPFD_CLOEXEC, above)) < 0) fail(3);
-  if (::dup2(c.devnull, 0) < 0 || ::dup2(c.out_w, 1) < 0 || ::dup2(c.err_w, 2) < 0) fail(3);
-  for (int i = 0; i < c.nfds; ++i)
-    if (::dup2(moved[i], 3 + i) < 0) fail(3);  // dup2 clears CLOEXEC on the target
-  // Everything else closes at exec; report_w stays usable until then.
-  if (::syscall(SYS_close_range, above, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-    for (int fd = above; fd < 65536; ++fd)
-      if (fd != report_w) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
-  if (c.listen_pid_digits) {
-    char digits[16];
-    int n = 0;
-    for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
-    for (int i = 0; i < n; ++i) c.listen_pid_digits[i] = digits[n - 1 - i];
-    c.listen_pid_digits[n] = '\0';
-  }
-  if (c.fd_limit) ::setrlimit(RLIMIT_NOFILE, c.fd_limit);
-  for (const auto& [resource, limit] : c.limits)
-    if (::setrlimit(resource, &limit) != 0) fail(5);
-  if (c.umask >= 0) ::umask(static_cast<mode_t>(c.umask));
-  if (c.set_identity) {
-    if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 || ::setuid(c.uid) != 0) fail(4);
-  }
-  // A killed batond must not leave workers serving unsupervised: they get their stop
-  // signal and drain. Set after the identity change, which clears it; the parent may
-  // have died before this line: then act at once.
-  if (c.death_signal > 0) {
-    ::prctl(PR_SET_PDEATHSIG, c.death_signal);
-    if (::getppid() != c.parent) ::kill(::getpid(), c.death_signal);
-  }
-  if (c.cwd && ::chdir(c.cwd) != 0) fail(1);
-  ::execve(c.path, c.argv, c.envp);
-  fail(2);
-  ::_exit(127);
-}
-
-// Fills in who the child runs as, and HOME, USER and LOGNAME when env lacks them.
-Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings) {
-  if (spec.user.empty() && spec.group.empty() && spec.supplementary_groups.empty()) return Status::Ok();
-  if (::geteuid() != 0)
-    return Status::FailedPrecondition("user, group and supplementary_groups need batond to run as root");
-  setup->set_identity = true;
-  setup->uid = 0;
-  setup->gid = 0;
-  if (!spec.user.empty()) {
-    std::vector<char> buf(16384);
-    passwd pw{}, *found = nullptr;
-    std::optional<uid_t> numeric;
-    if (IsNumericId(spec.user)) {
-      auto uid = ParseInteger<uid_t>(spec.user, "user", 0, kMaxId);
-      if (!uid.ok()) return uid.status();
-      numeric = *uid;
-    }
-    int rc = numeric ? ::getpwuid_r(*numeric, &pw, buf.data(), buf.size(), &found)
-                     : ::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (rc != 0 || (!found && !IsNumericId(spec.user)))
-      return Status::InvalidArgument("no user named '" + spec.user + "'");
-    if (found) {
-      setup->uid = found->pw_uid;
-      setup->gid = found->pw_gid;
-      int n = 64;
-      std::vector<gid_t> groups(static_cast<size_t>(n));
-      if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n) < 0) {
-        groups.resize(static_cast<size_t>(n));
-        ::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &n);
-      }
-      groups.resize(static_cast<size_t>(n));
-      setup->groups = std::move(groups);
-      auto has = [&](const char* key) {
-        for (const auto& e : *env_strings)
-          if (e.rfind(std::string(key) + "=", 0) == 0) return true;
-        return false;
-      };
-      for (auto [key, value] : {std::pair<const char*, std::string>{"HOME", found->pw_dir},
-                                {"USER", found->pw_name},
-                                {"LOGNAME", found->pw_name}})
-        if (!has(key)) env_strings->push_back(std::string(key) + "=" + value);
-    } else {
-      setup->uid = *numeric;  // a uid with no passwd entry
-      setup->gid = static_cast<gid_t>(setup->uid);
-    }
-  }
-  if (!spec.group.empty()) {
-    auto gid = LookupGroup(spec.group, "group");
-    if (!gid.ok()) return gid.status();
-    setup->gid = *gid;
-  }
-  for (const auto& name : spec.supplementary_groups) {
-    auto gid = LookupGroup(name, "supplementary_groups");
-    if (!gid.ok()) return gid.status();
-    setup->groups.push_back(*gid);
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 PosixLauncher::PosixLauncher(asio::io_context& io) : io_(io) {}
 
 PosixLauncher::~PosixLauncher() {
@@ -411,23 +267,14 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   err_w.Reset();
   report_w.Reset();
 
-  // The report pipe closes at exec (CLOEXEC): EOF means the program is running.
-  ExecFailure failure{};
-  ssize_t n;
-  do n = ::read(report_r.get(), &failure, sizeof failure);
-  while (n < 0 && errno == EINTR);
-  if (n == sizeof failure) {
-    int status;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    std::string what = failure.stage == 1   ? "change directory to '" + spec.cwd + "'"
-                       : failure.stage == 2 ? "execute " + path
-                       : failure.stage == 4 ? "switch to user '" + spec.user + "'"
-                       : failure.stage == 5 ? "set resource limits for " + path
-                                            : "set up fds for " + path;
-    return Status::FromErrno(what, failure.err);
-  }
+  if (Status s = AwaitExec(report_r.get(), pid, spec, path); !s.ok()) return s;
 
+  return Watch(pid, std::move(out_r), std::move(err_r), spec, std::move(events));
+}
+
+// The program runs: its exit through a pidfd, its output through the pipes.
+Result<int> PosixLauncher::Watch(int pid, UniqueFd out_r, UniqueFd err_r, const LaunchSpec& spec,
+                                 ProcessEvents events) {
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     int e = errno;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <memory>
 
+#include "supervisor/base/unique_fd.h"
 #include "supervisor/process/launcher.h"
 
 #include <nlohmann/json_fwd.hpp>
@@ -46,6 +47,8 @@ class PosixLauncher : public ProcessLauncher {
   const std::optional<rlimit>& child_fd_limit() const { return child_fd_limit_; }
 
  private:
+  Result<int> Watch(int pid, UniqueFd out_r, UniqueFd err_r, const LaunchSpec& spec, ProcessEvents events);
+
   boost::asio::io_context& io_;
   std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped

@@ -1,0 +1,55 @@
+// What a child does between fork and exec, all prepared before fork: the descriptors it
+// gets, its limits, identity and death signal; and how it reports a failure to exec.
+// Internal to process/ (posix_launcher.cc).
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "supervisor/base/status.h"
+#include "supervisor/process/launcher.h"
+
+namespace baton {
+
+struct ExecFailure {
+  int stage;  // 1: chdir, 2: exec, 3: fd setup, 4: user and groups, 5: resource limits
+  int err;
+};
+
+// Everything the child does between fork and exec, prepared before fork.
+struct ChildSetup {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  char* listen_pid_digits;  // to fill in with the child's pid, or null
+  const char* cwd;          // or null
+  int devnull, out_w, err_w, report_w;
+  const int* fds;
+  int nfds;
+  const rlimit* fd_limit = nullptr;            // best effort: the limit batond started with
+  std::vector<std::pair<int, rlimit>> limits;  // the service's own: must hold
+  int umask = -1;
+  bool set_identity = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  int death_signal = 0;
+  pid_t parent = 0;
+};
+
+// Runs in the child between fork and exec: only async-signal-safe calls. Never returns:
+// it execs, or writes an ExecFailure to report_w and exits 127.
+[[noreturn]] void ChildMain(const ChildSetup& c);
+
+// Fills in who the child runs as, and HOME, USER and LOGNAME when env lacks them.
+Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings);
+
+// Reads the report pipe (closed at exec): OK once the program runs; else the child is
+// reaped and the error says which step failed.
+Status AwaitExec(int report_r, pid_t pid, const LaunchSpec& spec, const std::string& path);
+
+}  // namespace baton
