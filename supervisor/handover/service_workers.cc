@@ -1,4 +1,4 @@
-// Service mechanics: building a worker's launch spec, spawning, stopping, retiring.
+// Service mechanics: spawning, stopping, draining and retiring workers and generations.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -7,13 +7,11 @@
 #include "supervisor/base/duration.h"
 #include "supervisor/base/log.h"
 #include "supervisor/handover/service.h"
-#include "supervisor/sockets/listener_set.h"
-#include "supervisor/config/placeholders.h"
+#include "supervisor/handover/launch_spec.h"
 
 namespace baton {
 
 namespace {
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr size_t kRetiredKept = 8;
 constexpr size_t kStderrTailLines = 10;
 }  // namespace
@@ -22,108 +20,11 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Genera
                                             std::optional<int> probe_port,
                                             const std::map<std::string, int>& backend_ports,
                                             std::vector<Probe>* probes) const {
-  TemplateVars vars;
-  vars.service = config_.name;
-  vars.version = release.version;
-  vars.probe_port = probe_port;
-  std::vector<std::string> names;
-  LaunchSpec spec;
-  for (size_t i = 0; i < io_.listeners.size(); ++i) {
-    const ListenerRef& l = io_.listeners[i];
-    vars.fds[l.name] = 3 + static_cast<int>(i);
-    if (l.port) vars.ports[l.name] = l.port;
-    names.push_back(l.name);
-    // A kernel-steered listener: the generation's own socket, at the same fd number.
-    auto own = gen ? gen->sockets.find(l.name) : std::map<std::string, int>::const_iterator();
-    spec.fds.push_back(gen && own != gen->sockets.end() ? own->second : l.fd);
-  }
-  // The FD store follows the listeners (fd 3 + listeners, ...), named in LISTEN_FDNAMES.
-  for (const auto& [name, fd] : fd_store_) {
-    names.push_back(name);
-    spec.fds.push_back(fd->get());
-  }
-  // A proxied listener's {port:NAME} is the worker's own backend port.
-  for (const auto& [name, port] : backend_ports) vars.ports[name] = port;
-  auto argv = ExpandAll(release.command ? *release.command : config_.command, vars);
-  if (!argv.ok()) return argv.status();
-  if (argv->empty() || (*argv)[0].empty()) return Status::InvalidArgument("command must name a program");
-  spec.argv = std::move(*argv);
-  spec.tag = config_.name + " " + release.version;
-  spec.cwd = config_.cwd;
-  spec.set_listen_pid = !spec.fds.empty();
-  spec.parent_death_signal = config_.stop.signal;
-
-  spec.user = config_.user;
-  spec.group = config_.group;
-  spec.supplementary_groups = config_.supplementary_groups;
-  spec.umask = config_.umask;
-  for (auto [resource, value] : {std::pair{RLIMIT_NOFILE, config_.limits.nofile},
-                                 {RLIMIT_NPROC, config_.limits.nproc},
-                                 {RLIMIT_CORE, config_.limits.core}})
-    if (value) spec.limits.emplace_back(resource, *value);
-
-  // A clean environment: PATH and the pass_env variables from batond's, then the config's
-  // env, the release's env, then ours; later entries win.
-  std::map<std::string, std::string> env{{"PATH", kDefaultPath}};
-  for (const auto& [k, v] : io_.base_env)
-    if (k == "PATH" || std::find(config_.pass_env.begin(), config_.pass_env.end(), k) != config_.pass_env.end())
-      env[k] = v;
-  std::map<std::string, std::string> templates = config_.env;
-  for (const auto& [k, v] : release.env) templates[k] = v;
-  for (const auto& [k, v] : templates) {
-    auto value = ExpandTemplate(v, vars);
-    if (!value.ok()) return Status::InvalidArgument("env " + k + ": " + value.status().message());
-    env[k] = *value;
-  }
-  for (auto& [k, v] : ListenerEnvironment(names)) env[k] = v;
-  if (!io_.notify_socket.empty()) env["NOTIFY_SOCKET"] = io_.notify_socket;
-  env["BATON_SERVICE"] = config_.name;
-  env["BATON_VERSION"] = release.version;
-  if (probe_port) env["BATON_PROBE_PORT"] = std::to_string(*probe_port);
-  for (const auto& l : config_.listeners)  // PORT, as platforms that assign ports set it
-    if (l.mode == ListenMode::kProxy && backend_ports.count(l.name)) {
-      env["PORT"] = std::to_string(backend_ports.at(l.name));
-      break;
-    }
-  spec.env.assign(env.begin(), env.end());
-
-  if (probes) {
-    const ReadyConfig& r = config_.ready;
-    auto add = [&](Probe::Kind kind, const std::string& text) -> Status {
-      auto target = ExpandTemplate(text, vars);
-      if (!target.ok()) return Status::InvalidArgument("ready probe: " + target.status().message());
-      probes->push_back(Probe{kind, *target, {}, {}});
-      return Status::Ok();
-    };
-    if (r.http)
-      if (Status s = add(Probe::Kind::kHttp, *r.http); !s.ok()) return s;
-    if (r.tcp)
-      if (Status s = add(Probe::Kind::kTcp, *r.tcp); !s.ok()) return s;
-    if (!r.exec.empty()) {
-      auto exec = ExpandAll(r.exec, vars);
-      if (!exec.ok()) return Status::InvalidArgument("ready.exec: " + exec.status().message());
-      probes->push_back(Probe{Probe::Kind::kExec, "", std::move(*exec), spec.env});
-    }
-    // Proxy mode: the backend port must accept connections before any are routed to it.
-    for (const auto& [name, port] : backend_ports)
-      probes->push_back(Probe{Probe::Kind::kTcp, "127.0.0.1:" + std::to_string(port), {}, {}});
-  }
-  return spec;
-}
-
-bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
-  auto any = [](const std::vector<std::string>& v) {
-    for (const auto& s : v)
-      if (UsesProbePort(s)) return true;
-    return false;
-  };
-  if (any(r.command ? *r.command : c.command) || any(c.ready.exec)) return true;
-  if ((c.ready.http && UsesProbePort(*c.ready.http)) || (c.ready.tcp && UsesProbePort(*c.ready.tcp))) return true;
-  for (const auto& [k, v] : c.env)
-    if (UsesProbePort(v)) return true;
-  for (const auto& [k, v] : r.env)
-    if (UsesProbePort(v)) return true;
-  return false;
+  WorkerInputs in{config_, release, {}, {}, {}, probe_port, backend_ports, io_.base_env, io_.notify_socket};
+  for (const auto& l : io_.listeners) in.listeners.push_back({l.name, l.fd, l.port});
+  if (gen) in.own_sockets = gen->sockets;
+  for (const auto& [name, fd] : fd_store_) in.stored_fds.emplace_back(name, fd->get());
+  return baton::BuildLaunchSpec(in, probes);
 }
 
 ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid) {
