@@ -51,11 +51,15 @@ double Num(const nlohmann::json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0;
 }
 
-}  // namespace
+// A family whose samples are one field of each object listed (proxies, tunnel sessions).
+struct FieldFamily {
+  const char* metric;
+  const char* key;
+  const char* type;
+  const char* help;
+};
 
-std::string RenderMetrics(const nlohmann::json& status) {
-  Writer w;
-  const auto& d = status["daemon"];
+void DaemonMetrics(Writer& w, const nlohmann::json& d) {
   w.Family("baton_daemon_uptime_seconds", "gauge", "Seconds since batond started.");
   w.Sample("baton_daemon_uptime_seconds", {}, Num(d, "uptime_s"));
   w.Family("baton_daemon_open_fds", "gauge", "File descriptors batond holds open.");
@@ -73,8 +77,9 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Family("baton_daemon_self_upgrades_total", "counter",
            "Self-upgrades attempted (the program replaced or handed back).");
   w.Sample("baton_daemon_self_upgrades_total", {}, d.contains("self_upgrade") ? Num(d["self_upgrade"], "attempts") : 0);
+}
 
-  const auto& services = status["services"];
+void ServiceMetrics(Writer& w, const nlohmann::json& services) {
   w.Family("baton_service_up", "gauge", "1 if the service has a live generation.");
   for (const auto& s : services) w.Sample("baton_service_up", {{"service", s["name"]}}, s["version"].is_null() ? 0 : 1);
   w.Family("baton_service_info", "gauge", "The live version and the service state, as labels.");
@@ -114,8 +119,11 @@ std::string RenderMetrics(const nlohmann::json& status) {
   w.Family("baton_service_fatal", "gauge", "1 if the service stopped restarting after repeated failures.");
   for (const auto& s : services)
     w.Sample("baton_service_fatal", {{"service", s["name"]}}, s["state"] == "fatal" ? 1 : 0);
-  // Progressive handovers in progress: the step, the new generation's share, and what the
-  // step has seen so far (samples only while one runs).
+}
+
+// Progressive handovers in progress: the step, the new generation's share, and what the
+// step has seen so far (samples only while one runs).
+void ProgressiveMetrics(Writer& w, const nlohmann::json& services) {
   w.Family("baton_service_progressive_step", "gauge", "Step of the progressive handover under way (1-based).");
   w.Family("baton_service_progressive_weight_percent", "gauge", "Share of new connections the new generation gets.");
   w.Family("baton_service_progressive_step_connections", "gauge",
@@ -129,8 +137,11 @@ std::string RenderMetrics(const nlohmann::json& status) {
       w.Sample("baton_service_progressive_step_connections", {{"service", s["name"]}, {"kind", k}},
                Num(p["this_step"], k));
   }
-  // How each listener's connections reach the workers, and for kernel steering the share of
-  // new connections and the accept queue of each generation's socket.
+}
+
+// How each listener's connections reach the workers, and for kernel steering the share of
+// new connections and the accept queue of each generation's socket.
+void ListenerMetrics(Writer& w, const nlohmann::json& services) {
   w.Family("baton_listener_info", "gauge", "1 for each listener, with its mode: kernel, shared or proxy.");
   for (const auto& s : services)
     for (const auto& l : s.value("listeners", nlohmann::json::array()))
@@ -149,13 +160,10 @@ std::string RenderMetrics(const nlohmann::json& status) {
         w.Sample("baton_listener_queued", labels, Num(k, "queued"));
       }
     }
-  struct ProxyFamily {
-    const char* metric;
-    const char* key;
-    const char* type;
-    const char* help;
-  };
-  static constexpr ProxyFamily kProxy[] = {
+}
+
+void ProxyMetrics(Writer& w, const nlohmann::json& services) {
+  static constexpr FieldFamily kProxy[] = {
       {"baton_proxy_connections", "active", "gauge", "Proxied connections open now."},
       {"baton_proxy_connections_total", "total", "counter", "Connections accepted by the proxy."},
       {"baton_proxy_errors_total", "errors", "counter", "Connections closed because no backend could be reached."},
@@ -172,7 +180,10 @@ std::string RenderMetrics(const nlohmann::json& status) {
         for (const auto& p : s["proxies"])
           w.Sample(f.metric, {{"service", s["name"]}, {"listener", p["name"]}}, Num(p, f.key));
   }
-  static constexpr ProxyFamily kTunnel[] = {
+}
+
+void TunnelMetrics(Writer& w, const nlohmann::json& status) {
+  static constexpr FieldFamily kTunnel[] = {
       {"baton_tunnel_channels_open", "channels_open", "gauge", "Forwarded connections open through the session."},
       {"baton_tunnel_channels_total", "channels_total", "counter", "Forwarded connections since batond started."},
       {"baton_tunnel_reconnects_total", "reconnects", "counter", "Times the session connected again after a loss."},
@@ -190,6 +201,19 @@ std::string RenderMetrics(const nlohmann::json& status) {
       for (const auto& s : t["sessions"])
         w.Sample(f.metric, {{"tunnel", t["name"]}, {"edge", s["edge"]}}, Num(s, f.key));
   }
+}
+
+}  // namespace
+
+std::string RenderMetrics(const nlohmann::json& status) {
+  Writer w;
+  DaemonMetrics(w, status["daemon"]);
+  const auto& services = status["services"];
+  ServiceMetrics(w, services);
+  ProgressiveMetrics(w, services);
+  ListenerMetrics(w, services);
+  ProxyMetrics(w, services);
+  TunnelMetrics(w, status);
   return w.str();
 }
 
