@@ -60,6 +60,9 @@ class ConfigReader {
   Status Restart(const toml::table& t, const std::string& prefix, RestartConfig& r) const;
   Status CheckTemplates(const toml::table& t, const std::string& prefix, const ServiceConfig& svc) const;
   Status Service(const std::string& name, const toml::node& node, ServiceConfig& svc) const;
+  Status Account(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const;
+  Status ServiceEnv(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const;
+  Status SubTables(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const;
 
   std::string path_;
 };

@@ -1,6 +1,7 @@
 // [service.NAME]: the command, listeners, readiness, stop, restart, rollout, limits and the
 // templates' placeholders.
 #include <algorithm>
+#include <functional>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -285,14 +286,21 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
   if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
   if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 128); !s.ok()) return s;
-  if (auto s = String(*t, prefix, "user", svc.user); !s.ok()) return s;
-  if (auto s = String(*t, prefix, "group", svc.group); !s.ok()) return s;
+  for (auto read : {&ConfigReader::Account, &ConfigReader::ServiceEnv, &ConfigReader::SubTables})
+    if (Status st = (this->*read)(*t, prefix, svc); !st.ok()) return st;
+  return CheckTemplates(*t, prefix, svc);
+}
+
+// Who the workers run as: user, group, supplementary_groups, umask; and pass_env.
+Status ConfigReader::Account(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const {
+  if (auto s = String(t, prefix, "user", svc.user); !s.ok()) return s;
+  if (auto s = String(t, prefix, "group", svc.group); !s.ok()) return s;
   for (auto [key, list] : {std::pair{"supplementary_groups", &svc.supplementary_groups}, {"pass_env", &svc.pass_env}})
-    if (const toml::node* n = t->get(key))
+    if (const toml::node* n = t.get(key))
       if (auto s = StringArray(*n, prefix + "." + key, *list, false); !s.ok()) return s;
   for (auto key : {"user", "group", "supplementary_groups"})
-    if (auto s = AccountIds(*t, prefix, key); !s.ok()) return s;
-  if (const toml::node* n = t->get("umask")) {
+    if (auto s = AccountIds(t, prefix, key); !s.ok()) return s;
+  if (const toml::node* n = t.get("umask")) {
     // 0o027 as a TOML integer, or "0027" as a string of octal digits.
     std::optional<long> mask;
     if (n->is_integer())
@@ -304,7 +312,11 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
       return Error(*n, prefix + ".umask", "expected an octal mode such as \"0027\" or 0o027");
     svc.umask = static_cast<unsigned>(*mask);
   }
-  if (const toml::node* env = t->get("env")) {
+  return Status::Ok();
+}
+
+Status ConfigReader::ServiceEnv(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const {
+  if (const toml::node* env = t.get("env")) {
     const toml::table* et = env->as_table();
     if (!et) return Error(*env, prefix + ".env", "expected a table of strings");
     for (auto&& [k, v] : *et) {
@@ -312,43 +324,27 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
       svc.env[std::string(k.str())] = v.as_string()->get();
     }
   }
-  auto sub = [&](const char* key) -> Result<const toml::table*> {
-    const toml::node* n = t->get(key);
-    if (!n) return static_cast<const toml::table*>(nullptr);
-    if (!n->is_table()) return Error(*n, prefix + "." + key, "expected a table");
-    return n->as_table();
+  return Status::Ok();
+}
+
+// The service's sub-tables, each read by its own reader, in this order.
+Status ConfigReader::SubTables(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const {
+  using Read = std::function<Status(const toml::table&, const std::string&)>;
+  const std::pair<const char*, Read> tables[] = {
+      {"listen", [&](const toml::table& sub, const std::string& key) { return Listeners(sub, key, svc); }},
+      {"ready", [&](const toml::table& sub, const std::string& key) { return Ready(sub, key, svc.ready); }},
+      {"stop", [&](const toml::table& sub, const std::string& key) { return Stop(sub, key, svc.stop); }},
+      {"restart", [&](const toml::table& sub, const std::string& key) { return Restart(sub, key, svc.restart); }},
+      {"limits", [&](const toml::table& sub, const std::string& key) { return Limits(sub, key, svc.limits); }},
+      {"rollout", [&](const toml::table& sub, const std::string& key) { return Rollout(sub, key, svc); }},
   };
-  if (auto l = sub("listen"); !l.ok())
-    return l.status();
-  else if (*l) {
-    if (auto s = Listeners(**l, prefix + ".listen", svc); !s.ok()) return s;
+  for (const auto& [key, read] : tables) {
+    const toml::node* n = t.get(key);
+    if (!n) continue;
+    if (!n->is_table()) return Error(*n, prefix + "." + key, "expected a table");
+    if (Status s = read(*n->as_table(), prefix + "." + key); !s.ok()) return s;
   }
-  if (auto r = sub("ready"); !r.ok())
-    return r.status();
-  else if (*r) {
-    if (auto s = Ready(**r, prefix + ".ready", svc.ready); !s.ok()) return s;
-  }
-  if (auto r = sub("stop"); !r.ok())
-    return r.status();
-  else if (*r) {
-    if (auto s = Stop(**r, prefix + ".stop", svc.stop); !s.ok()) return s;
-  }
-  if (auto r = sub("restart"); !r.ok())
-    return r.status();
-  else if (*r) {
-    if (auto s = Restart(**r, prefix + ".restart", svc.restart); !s.ok()) return s;
-  }
-  if (auto r = sub("limits"); !r.ok())
-    return r.status();
-  else if (*r) {
-    if (auto s = Limits(**r, prefix + ".limits", svc.limits); !s.ok()) return s;
-  }
-  if (auto r = sub("rollout"); !r.ok())
-    return r.status();
-  else if (*r) {
-    if (auto s = Rollout(**r, prefix + ".rollout", svc); !s.ok()) return s;
-  }
-  return CheckTemplates(*t, prefix, svc);
+  return Status::Ok();
 }
 
 }  // namespace baton
