@@ -201,6 +201,9 @@ class Service {
   void RetireIfDone(Generation& gen);
   void StopAll(std::function<void()> done);
   void MaybeFinishStop();
+  Status RestoreLive(const nlohmann::json& live);
+  void RestoreWorker(Generation& gen, const nlohmann::json& worker);
+  SteadyTime SteadyOf(double wall_then) const;
   void Emit(EventType type, const Generation* gen, int pid, const std::string& message,
             std::optional<double> duration_s = std::nullopt);
   Generation* FindGen(int64_t id);

@@ -81,12 +81,6 @@ Json Service::Snapshot(std::vector<int>* keep) const {
 Status Service::Restore(const Json& s) {
   if (!gens_.empty() || handover_) return Status::FailedPrecondition("service '" + name() + "' is already running");
   try {
-    SteadyTime now = clock_.Now();
-    double wall = clock_.WallSeconds();
-    // A steady time point for a wall-clock time of the previous program.
-    auto steady_of = [&](double then) {
-      return now - std::chrono::duration_cast<Duration>(std::chrono::duration<double>(std::max(0.0, wall - then)));
-    };
     next_gen_id_ = std::max(next_gen_id_, s.at("next_generation").get<int64_t>());
     stopped_ = s.value("stopped", false);
     fatal_reason_ = s.value("fatal_reason", "");
@@ -105,58 +99,70 @@ Status Service::Restore(const Json& s) {
     for (const auto& e : s.at("fd_store"))
       fd_store_.emplace_back(e.at("name").get<std::string>(), std::make_shared<UniqueFd>(e.at("fd").get<int>()));
     if (!s.contains("live")) return Status::Ok();
-
-    const Json& l = s["live"];
-    auto release = ReleaseFromJson(l.at("release"));
-    if (!release) return Status::InvalidArgument("service '" + name() + "': live generation without a release");
-    auto gen = std::make_unique<Generation>();
-    gen->id = l.at("id").get<int64_t>();
-    gen->release = *release;
-    gen->state = GenState::kLive;
-    gen->started_wall = l.at("started_wall").get<double>();
-    gen->started = steady_of(gen->started_wall);
-    gen->sockets = l.value("sockets", std::map<std::string, int>{});
-    Generation& g = *gen;
-    gens_.push_back(std::move(gen));
-    for (const auto& j : l.at("workers")) {
-      auto w = std::make_unique<Worker>();
-      w->id = j.at("id").get<int>();
-      w->pid = j.at("pid").get<int>();
-      w->started_wall = j.at("started_wall").get<double>();
-      w->started = steady_of(w->started_wall);
-      w->restarts = j.value("restarts", 0);
-      w->quick_failures = j.value("quick_failures", 0);
-      w->notify_status = j.value("notify_status", "");
-      w->backend_ports = j.value("backend_ports", std::map<std::string, int>{});
-      for (const auto& line : j.value("stderr_tail", Json::array())) w->stderr_tail.push_back(line.get<std::string>());
-      if (j.contains("probe_port")) w->probe_port = j["probe_port"].get<int>();
-      std::string phase = j.at("phase").get<std::string>();
-      Worker& ref = *w;
-      g.workers.push_back(std::move(w));
-      if (phase == WorkerPhaseName(WorkerPhase::kBackoff)) {
-        ScheduleRestart(g, ref, std::chrono::milliseconds(j.value("restart_in_ms", int64_t{0})));
-        continue;
-      }
-      if (phase != WorkerPhaseName(WorkerPhase::kReady) || ref.pid <= 0) {
-        ref.phase = WorkerPhase::kExited;  // e.g. a fatal service's last crashed worker
-        ref.pid = 0;
-        continue;
-      }
-      ref.phase = WorkerPhase::kReady;
-      Status st = launcher_.Reattach(ref.pid, WorkerEvents(g.id, ref.id, std::make_shared<int>(ref.pid)));
-      if (!st.ok()) {
-        Emit(EventType::kCrashed, &g, ref.pid,
-             "worker " + std::to_string(ref.id) + " could not be taken over: " + st.message());
-        ref.pid = 0;
-        ScheduleRestart(g, ref, Duration(0));
-      }
-    }
+    if (Status st = RestoreLive(s["live"]); !st.ok()) return st;
     if (s.contains("bake_remaining_ms")) StartBake(std::chrono::milliseconds(s["bake_remaining_ms"].get<int64_t>()));
     SteerTraffic();
   } catch (const Json::exception& e) {
     return Status::InvalidArgument("service '" + name() + "': " + e.what());
   }
   return Status::Ok();
+}
+
+// A steady time point for a wall-clock time of the previous program.
+SteadyTime Service::SteadyOf(double wall_then) const {
+  double wall = clock_.WallSeconds();
+  return clock_.Now() -
+         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(std::max(0.0, wall - wall_then)));
+}
+
+// The live generation and its workers: a ready worker is taken over where it runs, one
+// waiting to restart keeps its backoff, and one that cannot be taken over restarts.
+Status Service::RestoreLive(const Json& l) {
+  auto release = ReleaseFromJson(l.at("release"));
+  if (!release) return Status::InvalidArgument("service '" + name() + "': live generation without a release");
+  auto gen = std::make_unique<Generation>();
+  gen->id = l.at("id").get<int64_t>();
+  gen->release = *release;
+  gen->state = GenState::kLive;
+  gen->started_wall = l.at("started_wall").get<double>();
+  gen->started = SteadyOf(gen->started_wall);
+  gen->sockets = l.value("sockets", std::map<std::string, int>{});
+  Generation& g = *gen;
+  gens_.push_back(std::move(gen));
+  for (const auto& j : l.at("workers")) RestoreWorker(g, j);
+  return Status::Ok();
+}
+
+void Service::RestoreWorker(Generation& g, const Json& j) {
+  auto w = std::make_unique<Worker>();
+  w->id = j.at("id").get<int>();
+  w->pid = j.at("pid").get<int>();
+  w->started_wall = j.at("started_wall").get<double>();
+  w->started = SteadyOf(w->started_wall);
+  w->restarts = j.value("restarts", 0);
+  w->quick_failures = j.value("quick_failures", 0);
+  w->notify_status = j.value("notify_status", "");
+  w->backend_ports = j.value("backend_ports", std::map<std::string, int>{});
+  for (const auto& line : j.value("stderr_tail", Json::array())) w->stderr_tail.push_back(line.get<std::string>());
+  if (j.contains("probe_port")) w->probe_port = j["probe_port"].get<int>();
+  std::string phase = j.at("phase").get<std::string>();
+  Worker& ref = *w;
+  g.workers.push_back(std::move(w));
+  if (phase == WorkerPhaseName(WorkerPhase::kBackoff))
+    return ScheduleRestart(g, ref, std::chrono::milliseconds(j.value("restart_in_ms", int64_t{0})));
+  if (phase != WorkerPhaseName(WorkerPhase::kReady) || ref.pid <= 0) {
+    ref.phase = WorkerPhase::kExited;  // e.g. a fatal service's last crashed worker
+    ref.pid = 0;
+    return;
+  }
+  ref.phase = WorkerPhase::kReady;
+  Status st = launcher_.Reattach(ref.pid, WorkerEvents(g.id, ref.id, std::make_shared<int>(ref.pid)));
+  if (!st.ok()) {
+    Emit(EventType::kCrashed, &g, ref.pid,
+         "worker " + std::to_string(ref.id) + " could not be taken over: " + st.message());
+    ref.pid = 0;
+    ScheduleRestart(g, ref, Duration(0));
+  }
 }
 
 }  // namespace baton
