@@ -31,6 +31,19 @@ Status OptionalString(const nlohmann::json& body, const char* key, std::optional
   return Status::Ok();
 }
 
+// The end of a handover: the last line of a stream, or the one answer (422 with the
+// error when the new generation was not promoted).
+void ReplyOutcome(Responder& responder, bool streaming, const HandoverResult& r) {
+  if (streaming) {
+    responder.StreamLine({{"result", r.ToJson()}});
+    return responder.EndStream();
+  }
+  if (r.promoted) return responder.Reply(200, {{"result", r.ToJson()}});
+  nlohmann::json b = ControlApi::ErrorBody("handover_failed", r.reason);
+  b["result"] = r.ToJson();
+  responder.Reply(422, b);
+}
+
 Result<size_t> ParseCount(const std::map<std::string, std::string>& query, const char* key, size_t def, size_t max) {
   auto it = query.find(key);
   if (it == query.end()) return def;
@@ -81,12 +94,11 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
   if (path.rfind(api_root, 0) != 0)
     return responder->Reply(404, ErrorBody("not_found", "no such route: " + path + " (routes live under /v1)"));
 
-  nlohmann::json body = nlohmann::json::object();
-  if (!request.body.empty()) {
-    body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) return responder->Reply(400, ErrorBody("bad_json", "request body is not valid JSON"));
-    if (!body.is_object()) return responder->Reply(400, ErrorBody("bad_json", "request body must be a JSON object"));
-  }
+  nlohmann::json body = request.body.empty() ? nlohmann::json::object()
+                                             : nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object())
+    return responder->Reply(400, ErrorBody("bad_json", body.is_discarded() ? "request body is not valid JSON"
+                                                                           : "request body must be a JSON object"));
   if (path == protocol::kStatusPath) {
     if (allow("GET")) responder->Reply(200, commands_.DaemonStatus());
     return;
@@ -110,26 +122,15 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     if (!allow("GET")) return;
     return responder->Reply(200, {{"services", commands_.DaemonStatus()["services"]}});
   }
-  // /v1/services/NAME and /v1/services/NAME/ACTION
-  const std::string services = std::string(protocol::kServicesPath) + "/";
-  if (path.rfind(services, 0) == 0) {
-    std::string rest = path.substr(services.size());
-    size_t slash = rest.find('/');
-    std::string service = rest.substr(0, slash);
-    std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (!service.empty() && action.empty()) {
-      if (allow("GET")) {
-        auto st = commands_.ServiceStatus(service);
-        if (!st.ok()) return ReplyError(*responder, st.status());
-        responder->Reply(200, *st);
-      }
-      return;
+  if (auto route = protocol::ParseServicePath(path)) {
+    if (!route->action) {
+      if (!allow("GET")) return;
+      auto st = commands_.ServiceStatus(route->service);
+      return st.ok() ? responder->Reply(200, *st) : ReplyError(*responder, st.status());
     }
-    auto known = protocol::ParseAction(action);
-    if (!service.empty() && known) {
-      if (!allow(protocol::MethodOf(*known))) return;
-      return HandleService(service, *known, request, target.query, body, responder);
-    }
+    if (allow(protocol::MethodOf(*route->action)))
+      HandleService(route->service, *route->action, request, target.query, body, responder);
+    return;
   }
   responder->Reply(404, ErrorBody("not_found", "no such route: " + path));
 }
@@ -259,16 +260,12 @@ void ControlApi::RunLong(const ApiRequest& request, const std::map<std::string, 
   auto wait = query.find("wait");
   st->wait_drain = wait != query.end() && wait->second == "drained";
   Commands& commands = commands_;
-  auto finish = [responder, st, &commands](HandoverResult r) {
+  auto unsubscribe = [st, &commands] {
     if (st->subscription) commands.Unsubscribe(std::exchange(st->subscription, 0));
-    if (st->streaming) {
-      responder->StreamLine({{"result", r.ToJson()}});
-      return responder->EndStream();
-    }
-    if (r.promoted) return responder->Reply(200, {{"result", r.ToJson()}});
-    nlohmann::json b = ErrorBody("handover_failed", r.reason);
-    b["result"] = r.ToJson();
-    responder->Reply(422, b);
+  };
+  auto finish = [responder, st, unsubscribe](HandoverResult r) {
+    unsubscribe();
+    ReplyOutcome(*responder, st->streaming, r);
   };
   if (st->wait_drain) {
     // Subscribed before the operation starts: a quick drain cannot be missed.
@@ -297,12 +294,10 @@ void ControlApi::RunLong(const ApiRequest& request, const std::map<std::string, 
   };
   Status s = start(progress, done);
   if (!s.ok()) {
-    if (st->subscription) commands_.Unsubscribe(std::exchange(st->subscription, 0));
+    unsubscribe();
     return ReplyError(*responder, s);
   }
-  responder->OnClose([st, &commands] {
-    if (st->subscription) commands.Unsubscribe(std::exchange(st->subscription, 0));
-  });
+  responder->OnClose(unsubscribe);
   if (request.wants_stream) {
     st->streaming = true;
     responder->StartStream();

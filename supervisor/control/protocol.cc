@@ -105,6 +105,19 @@ std::string ActionPath(std::string_view service, ServiceAction action) {
   return ServicePath(service) + "/" + ActionName(action);
 }
 
+std::optional<ServiceRoute> ParseServicePath(std::string_view path) {
+  const std::string prefix = std::string(kServicesPath) + "/";
+  if (path.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::string_view rest = path.substr(prefix.size());
+  size_t slash = rest.find('/');
+  ServiceRoute route{std::string(rest.substr(0, slash)), std::nullopt};
+  if (route.service.empty()) return std::nullopt;
+  if (slash == std::string_view::npos || slash + 1 == rest.size()) return route;
+  route.action = ParseAction(rest.substr(slash + 1));
+  if (!route.action) return std::nullopt;
+  return route;
+}
+
 Target ParseTarget(std::string_view target) {
   Target out;
   size_t q = target.find('?');

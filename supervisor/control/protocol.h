@@ -72,6 +72,13 @@ std::optional<ServiceAction> ParseAction(std::string_view name);
 const char* MethodOf(ServiceAction action);  // "GET" for history and logs, else "POST"
 
 std::string ServicePath(std::string_view service);
+// /v1/services/NAME (no action) or /v1/services/NAME/ACTION; nothing for another path or
+// an unknown action.
+struct ServiceRoute {
+  std::string service;
+  std::optional<ServiceAction> action;
+};
+std::optional<ServiceRoute> ParseServicePath(std::string_view path);
 std::string ActionPath(std::string_view service, ServiceAction action);
 
 // A target's path and its query parameters ("a=1&b" gives a="1", b=""), split once.

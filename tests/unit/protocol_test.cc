@@ -34,6 +34,15 @@ TEST_CASE("protocol: service actions, their methods and their paths") {
   CHECK(std::string(protocol::MethodOf(ServiceAction::kUpgrade)) == "POST");
   CHECK(protocol::ActionPath("web", ServiceAction::kRollback) == "/v1/services/web/rollback");
   CHECK(protocol::ServicePath("web") == "/v1/services/web");
+  auto route = protocol::ParseServicePath("/v1/services/web/rollback");
+  REQUIRE(route);
+  CHECK(route->service == "web");
+  CHECK(route->action == ServiceAction::kRollback);
+  CHECK_FALSE(protocol::ParseServicePath("/v1/services/web")->action);
+  CHECK_FALSE(protocol::ParseServicePath("/v1/services/web/")->action);
+  CHECK_FALSE(protocol::ParseServicePath("/v1/services/web/explode"));
+  CHECK_FALSE(protocol::ParseServicePath("/v1/services/"));
+  CHECK_FALSE(protocol::ParseServicePath("/v1/status"));
 }
 
 TEST_CASE("protocol: a target splits into its path and its query once") {
