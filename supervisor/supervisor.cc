@@ -129,9 +129,27 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
   } else {
     slot->steering = ServiceSteering::Create(svc, slot->listeners, config_.daemon);
   }
+  ServiceIo sio = IoFor(*slot, svc);
+  slot->service =
+      std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio), [this, raw](const ServiceEvent& e) {
+        // A backend may have become routable.
+        if (e.type == EventType::kReady || e.type == EventType::kPromoted)
+          for (auto& p : raw->proxies) p->Resume();
+        Publish(e);
+      });
+  slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
+  StartProxies(*slot);
+  services_.push_back(std::move(slot));
+  return Status::Ok();
+}
+
+// What a service is given of the outside world: its sockets, the notify socket, ports,
+// its proxies' connections and traffic, and where its results and output go.
+ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
   ServiceIo sio;
-  sio.steering = slot->steering.get();
-  sio.listeners = InheritedListeners(svc, slot->listeners);
+  ServiceSlot* raw = &slot;
+  sio.steering = slot.steering.get();
+  sio.listeners = InheritedListeners(svc, slot.listeners);
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [this] { return ports_.Next(); };
@@ -154,32 +172,26 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
   };
   std::string name = svc.name;
   sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
-    Status s = history_->Record(name, release, result, clock_->WallSeconds());
-    if (s.ok()) {
-      history_error_.clear();
-      return;
-    }
-    // Kept in memory: the next write that succeeds saves it too. The file on disk is the
-    // previous complete one (written to a temporary file, then renamed).
-    history_error_ = s.message();
-    spdlog::error("{}: history not saved: {}", name, s.message());
-    Publish(ServiceEvent{EventType::kHistoryError, name, result.generation, result.version, 0, s.message(),
-                         clock_->WallSeconds()});
+    RecordResult(name, release, result);
   };
   sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
     OnOutput(name, gen, pid, stream, line);
   };
-  slot->service =
-      std::make_unique<Service>(*clock_, launcher_, probes_, svc, std::move(sio), [this, raw](const ServiceEvent& e) {
-        // A backend may have become routable.
-        if (e.type == EventType::kReady || e.type == EventType::kPromoted)
-          for (auto& p : raw->proxies) p->Resume();
-        Publish(e);
-      });
-  slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);
-  StartProxies(*slot);
-  services_.push_back(std::move(slot));
-  return Status::Ok();
+  return sio;
+}
+
+void Supervisor::RecordResult(const std::string& name, const Release& release, const HandoverResult& result) {
+  Status s = history_->Record(name, release, result, clock_->WallSeconds());
+  if (s.ok()) {
+    history_error_.clear();
+    return;
+  }
+  // Kept in memory: the next write that succeeds saves it too. The file on disk is the
+  // previous complete one (written to a temporary file, then renamed).
+  history_error_ = s.message();
+  spdlog::error("{}: history not saved: {}", name, s.message());
+  Publish(ServiceEvent{EventType::kHistoryError, name, result.generation, result.version, 0, s.message(),
+                       clock_->WallSeconds()});
 }
 
 void Supervisor::StartProxies(ServiceSlot& slot) {

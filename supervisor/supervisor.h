@@ -122,6 +122,8 @@ class Supervisor : public Commands {
   // (Re)creates a slot's proxies for its proxied listeners; the previous ones stop
   // accepting and stay until their connections close.
   void StartProxies(ServiceSlot& slot);
+  ServiceIo IoFor(ServiceSlot& slot, const ServiceConfig& svc);
+  void RecordResult(const std::string& name, const Release& release, const HandoverResult& result);
   nlohmann::json DescribeService(const ServiceSlot& slot) const;
   // Creates every tunnel's sessions; the first of each starts at once, the next when the
   // one before it is up or has failed once.

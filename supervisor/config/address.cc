@@ -31,6 +31,45 @@ std::string SocketAddress::ToString() const {
   return "?";
 }
 
+namespace {
+
+// "HOST:PORT" or "[V6]:PORT" of a tcp://, tcp6:// or udp:// address, into `addr`; the host
+// must be numeric and of the address's family ("localhost" is the loopback address).
+Status ParseHostPort(std::string_view rest, std::string_view text, SocketAddress& addr) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("bad address '" + std::string(text) + "': " + why);
+  };
+  std::string_view host, port;
+  if (!rest.empty() && rest[0] == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      return bad("expected [IPV6]:PORT");
+    host = rest.substr(1, close - 1);
+    port = rest.substr(close + 2);
+  } else {
+    auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing :PORT");
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  auto parsed_port = ParsePort(port, text);
+  if (!parsed_port.ok()) return parsed_port.status();
+  addr.port = *parsed_port;
+  addr.host = std::string(host);
+  if (addr.host == "localhost") addr.host = addr.kind == SocketAddress::Kind::kTcp6 ? "::1" : "127.0.0.1";
+
+  unsigned char buf[sizeof(in6_addr)];
+  bool v4 = inet_pton(AF_INET, addr.host.c_str(), buf) == 1;
+  bool v6 = inet_pton(AF_INET6, addr.host.c_str(), buf) == 1;
+  if (addr.kind == SocketAddress::Kind::kTcp && !v4)
+    return bad("tcp:// needs a numeric IPv4 host (use tcp6:// for IPv6)");
+  if (addr.kind == SocketAddress::Kind::kTcp6 && !v6) return bad("tcp6:// needs a numeric IPv6 host in brackets");
+  if (addr.kind == SocketAddress::Kind::kUdp && !v4 && !v6) return bad("udp:// needs a numeric IP host");
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<SocketAddress> ParseSocketAddress(std::string_view text) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("bad address '" + std::string(text) + "': " + why);
@@ -69,32 +108,7 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text) {
     return addr;
   }
 
-  std::string_view host, port;
-  if (!rest.empty() && rest[0] == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
-      return bad("expected [IPV6]:PORT");
-    host = rest.substr(1, close - 1);
-    port = rest.substr(close + 2);
-  } else {
-    auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return bad("missing :PORT");
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  auto parsed_port = ParsePort(port, text);
-  if (!parsed_port.ok()) return parsed_port.status();
-  addr.port = *parsed_port;
-  addr.host = std::string(host);
-  if (addr.host == "localhost") addr.host = addr.kind == SocketAddress::Kind::kTcp6 ? "::1" : "127.0.0.1";
-
-  unsigned char buf[sizeof(in6_addr)];
-  bool v4 = inet_pton(AF_INET, addr.host.c_str(), buf) == 1;
-  bool v6 = inet_pton(AF_INET6, addr.host.c_str(), buf) == 1;
-  if (addr.kind == SocketAddress::Kind::kTcp && !v4)
-    return bad("tcp:// needs a numeric IPv4 host (use tcp6:// for IPv6)");
-  if (addr.kind == SocketAddress::Kind::kTcp6 && !v6) return bad("tcp6:// needs a numeric IPv6 host in brackets");
-  if (addr.kind == SocketAddress::Kind::kUdp && !v4 && !v6) return bad("udp:// needs a numeric IP host");
+  if (Status st = ParseHostPort(rest, text, addr); !st.ok()) return st;
   return addr;
 }
 
