@@ -130,85 +130,78 @@ int SelfUpgrade(const Options& o, const std::string& binary, int timeout_s) {
   return kExitUnreachable;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"batonctl: control a running batond"};
-  bool show_version = false;
-  app.add_flag("--version", show_version, "print batonctl's version, and batond's when the socket answers");
-  app.require_subcommand(0, 1);
+// Everything batonctl was asked, and how each subcommand is run. Member functions see the
+// parsed values by name.
+struct Cli {
   Options o;
-  const char* env_socket = std::getenv(protocol::kSocketEnv);
-  o.socket = env_socket && *env_socket ? env_socket : protocol::kDefaultSocket;
-  app.add_option("-s,--socket", o.socket, "control socket (default: $BATON_SOCKET, else /run/baton/control.sock)");
-  app.add_flag("--json", o.json, "print the API's JSON unchanged (one object per line for streams)");
-  app.fallthrough();
-
-  std::string service, version, to, signal;
+  bool show_version = false;
+  std::string service, version, to, signal, binary;
   std::vector<std::string> command, env;
   int replicas = 0;
   size_t lines = 50;
-  bool follow = false, no_wait_drain = false;
-
-  bool names_only = false;
-  auto* status = app.add_subcommand("status", "show the daemon and its services, or one service in detail");
-  status->add_option("service", service, "only this service, with its generations and workers");
-  status->add_flag("--names", names_only, "print only the service names, one per line");
-  auto* upgrade = app.add_subcommand("upgrade", "start a new release and hand over to it once it is ready");
-  upgrade->add_option("service", service)->required();
-  upgrade->add_option("--version", version, "version of the new release")->required();
-  upgrade->add_option("--env", env, "KEY=VALUE for this release (repeatable)");
-  upgrade->add_flag("--no-wait-drain", no_wait_drain, "return at promotion, without waiting for the old drain");
-  upgrade->add_option("command", command, "replace the command for this release: the arguments after --");
-  auto* rollback = app.add_subcommand("rollback", "hand back to the previous promoted release, or to --to");
-  rollback->add_option("service", service)->required();
-  rollback->add_option("--to", to, "version from the history to return to");
-  rollback->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
-  auto* restart = app.add_subcommand("restart", "start the same release again through a full handover");
-  restart->add_option("service", service)->required();
-  restart->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
-  auto* start = app.add_subcommand("start", "start a stopped service with its last promoted release");
-  start->add_option("service", service)->required();
-  auto* stop = app.add_subcommand("stop", "stop every worker of a service (stop signal, then SIGKILL)");
-  stop->add_option("service", service)->required();
-  auto* scale = app.add_subcommand("scale", "change the number of workers");
-  scale->add_option("service", service)->required();
-  scale->add_option("replicas", replicas)->required()->check(CLI::Range(1, 1024));
-  auto* sig = app.add_subcommand("signal", "send a signal to every worker's process group");
-  sig->add_option("service", service)->required();
-  sig->add_option("signal", signal, "e.g. HUP, USR1, TERM")->required();
-  auto* history = app.add_subcommand("history", "list a service's handovers and their outcomes");
-  history->add_option("service", service)->required();
-  auto* logs = app.add_subcommand("logs", "show what the workers wrote");
-  logs->add_option("service", service)->required();
-  logs->add_option("-n,--lines", lines, "how many of the last lines (default 50)");
-  logs->add_flag("-f,--follow", follow, "keep printing new lines");
-  auto* events = app.add_subcommand("events", "print everything batond does, as it happens");
-  auto* reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
-  auto* metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
-  std::map<ServiceAction, CLI::App*> steer;
-  for (auto [action, help] :
-       {std::pair{ServiceAction::kPromote, "skip the remaining steps of a progressive handover: promote now"},
-        {ServiceAction::kPause, "hold a progressive handover at its current step"},
-        {ServiceAction::kResume, "carry on with a paused progressive handover"}}) {
-    steer[action] = app.add_subcommand(protocol::ActionName(action), help);
-    steer[action]->add_option("service", service, "the service")->required();
-  }
-  auto* self_upgrade = app.add_subcommand(
-      "self-upgrade", "replace batond's own program, keeping its pid, workers, sockets and connections");
-  std::string binary;
+  bool follow = false, no_wait_drain = false, names_only = false;
   int self_upgrade_timeout = 30;
-  self_upgrade->add_option("--binary", binary, "the new batond (default: the file batond was started from)");
-  self_upgrade->add_option("--timeout", self_upgrade_timeout, "seconds to wait for the outcome (default 30)")
-      ->check(CLI::Range(1, 86400));
+  CLI::App *status = nullptr, *upgrade = nullptr, *rollback = nullptr, *restart = nullptr, *start = nullptr,
+           *stop = nullptr, *scale = nullptr, *sig = nullptr, *history = nullptr, *logs = nullptr, *events = nullptr,
+           *reload = nullptr, *metrics = nullptr, *self_upgrade = nullptr;
+  std::map<ServiceAction, CLI::App*> steer;
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+  std::string path(ServiceAction action) const { return protocol::ActionPath(service, action); }
+  std::string wait() const { return no_wait_drain ? "" : "?wait=drained"; }
+
+  // The subcommands and their options.
+  void Define(CLI::App& app) {
+    status = app.add_subcommand("status", "show the daemon and its services, or one service in detail");
+    status->add_option("service", service, "only this service, with its generations and workers");
+    status->add_flag("--names", names_only, "print only the service names, one per line");
+    upgrade = app.add_subcommand("upgrade", "start a new release and hand over to it once it is ready");
+    upgrade->add_option("service", service)->required();
+    upgrade->add_option("--version", version, "version of the new release")->required();
+    upgrade->add_option("--env", env, "KEY=VALUE for this release (repeatable)");
+    upgrade->add_flag("--no-wait-drain", no_wait_drain, "return at promotion, without waiting for the old drain");
+    upgrade->add_option("command", command, "replace the command for this release: the arguments after --");
+    rollback = app.add_subcommand("rollback", "hand back to the previous promoted release, or to --to");
+    rollback->add_option("service", service)->required();
+    rollback->add_option("--to", to, "version from the history to return to");
+    rollback->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
+    restart = app.add_subcommand("restart", "start the same release again through a full handover");
+    restart->add_option("service", service)->required();
+    restart->add_flag("--no-wait-drain", no_wait_drain, "return at promotion");
+    start = app.add_subcommand("start", "start a stopped service with its last promoted release");
+    start->add_option("service", service)->required();
+    stop = app.add_subcommand("stop", "stop every worker of a service (stop signal, then SIGKILL)");
+    stop->add_option("service", service)->required();
+    scale = app.add_subcommand("scale", "change the number of workers");
+    scale->add_option("service", service)->required();
+    scale->add_option("replicas", replicas)->required()->check(CLI::Range(1, 1024));
+    sig = app.add_subcommand("signal", "send a signal to every worker's process group");
+    sig->add_option("service", service)->required();
+    sig->add_option("signal", signal, "e.g. HUP, USR1, TERM")->required();
+    history = app.add_subcommand("history", "list a service's handovers and their outcomes");
+    history->add_option("service", service)->required();
+    logs = app.add_subcommand("logs", "show what the workers wrote");
+    logs->add_option("service", service)->required();
+    logs->add_option("-n,--lines", lines, "how many of the last lines (default 50)");
+    logs->add_flag("-f,--follow", follow, "keep printing new lines");
+    events = app.add_subcommand("events", "print everything batond does, as it happens");
+    reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
+    metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
+    for (auto [action, help] :
+         {std::pair{ServiceAction::kPromote, "skip the remaining steps of a progressive handover: promote now"},
+          {ServiceAction::kPause, "hold a progressive handover at its current step"},
+          {ServiceAction::kResume, "carry on with a paused progressive handover"}}) {
+      steer[action] = app.add_subcommand(protocol::ActionName(action), help);
+      steer[action]->add_option("service", service, "the service")->required();
+    }
+    self_upgrade = app.add_subcommand(
+        "self-upgrade", "replace batond's own program, keeping its pid, workers, sockets and connections");
+    self_upgrade->add_option("--binary", binary, "the new batond (default: the file batond was started from)");
+    self_upgrade->add_option("--timeout", self_upgrade_timeout, "seconds to wait for the outcome (default 30)")
+        ->check(CLI::Range(1, 86400));
   }
-  if (show_version) {
+
+  // batonctl's version, and batond's when the socket answers.
+  int Version() const {
     std::cout << "batonctl " << BATON_VERSION << "\n";
     auto r = baton::CallControl(o.socket, "GET", protocol::kStatusPath);
     if (r.status == 200 && r.body.contains("daemon"))
@@ -218,17 +211,15 @@ int main(int argc, char** argv) {
       std::cout << "batond: no answer on " << o.socket << (r.error.empty() ? "" : ": " + r.error) << "\n";
     return 0;
   }
-  if (app.get_subcommands().empty()) {
-    std::cerr << "batonctl: a subcommand is required (see batonctl --help)\n";
-    return kExitUsage;
-  }
-  const char* no_color = std::getenv("NO_COLOR");
-  baton::ctl::SetColor(::isatty(STDOUT_FILENO) && !(no_color && *no_color) && !o.json);
-  const double now = Now();
-  auto path = [&](ServiceAction action) { return protocol::ActionPath(service, action); };
-  const std::string wait = no_wait_drain ? "" : "?wait=drained";
 
-  if (status->parsed()) {
+  int Run() {
+    if (status->parsed()) return ShowStatus();
+    if (int rc = Handovers(); rc >= 0) return rc;
+    return Others();
+  }
+
+  int ShowStatus() {
+    const double now = Now();
     if (names_only)
       return Simple(o, "GET", protocol::kServicesPath, nullptr, [](const nlohmann::json& b) {
         std::string out;
@@ -241,68 +232,105 @@ int main(int argc, char** argv) {
     return Simple(o, "GET", protocol::ServicePath(service), nullptr,
                   [now](const nlohmann::json& b) { return baton::ctl::FormatService(b, now); });
   }
-  if (upgrade->parsed()) {
-    baton::UpgradeRequest request{version, std::nullopt, {}};
-    if (!command.empty()) request.command = command;
-    for (const auto& kv : env) {
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        std::cerr << "batonctl: --env expects KEY=VALUE, got '" << kv << "'\n";
-        return kExitUsage;
+
+  // Upgrade, rollback, restart, start and stop; -1 when none of them was asked.
+  int Handovers() {
+    if (upgrade->parsed()) {
+      baton::UpgradeRequest request{version, std::nullopt, {}};
+      if (!command.empty()) request.command = command;
+      for (const auto& kv : env) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          std::cerr << "batonctl: --env expects KEY=VALUE, got '" << kv << "'\n";
+          return kExitUsage;
+        }
+        request.env[kv.substr(0, eq)] = kv.substr(eq + 1);
       }
-      request.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      return Handover(o, path(ServiceAction::kUpgrade) + wait(), request.ToJson());
     }
-    return Handover(o, path(ServiceAction::kUpgrade) + wait, request.ToJson());
-  }
-  if (rollback->parsed()) {
-    nlohmann::json body = nlohmann::json::object();
-    if (!to.empty()) body["to"] = to;
-    return Handover(o, path(ServiceAction::kRollback) + wait, body);
-  }
-  if (restart->parsed()) return Handover(o, path(ServiceAction::kRestart) + wait, nlohmann::json::object());
-  if (start->parsed()) return Handover(o, path(ServiceAction::kStart), nlohmann::json::object());
-  if (stop->parsed()) {
-    bool stopped = false;
-    int rc = Stream(o, "POST", path(ServiceAction::kStop), [&](const nlohmann::json& line) {
-      if (line.contains("result")) stopped = true;
-      return line.contains("event") ? EventText(line["event"], 0) : "";
-    });
-    if (rc == 0 && !o.json) std::cout << service << " " << baton::ctl::State(stopped ? "stopped" : "failed") << "\n";
-    return rc;
-  }
-  if (scale->parsed())
-    return Simple(o, "POST", path(ServiceAction::kScale), {{"replicas", replicas}}, [&](const nlohmann::json&) {
-      return service + " scaled to " + std::to_string(replicas) + " worker(s)\n";
-    });
-  if (sig->parsed())
-    return Simple(o, "POST", path(ServiceAction::kSignal), {{"signal", signal}}, [&](const nlohmann::json& b) {
-      return "sent " + Str(b, "signal") + " to " + Str(b, "workers") + " worker(s) of " + service + "\n";
-    });
-  if (history->parsed()) return Simple(o, "GET", path(ServiceAction::kHistory), nullptr, baton::ctl::FormatHistory);
-  if (logs->parsed()) {
-    std::string target = path(ServiceAction::kLogs) + "?lines=" + std::to_string(lines);
-    if (follow) return Stream(o, "GET", target + "&follow=1", baton::ctl::FormatLogLine);
-    return Simple(o, "GET", target, nullptr, [](const nlohmann::json& b) {
-      std::string out;
-      for (const auto& l : b["lines"]) out += baton::ctl::FormatLogLine(l);
-      if (b.value("dropped", 0) > 0) out += "(" + b["dropped"].dump() + " older lines were dropped)\n";
-      return out;
-    });
-  }
-  if (events->parsed())
-    return Stream(o, "GET", protocol::kEventsPath, [](const nlohmann::json& e) { return EventText(e, 0); });
-  if (reload->parsed()) return Simple(o, "POST", protocol::kReloadPath, nullptr, baton::ctl::FormatReload);
-  for (const auto& [action, cmd] : steer)
-    if (cmd->parsed())
-      return Simple(o, "POST", path(action), nlohmann::json::object(), [&, action = action](const nlohmann::json& r) {
-        return service + ": " + protocol::ActionName(action) + " (" + Str(r, "state") + ")\n";
+    if (rollback->parsed()) {
+      nlohmann::json body = nlohmann::json::object();
+      if (!to.empty()) body["to"] = to;
+      return Handover(o, path(ServiceAction::kRollback) + wait(), body);
+    }
+    if (restart->parsed()) return Handover(o, path(ServiceAction::kRestart) + wait(), nlohmann::json::object());
+    if (start->parsed()) return Handover(o, path(ServiceAction::kStart), nlohmann::json::object());
+    if (stop->parsed()) {
+      bool stopped = false;
+      int rc = Stream(o, "POST", path(ServiceAction::kStop), [&](const nlohmann::json& line) {
+        if (line.contains("result")) stopped = true;
+        return line.contains("event") ? EventText(line["event"], 0) : "";
       });
-  if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
-  if (metrics->parsed()) {
-    auto r = baton::CallControl(o.socket, "GET", protocol::kMetricsPath);
-    if (!r.error.empty() || r.status != 200) return ReportError(r);
-    std::cout << r.raw;
-    return 0;
+      if (rc == 0 && !o.json) std::cout << service << " " << baton::ctl::State(stopped ? "stopped" : "failed") << "\n";
+      return rc;
+    }
+    if (scale->parsed())
+      return Simple(o, "POST", path(ServiceAction::kScale), {{"replicas", replicas}}, [&](const nlohmann::json&) {
+        return service + " scaled to " + std::to_string(replicas) + " worker(s)\n";
+      });
+    if (sig->parsed())
+      return Simple(o, "POST", path(ServiceAction::kSignal), {{"signal", signal}}, [&](const nlohmann::json& b) {
+        return "sent " + Str(b, "signal") + " to " + Str(b, "workers") + " worker(s) of " + service + "\n";
+      });
+    return -1;
   }
-  return kExitUsage;
+
+  int Others() {
+    if (history->parsed()) return Simple(o, "GET", path(ServiceAction::kHistory), nullptr, baton::ctl::FormatHistory);
+    if (logs->parsed()) {
+      std::string target = path(ServiceAction::kLogs) + "?lines=" + std::to_string(lines);
+      if (follow) return Stream(o, "GET", target + "&follow=1", baton::ctl::FormatLogLine);
+      return Simple(o, "GET", target, nullptr, [](const nlohmann::json& b) {
+        std::string out;
+        for (const auto& l : b["lines"]) out += baton::ctl::FormatLogLine(l);
+        if (b.value("dropped", 0) > 0) out += "(" + b["dropped"].dump() + " older lines were dropped)\n";
+        return out;
+      });
+    }
+    if (events->parsed())
+      return Stream(o, "GET", protocol::kEventsPath, [](const nlohmann::json& e) { return EventText(e, 0); });
+    if (reload->parsed()) return Simple(o, "POST", protocol::kReloadPath, nullptr, baton::ctl::FormatReload);
+    for (const auto& [action, cmd] : steer)
+      if (cmd->parsed())
+        return Simple(o, "POST", path(action), nlohmann::json::object(), [&, action = action](const nlohmann::json& r) {
+          return service + ": " + protocol::ActionName(action) + " (" + Str(r, "state") + ")\n";
+        });
+    if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
+    if (metrics->parsed()) {
+      auto r = baton::CallControl(o.socket, "GET", protocol::kMetricsPath);
+      if (!r.error.empty() || r.status != 200) return ReportError(r);
+      std::cout << r.raw;
+      return 0;
+    }
+    return kExitUsage;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"batonctl: control a running batond"};
+  Cli cli;
+  app.add_flag("--version", cli.show_version, "print batonctl's version, and batond's when the socket answers");
+  app.require_subcommand(0, 1);
+  const char* env_socket = std::getenv(protocol::kSocketEnv);
+  cli.o.socket = env_socket && *env_socket ? env_socket : protocol::kDefaultSocket;
+  app.add_option("-s,--socket", cli.o.socket, "control socket (default: $BATON_SOCKET, else /run/baton/control.sock)");
+  app.add_flag("--json", cli.o.json, "print the API's JSON unchanged (one object per line for streams)");
+  app.fallthrough();
+  cli.Define(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (cli.show_version) return cli.Version();
+  if (app.get_subcommands().empty()) {
+    std::cerr << "batonctl: a subcommand is required (see batonctl --help)\n";
+    return kExitUsage;
+  }
+  const char* no_color = std::getenv("NO_COLOR");
+  baton::ctl::SetColor(::isatty(STDOUT_FILENO) && !(no_color && *no_color) && !cli.o.json);
+  return cli.Run();
 }
