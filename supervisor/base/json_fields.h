@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -48,6 +49,13 @@ Status ReadField(const nlohmann::json& j, const char* key, T& out, bool required
   } else {
     out = v;  // a sub-document its owner reads
   }
+  return Status::Ok();
+}
+
+// The first failure among reads made in order, or OK: `FirstError({ReadField(...), ...})`.
+inline Status FirstError(std::initializer_list<Status> reads) {
+  for (const Status& s : reads)
+    if (!s.ok()) return s;
   return Status::Ok();
 }
 

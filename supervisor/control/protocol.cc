@@ -217,11 +217,13 @@ Result<HandoverResult> HandoverResult::FromJson(const nlohmann::json& j) {
   HandoverResult r;
   std::string kind;
   double drain = -1;
-  for (Status s : {ReadField(j, "promoted", r.promoted), ReadField(j, "kind", kind), ReadField(j, "version", r.version),
-                   ReadField(j, "generation", r.generation), ReadField(j, "duration_s", r.duration_s),
-                   ReadField(j, "from_version", r.from_version), ReadField(j, "from_generation", r.from_generation),
-                   ReadField(j, "drain_s", drain), ReadField(j, "reason", r.reason)})
-    if (!s.ok()) return s;
+  if (Status s = FirstError({ReadField(j, "promoted", r.promoted), ReadField(j, "kind", kind),
+                             ReadField(j, "version", r.version), ReadField(j, "generation", r.generation),
+                             ReadField(j, "duration_s", r.duration_s), ReadField(j, "from_version", r.from_version),
+                             ReadField(j, "from_generation", r.from_generation), ReadField(j, "drain_s", drain),
+                             ReadField(j, "reason", r.reason)});
+      !s.ok())
+    return s;
   if (!kind.empty()) {
     auto k = ParseHandoverKind(kind);
     if (!k) return Status::InvalidArgument("field 'kind': unknown handover kind '" + kind + "'");
@@ -247,11 +249,12 @@ Result<ServiceEvent> ServiceEvent::FromJson(const nlohmann::json& j) {
   ServiceEvent e;
   std::string type;
   double duration = -1;
-  for (Status s :
-       {ReadField(j, "type", type), ReadField(j, "service", e.service), ReadField(j, "generation", e.generation),
-        ReadField(j, "version", e.version), ReadField(j, "pid", e.pid), ReadField(j, "message", e.message),
-        ReadField(j, "time", e.time), ReadField(j, "duration_s", duration)})
-    if (!s.ok()) return s;
+  if (Status s = FirstError({ReadField(j, "type", type), ReadField(j, "service", e.service),
+                             ReadField(j, "generation", e.generation), ReadField(j, "version", e.version),
+                             ReadField(j, "pid", e.pid), ReadField(j, "message", e.message),
+                             ReadField(j, "time", e.time), ReadField(j, "duration_s", duration)});
+      !s.ok())
+    return s;
   auto t = ParseEventType(type);
   if (!t) return Status::InvalidArgument("field 'type': unknown event type '" + type + "'");
   e.type = *t;

@@ -14,20 +14,14 @@ Status In(const std::string& where, Status s) {
   return s.ok() ? s : Status::InvalidArgument(where + ": " + s.message());
 }
 
-Status All(std::initializer_list<Status> reads) {
-  for (const Status& s : reads)
-    if (!s.ok()) return s;
-  return Status::Ok();
-}
-
 Json ListenerJson(const CarriedListener& l) {
   return {{"name", l.name}, {"address", l.address}, {"fd", l.fd}, {"from_systemd", l.from_systemd}};
 }
 
 Result<CarriedListener> ReadListener(const Json& j) {
   CarriedListener l;
-  if (Status s = All({ReadField(j, "name", l.name, true), ReadField(j, "address", l.address, true),
-                      ReadField(j, "fd", l.fd, true), ReadField(j, "from_systemd", l.from_systemd)});
+  if (Status s = FirstError({ReadField(j, "name", l.name, true), ReadField(j, "address", l.address, true),
+                             ReadField(j, "fd", l.fd, true), ReadField(j, "from_systemd", l.from_systemd)});
       !s.ok())
     return s;
   return l;
@@ -44,9 +38,9 @@ Json ServiceJson(const CarriedService& s) {
 Result<CarriedService> ReadService(const Json& j) {
   CarriedService s;
   Json listeners = Json::array(), proxies = Json::object(), logs = Json::array();
-  if (Status st = All({ReadField(j, "name", s.name, true), ReadField(j, "listeners", listeners),
-                       ReadField(j, "service", s.service, true), ReadField(j, "proxies", proxies),
-                       ReadField(j, "steering", s.steering), ReadField(j, "logs", logs)});
+  if (Status st = FirstError({ReadField(j, "name", s.name, true), ReadField(j, "listeners", listeners),
+                              ReadField(j, "service", s.service, true), ReadField(j, "proxies", proxies),
+                              ReadField(j, "steering", s.steering), ReadField(j, "logs", logs)});
       !st.ok())
     return st;
   if (!listeners.is_array() || !proxies.is_object() || !logs.is_array())
@@ -62,9 +56,9 @@ Result<CarriedService> ReadService(const Json& j) {
 }
 
 Status ReadExec(const Json& j, CarriedExec& e) {
-  return All({ReadField(j, "binary", e.binary), ReadField(j, "attempt", e.attempt),
-              ReadField(j, "from_version", e.from_version), ReadField(j, "to_version", e.to_version),
-              ReadField(j, "at", e.at)});
+  return FirstError({ReadField(j, "binary", e.binary), ReadField(j, "attempt", e.attempt),
+                     ReadField(j, "from_version", e.from_version), ReadField(j, "to_version", e.to_version),
+                     ReadField(j, "at", e.at)});
 }
 
 }  // namespace
@@ -114,8 +108,8 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Status::InvalidArgument("the carried state is not a JSON object");
   Json fds = Json::array();
-  if (Status s = All({ReadField(j, "binary", state.binary), ReadField(j, "program_fd", state.program_fd),
-                      ReadField(j, "fds", fds)});
+  if (Status s = FirstError({ReadField(j, "binary", state.binary), ReadField(j, "program_fd", state.program_fd),
+                             ReadField(j, "fds", fds)});
       !s.ok())
     return s;
   if (!fds.is_array()) return Status::InvalidArgument("fds must be an array");
@@ -129,7 +123,7 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
     return Status::InvalidArgument("state format " + std::to_string(state.format) + " is not " +
                                    std::to_string(kCarriedStateFormat));
   Json config = Json::object(), services = Json::array(), exec = Json::object(), limit;
-  if (Status s = All(
+  if (Status s = FirstError(
           {ReadField(j, "version", state.version), ReadField(j, "config", config, true),
            ReadField(j, "started_wall", state.started_wall), ReadField(j, "orphans_reaped", state.orphans_reaped),
            ReadField(j, "notify_ignored", state.notify_ignored), ReadField(j, "announced_ready", state.announced_ready),
@@ -139,9 +133,9 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
            ReadField(j, "resume_failed", state.resume_failed)});
       !s.ok())
     return s;
-  if (Status s = All({In("config", ReadField(config, "path", state.config_path, true)),
-                      In("config", ReadField(config, "text", state.config_text, true)),
-                      In("exec", ReadExec(exec, state.exec))});
+  if (Status s = FirstError({In("config", ReadField(config, "path", state.config_path, true)),
+                             In("config", ReadField(config, "text", state.config_text, true)),
+                             In("exec", ReadExec(exec, state.exec))});
       !s.ok())
     return s;
   if (!services.is_array()) return Status::InvalidArgument("services must be an array");
