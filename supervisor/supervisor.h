@@ -49,7 +49,6 @@ class Supervisor : public Commands {
   struct Resumed {
     std::unique_ptr<Supervisor> supervisor;
     Status status;
-    int exit_code = kExitSystem;
   };
   static Resumed CreateResumed(Config config, CarriedState carried);
   ~Supervisor() override;
@@ -135,7 +134,6 @@ class Supervisor : public Commands {
   void ReapOrphans();
   Result<nlohmann::json> ApplyReload();
   Config RunningConfig() const;
-  static const ServiceConfig* FindService(const Config& config, const std::string& name);
   Result<std::map<std::string, std::vector<BoundListener>>> BindForReload(const ReloadPlan& plan);
   void RemoveService(const std::string& name);
   void ApplyChange(const ServiceChange& change, const ServiceConfig& wanted, std::vector<BoundListener>* bound,

@@ -59,10 +59,10 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   for (const auto& name : plan.removed) RemoveService(name);
   for (const auto& change : plan.changed) {
     auto it = bound->find(change.service);
-    ApplyChange(change, *FindService(plan.next, change.service), it == bound->end() ? nullptr : &it->second, report);
+    ApplyChange(change, *plan.next.FindService(change.service), it == bound->end() ? nullptr : &it->second, report);
   }
   for (const auto& name : plan.added) {
-    const ServiceConfig& svc = *FindService(plan.next, name);
+    const ServiceConfig& svc = *plan.next.FindService(name);
     if (Status s = AddService(svc, std::move((*bound)[name])); !s.ok()) {
       report["warnings"].push_back(name + ": not added: " + s.message());
       continue;
@@ -75,12 +75,6 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   OpenNotifySocketToWorkers();
   spdlog::info("reload: {}", JsonText(report));
   return report;
-}
-
-const ServiceConfig* Supervisor::FindService(const Config& config, const std::string& name) {
-  for (const auto& svc : config.services)
-    if (svc.name == name) return &svc;
-  return nullptr;
 }
 
 // Binds the listeners of added services and of services whose listeners changed, reusing
@@ -104,7 +98,7 @@ Result<std::map<std::string, std::vector<BoundListener>>> Supervisor::BindForRel
     if (c.relisten) to_bind.push_back(c.service);
   std::map<std::string, std::vector<BoundListener>> bound;
   for (const auto& name : to_bind) {
-    auto b = BindListeners(*FindService(plan.next, name), &reusable);
+    auto b = BindListeners(*plan.next.FindService(name), &reusable);
     if (!b.ok()) return b.status();
     bound[name] = std::move(*b);
   }

@@ -238,7 +238,8 @@ Supervisor::Resumed Supervisor::CreateResumed(Config config, CarriedState carrie
   Resumed r;
   r.supervisor.reset(new Supervisor(std::move(config)));
   r.supervisor->carried_ = std::move(carried);
-  r.status = r.supervisor->InitResumed(&r.exit_code);
+  int exit_code = kExitSystem;  // the caller returns to the previous program, whatever the cause
+  r.status = r.supervisor->InitResumed(&exit_code);
   return r;
 }
 

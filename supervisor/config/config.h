@@ -6,7 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <tuple>
+#include <string_view>
 #include <vector>
 
 #include "supervisor/base/clock.h"
@@ -198,6 +198,11 @@ struct Config {
   std::vector<TunnelConfig> tunnels;
   std::vector<std::string> warnings;  // accepted but worth telling the operator
   std::string text;                   // the file as read: a self-upgrade hands it to the next program
+  const ServiceConfig* FindService(std::string_view name) const {
+    for (const auto& svc : services)
+      if (svc.name == name) return &svc;
+    return nullptr;
+  }
 };
 
 // Reads, parses and validates. Errors read "FILE:LINE:COL: KEY: message".

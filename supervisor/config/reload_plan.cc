@@ -6,12 +6,6 @@ namespace baton {
 
 namespace {
 
-const ServiceConfig* FindService(const std::vector<ServiceConfig>& services, const std::string& name) {
-  for (const auto& s : services)
-    if (s.name == name) return &s;
-  return nullptr;
-}
-
 bool Mentions(const ServiceDiff& diff, const char* key) {
   return std::find(diff.changed.begin(), diff.changed.end(), key) != diff.changed.end();
 }
@@ -34,7 +28,7 @@ ReloadPlan PlanReload(const Config& running, Config next) {
     next.tunnels = running.tunnels;
   }
   for (const auto& svc : next.services) {
-    const ServiceConfig* now = FindService(running.services, svc.name);
+    const ServiceConfig* now = running.FindService(svc.name);
     if (!now) {
       plan.added.push_back(svc.name);
       continue;
@@ -49,7 +43,7 @@ ReloadPlan PlanReload(const Config& running, Config next) {
     plan.changed.push_back({svc.name, std::move(diff), relisten, resize});
   }
   for (const auto& svc : running.services)
-    if (!FindService(next.services, svc.name)) plan.removed.push_back(svc.name);
+    if (!next.FindService(svc.name)) plan.removed.push_back(svc.name);
   plan.next = std::move(next);
   return plan;
 }
