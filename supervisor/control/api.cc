@@ -1,8 +1,5 @@
 #include "supervisor/control/api.h"
 
-#include <charconv>
-#include <set>
-
 #include "supervisor/base/number.h"
 #include "supervisor/control/protocol.h"
 
