@@ -226,6 +226,13 @@ void Supervisor::NotifySystemd(const ServiceEvent& e) {
   announced_ready_ = true;
 }
 
+HealthView Supervisor::Health() const {
+  HealthView view{stopping_, {}};
+  for (const auto& slot : services_)
+    view.services.push_back({slot->service->name(), slot->service->live() != nullptr, slot->service->StateName()});
+  return view;
+}
+
 std::string Supervisor::StatusLine() const {
   std::string line;
   for (const auto& slot : services_) {

@@ -12,6 +12,7 @@
 #include "supervisor/config/reload_plan.h"
 #include "supervisor/upgrade/carried_state.h"
 #include "supervisor/control/api.h"
+#include "supervisor/control/health_server.h"
 #include "supervisor/control/http_server.h"
 #include "supervisor/handover/service.h"
 #include "supervisor/health/asio_probe_runner.h"
@@ -96,8 +97,13 @@ class Supervisor : public Commands {
   Status InitFresh(int* exit_code);
   Status InitResumed(int* exit_code);
   Result<std::optional<unsigned>> OpenState(int* exit_code);
+  // The notify, control and health sockets: the carried ones (fds of the previous program)
+  // when resumed, else new ones.
+  struct DaemonSockets {
+    int notify_fd = -1, control_fd = -1, health_fd = -1;
+  };
   Status OpenServices(std::vector<std::vector<BoundListener>> bound, std::optional<unsigned> socket_group,
-                      int notify_fd, int control_fd);
+                      DaemonSockets carried);
   // promote, pause or resume (`act`) the progressive handover of `service`.
   Result<nlohmann::json> OnRollout(const std::string& service, const char* action, Status (Service::*act)());
   // Self-upgrade (supervisor_self_upgrade.cc).
@@ -162,6 +168,8 @@ class Supervisor : public Commands {
   std::unique_ptr<NotifyServer> notify_;
   ControlApi api_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<HealthServer> health_;  // with [daemon] health
+  HealthView Health() const;
   std::vector<std::unique_ptr<ServiceSlot>> services_;  // in config order
   std::vector<std::unique_ptr<ServiceSlot>> removing_;  // removed by a reload, still draining
   struct TunnelSlot {

@@ -53,7 +53,8 @@ nlohmann::json Supervisor::DaemonStatus() {
             {"handler_exceptions", handler_exceptions_},
             {"history_error", history_error_.empty() ? nlohmann::json() : nlohmann::json(history_error_)},
             {"control_refused", control_ ? control_->refused() : 0},
-            {"control_shed", control_ ? control_->shed() : 0}}},
+            {"control_shed", control_ ? control_->shed() : 0},
+            {"health", config_.daemon.health ? nlohmann::json(config_.daemon.health->ToString()) : nlohmann::json()}}},
           {"services", std::move(services)},
           {"tunnels", DescribeTunnels()}};
 }

@@ -128,7 +128,7 @@ Status Supervisor::InitFresh(int* exit_code) {
     *exit_code = kExitUsage;
     return safe;
   }
-  if (Status s = OpenServices(std::move(bound), *group, -1, -1); !s.ok()) return s;
+  if (Status s = OpenServices(std::move(bound), *group, {}); !s.ok()) return s;
   return CreateTunnels();
 }
 
@@ -142,7 +142,7 @@ Status Supervisor::InitResumed(int* exit_code) {
   if (!group.ok()) return group.status();
   auto bound = CarriedListeners();
   if (!bound.ok()) return bound.status();
-  if (Status s = OpenServices(std::move(*bound), *group, c.notify_fd, c.control_fd); !s.ok()) return s;
+  if (Status s = OpenServices(std::move(*bound), *group, {c.notify_fd, c.control_fd, c.health_fd}); !s.ok()) return s;
   started_wall_ = c.started_wall;
   orphans_reaped_ = c.orphans_reaped;
   notify_ignored_ = c.notify_ignored;
@@ -155,20 +155,26 @@ Status Supervisor::InitResumed(int* exit_code) {
   return CreateTunnels();
 }
 
-// The notify and control sockets (`notify_fd` and `control_fd` when carried over, else
-// -1), then every service with its listeners.
+// The notify, control and health sockets, then every service with its listeners.
 Status Supervisor::OpenServices(std::vector<std::vector<BoundListener>> bound, std::optional<unsigned> socket_group,
-                                int notify_fd, int control_fd) {
+                                DaemonSockets carried) {
   const auto& d = config_.daemon;
   auto notify = NotifyServer::Create(
-      io_, d.state_dir + "/notify.sock", [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); }, notify_fd);
+      io_, d.state_dir + "/notify.sock", [this](int pid, const NotifyMessage& m) { OnNotify(pid, m); },
+      carried.notify_fd);
   if (!notify.ok()) return notify.status();
   notify_ = std::move(*notify);
   OpenNotifySocketToWorkers();
   ControlAccess access{d.allow_uids, d.allow_gids, socket_group, d.control_timeout};
-  auto control = ControlServer::Create(io_, d.control_socket, access, api_, control_fd);
+  auto control = ControlServer::Create(io_, d.control_socket, access, api_, carried.control_fd);
   if (!control.ok()) return control.status();
   control_ = std::move(*control);
+  if (d.health) {
+    auto health = HealthServer::Create(
+        io_, *d.health, [this] { return Health(); }, carried.health_fd);
+    if (!health.ok()) return health.status();
+    health_ = std::move(*health);
+  }
   for (size_t i = 0; i < config_.services.size(); ++i)
     if (Status s = AddService(config_.services[i], std::move(bound[i])); !s.ok()) return s;
   return Status::Ok();

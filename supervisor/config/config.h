@@ -167,6 +167,9 @@ struct DaemonConfig {
   // only one of them. And how long a UDP flow may be silent and keep its generation (eBPF).
   SteeringProgram steering_program = SteeringProgram::kAuto;
   Duration udp_flow_idle = 10s;
+  // Where load balancers ask whether this host serves (GET /livez, /readyz): tcp:// or
+  // tcp6://, read-only, off unless set.
+  std::optional<SocketAddress> health;
 };
 
 // An outbound tunnel: SSH sessions to edges that forward a port opened on the edge (ssh -R)

@@ -16,7 +16,7 @@ namespace baton {
 Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
   if (auto s = CheckKeys(t, "daemon",
                          {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids", "socket_group",
-                          "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle"});
+                          "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle", "health"});
       !s.ok())
     return s;
   if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
@@ -31,6 +31,14 @@ Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
     d.port_range = *range;
     d.port_range_at =
         path_ + ":" + std::to_string(n->source().begin.line) + ":" + std::to_string(n->source().begin.column);
+  }
+  if (const toml::node* n = t.get("health")) {
+    auto address = n->is_string() ? ParseSocketAddress(n->as_string()->get())
+                                  : Result<SocketAddress>(Status::InvalidArgument("expected a string"));
+    if (address.ok() && address->kind != SocketAddress::Kind::kTcp && address->kind != SocketAddress::Kind::kTcp6)
+      address = Status::InvalidArgument("expected tcp://HOST:PORT or tcp6://[HOST]:PORT");
+    if (!address.ok()) return Error(*n, "daemon.health", address.status().message());
+    d.health = *address;
   }
   if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
   if (auto s = Dur(t, "daemon", "udp_flow_idle", d.udp_flow_idle); !s.ok()) return s;

@@ -23,6 +23,10 @@ ReloadPlan PlanReload(const Config& running, Config next) {
     daemon.state_dir = running.daemon.state_dir;
     daemon.socket_group = running.daemon.socket_group;
   }
+  if (daemon.health != running.daemon.health) {
+    plan.warnings.push_back("daemon.health takes effect when batond restarts");
+    daemon.health = running.daemon.health;
+  }
   if (next.tunnels != running.tunnels) {
     plan.warnings.push_back("[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
     next.tunnels = running.tunnels;

@@ -19,7 +19,7 @@ struct ServiceChange {
 
 struct ReloadPlan {
   // The new configuration, with what cannot move under a running batond put back as it
-  // runs (control socket, state directory, socket group, tunnels).
+  // runs (control socket, state directory, socket group, health endpoint, tunnels).
   Config next;
   std::vector<std::string> added, removed, unchanged;  // service names
   std::vector<ServiceChange> changed;

@@ -67,6 +67,7 @@ struct CarriedState {
   bool announced_ready = false;
   nlohmann::json self_upgrade;  // the attempts so far and the last outcome, as /v1/status shows them
   int control_fd = -1, notify_fd = -1;
+  int health_fd = -1;   // with [daemon] health
   int program_fd = -1;  // the previous program's file, to return to
   std::vector<CarriedService> services;
   nlohmann::json children;                                      // PosixLauncher::Export

@@ -44,7 +44,14 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::optional<uns
 // The last `n` lines of `text` (for failure messages).
 std::string LastLines(const std::string& text, size_t n);
 
-// GET / over a fresh connection; returns the body, or "" with `error` set.
+// One request over a fresh connection to 127.0.0.1:`port`: the status (0 with `error` set
+// when no whole response came) and the body.
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+HttpResponse HttpRequest(int port, const std::string& method, const std::string& path, std::string* error = nullptr);
+// GET; returns the body of a 200, or "" with `error` set.
 std::string HttpGet(int port, const std::string& path = "/", std::string* error = nullptr);
 
 bool ProcessAlive(int pid);

@@ -1,0 +1,132 @@
+#include "supervisor/control/health_server.h"
+
+#include <fcntl.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "supervisor/base/json_text.h"
+#include "supervisor/base/lifetime.h"
+#include "supervisor/base/log.h"
+
+namespace baton {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kReadTimeout = std::chrono::seconds(5);
+
+class HealthSession : public std::enable_shared_from_this<HealthSession> {
+ public:
+  HealthSession(tcp::socket socket, HealthServer::View view, std::shared_ptr<int> clients)
+      : stream_(std::move(socket)), view_(std::move(view)), clients_(std::move(clients)) {
+    ++*clients_;
+  }
+  ~HealthSession() { --*clients_; }
+
+  void Start() {
+    parser_.header_limit(8 * 1024);
+    stream_.expires_after(kReadTimeout);
+    http::async_read(stream_, buffer_, parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof) return;
+    HealthAnswer answer{400, {{"error", "malformed HTTP request"}}};
+    bool head = false;
+    if (!ec) {
+      const auto& req = parser_.get();
+      head = req.method() == http::verb::head;
+      answer = AnswerHealth(std::string_view(req.method_string().data(), req.method_string().size()),
+                            std::string_view(req.target().data(), req.target().size()), view_());
+    }
+    response_.result(static_cast<http::status>(answer.status));
+    response_.version(11);
+    response_.set(http::field::server, "batond");
+    response_.set(http::field::content_type, "application/json");
+    response_.set(http::field::cache_control, "no-store");
+    response_.keep_alive(false);
+    response_.body() = JsonText(answer.body) + "\n";
+    response_.prepare_payload();
+    if (head) response_.body().clear();  // Content-Length stays that of the GET
+    http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code, size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_{8 * 1024};
+  http::request_parser<http::empty_body> parser_;
+  http::response<http::string_body> response_;
+  HealthServer::View view_;
+  std::shared_ptr<int> clients_;
+};
+
+}  // namespace
+
+struct HealthServer::Impl {
+  explicit Impl(asio::io_context& io) : acceptor(io) {}
+  tcp::acceptor acceptor;
+  View view;
+  std::shared_ptr<int> clients = std::make_shared<int>(0);
+  Lifetime alive;
+
+  void Accept() {
+    acceptor.async_accept([this, alive = alive.token()](beast::error_code ec, tcp::socket socket) {
+      if (!alive || ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
+        if (*clients < kMaxClients) std::make_shared<HealthSession>(std::move(socket), view, clients)->Start();
+      } else {
+        spdlog::warn("health: accept failed: {}", ec.message());
+      }
+      Accept();
+    });
+  }
+};
+
+Result<std::unique_ptr<HealthServer>> HealthServer::Create(asio::io_context& io, const SocketAddress& address,
+                                                           View view, int inherited_fd) {
+  auto impl = std::make_unique<Impl>(io);
+  impl->view = std::move(view);
+  const bool v6 = address.kind == SocketAddress::Kind::kTcp6;
+  beast::error_code ec;
+  if (inherited_fd >= 0) {
+    ::fcntl(inherited_fd, F_SETFD, FD_CLOEXEC);
+    impl->acceptor.assign(v6 ? tcp::v6() : tcp::v4(), inherited_fd, ec);
+  } else {
+    tcp::endpoint endpoint(asio::ip::make_address(address.host, ec), static_cast<unsigned short>(address.port));
+    if (!ec) impl->acceptor.open(endpoint.protocol(), ec);
+    if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && v6) impl->acceptor.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) impl->acceptor.bind(endpoint, ec);
+    if (!ec) impl->acceptor.listen(128, ec);
+    if (!ec) ::fcntl(impl->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
+  }
+  if (ec) return Status::FromErrno("daemon.health: serve " + address.ToString(), ec.value());
+  spdlog::info("health: serving /livez and /readyz on {}", address.ToString());
+  impl->Accept();
+  return std::unique_ptr<HealthServer>(new HealthServer(std::move(impl)));
+}
+
+HealthServer::HealthServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+int HealthServer::fd() const { return impl_->acceptor.native_handle(); }
+
+HealthServer::~HealthServer() {
+  impl_->alive.End();
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+}
+
+}  // namespace baton
