@@ -108,6 +108,7 @@ class Supervisor : public Commands {
   Result<nlohmann::json> OnRollout(const std::string& service, const char* action, Status (Service::*act)());
   // Self-upgrade (supervisor_self_upgrade.cc).
   Status CheckQuiet() const;
+  void ReplaceProgramWhenQuiet(const std::string& binary, const std::string& to_version, SteadyTime deadline);
   void ReplaceProgram(const std::string& binary, const std::string& to_version);
   CarriedState CaptureState(std::vector<int>* keep);
   Result<std::vector<std::vector<BoundListener>>> CarriedListeners();
@@ -194,6 +195,7 @@ class Supervisor : public Commands {
   // whether an upgrade is underway, and the attempts so far with the last outcome.
   std::optional<CarriedState> carried_;
   bool self_upgrading_ = false;
+  std::unique_ptr<Timer> replace_retry_;  // waiting for health checks to be answered
   nlohmann::json self_upgrade_ = {{"attempts", 0}};
 };
 

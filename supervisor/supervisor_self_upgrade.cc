@@ -24,6 +24,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr auto kCheckTimeout = std::chrono::seconds(10);
+constexpr auto kHealthQuietLimit = std::chrono::seconds(1);
 
 // "batond 0.4.0 state-formats 1 2": the version, if the formats include ours.
 std::optional<std::string> ReadsOurFormat(const std::string& output) {
@@ -119,7 +120,10 @@ Status Supervisor::SelfUpgrade(const std::string& binary, SelfUpgradeAccepted ac
                    {"binary", path},
                    {"from_version", BATON_VERSION},
                    {"to_version", *version}};
-    accepted(answer, [this, path, version = *version] { ReplaceProgram(path, version); });
+    accepted(answer, [this, path, version = *version] {
+      if (health_) health_->StopAccepting();
+      ReplaceProgramWhenQuiet(path, version, clock_->Now() + kHealthQuietLimit);
+    });
   };
   auto pid = launcher_.Launch(spec, std::move(events));
   if (!pid.ok()) {
@@ -161,6 +165,20 @@ CarriedState Supervisor::CaptureState(std::vector<int>* keep) {
   state.notify_fd = notify_->fd();
   if (auto limit = launcher_.child_fd_limit()) state.child_fd_limit = {limit->rlim_cur, limit->rlim_max};
   return state;
+}
+
+// Health checks already accepted are answered first (at most kHealthQuietLimit): the exec
+// would reset their connections. Those not yet accepted wait for the next program.
+void Supervisor::ReplaceProgramWhenQuiet(const std::string& binary, const std::string& to_version,
+                                         SteadyTime deadline) {
+  if (health_ && health_->clients() > 0 && clock_->Now() < deadline) {
+    replace_retry_ = clock_->After(std::chrono::milliseconds(5), [this, binary, to_version, deadline] {
+      ReplaceProgramWhenQuiet(binary, to_version, deadline);
+    });
+    return;
+  }
+  ReplaceProgram(binary, to_version);
+  if (health_) health_->StartAccepting();  // still here: the program was not replaced
 }
 
 void Supervisor::ReplaceProgram(const std::string& binary, const std::string& to_version) {

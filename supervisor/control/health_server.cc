@@ -79,18 +79,21 @@ struct HealthServer::Impl {
   tcp::acceptor acceptor;
   View view;
   std::shared_ptr<int> clients = std::make_shared<int>(0);
+  bool accepting = false;
   Lifetime alive;
 
   void Accept() {
+    accepting = true;
     acceptor.async_accept([this, alive = alive.token()](beast::error_code ec, tcp::socket socket) {
-      if (!alive || ec == asio::error::operation_aborted) return;
+      if (!alive) return;
       if (!ec) {
+        // Accepted before a cancel took effect: it is served all the same.
         ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
         if (*clients < kMaxClients) std::make_shared<HealthSession>(std::move(socket), view, clients)->Start();
-      } else {
+      } else if (ec != asio::error::operation_aborted) {
         spdlog::warn("health: accept failed: {}", ec.message());
       }
-      Accept();
+      if (accepting) Accept();
     });
   }
 };
@@ -122,6 +125,18 @@ Result<std::unique_ptr<HealthServer>> HealthServer::Create(asio::io_context& io,
 HealthServer::HealthServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 int HealthServer::fd() const { return impl_->acceptor.native_handle(); }
+
+void HealthServer::StopAccepting() {
+  impl_->accepting = false;
+  beast::error_code ignored;
+  impl_->acceptor.cancel(ignored);
+}
+
+void HealthServer::StartAccepting() {
+  if (!impl_->accepting) impl_->Accept();
+}
+
+int HealthServer::clients() const { return *impl_->clients; }
 
 HealthServer::~HealthServer() {
   impl_->alive.End();

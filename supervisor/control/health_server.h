@@ -24,6 +24,12 @@ class HealthServer {
   static Result<std::unique_ptr<HealthServer>> Create(boost::asio::io_context& io, const SocketAddress& address,
                                                       View view, int inherited_fd = -1);
   int fd() const;
+  // A self-upgrade stops accepting (new connections wait in the listen queue, which the
+  // next program serves) and waits until no connection is open: an accepted one would be
+  // reset by the exec. Accepting starts again if the upgrade does not happen.
+  void StopAccepting();
+  void StartAccepting();
+  int clients() const;
   ~HealthServer();
 
   static constexpr int kMaxClients = 64;  // more at once are closed unanswered
