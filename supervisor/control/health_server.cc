@@ -79,13 +79,15 @@ struct HealthServer::Impl {
   tcp::acceptor acceptor;
   View view;
   std::shared_ptr<int> clients = std::make_shared<int>(0);
-  bool accepting = false;
+  bool accepting = true;  // wanted: a self-upgrade stops it for a moment
+  bool pending = false;   // an accept is outstanding (a cancelled one completes later)
   Lifetime alive;
 
   void Accept() {
-    accepting = true;
+    pending = true;
     acceptor.async_accept([this, alive = alive.token()](beast::error_code ec, tcp::socket socket) {
       if (!alive) return;
+      pending = false;
       if (!ec) {
         // Accepted before a cancel took effect: it is served all the same.
         ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
@@ -133,7 +135,8 @@ void HealthServer::StopAccepting() {
 }
 
 void HealthServer::StartAccepting() {
-  if (!impl_->accepting) impl_->Accept();
+  impl_->accepting = true;
+  if (!impl_->pending) impl_->Accept();
 }
 
 int HealthServer::clients() const { return *impl_->clients; }
