@@ -52,6 +52,16 @@ Status ReadField(const nlohmann::json& j, const char* key, T& out, bool required
   return Status::Ok();
 }
 
+// Fails unless every field of the object `j` is one of `allowed`.
+inline Status OnlyFields(const nlohmann::json& j, std::initializer_list<const char*> allowed) {
+  for (const auto& [key, value] : j.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) return Status::InvalidArgument("unknown field '" + key + "'");
+  }
+  return Status::Ok();
+}
+
 // The first failure among reads made in order, or OK: `FirstError({ReadField(...), ...})`.
 inline Status FirstError(std::initializer_list<Status> reads) {
   for (const Status& s : reads)

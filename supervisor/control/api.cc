@@ -1,5 +1,6 @@
 #include "supervisor/control/api.h"
 
+#include "supervisor/base/json_fields.h"
 #include "supervisor/base/number.h"
 #include "supervisor/control/protocol.h"
 
@@ -9,16 +10,6 @@ namespace {
 
 void ReplyError(Responder& r, const Status& s) {
   r.Reply(ControlApi::HttpStatusFor(s.code()), ControlApi::ErrorBody(ErrorCodeName(s.code()), s.message()));
-}
-
-// Fails unless every field of `body` is one of `allowed`.
-Status OnlyFields(const nlohmann::json& body, std::initializer_list<const char*> allowed) {
-  for (const auto& [k, v] : body.items()) {
-    bool ok = false;
-    for (const char* a : allowed) ok = ok || k == a;
-    if (!ok) return Status::InvalidArgument("unknown field '" + k + "'");
-  }
-  return Status::Ok();
 }
 
 Status OptionalString(const nlohmann::json& body, const char* key, std::optional<std::string>& out) {

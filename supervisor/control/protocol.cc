@@ -170,8 +170,7 @@ nlohmann::json UpgradeRequest::ToJson() const {
 }
 
 Result<UpgradeRequest> UpgradeRequest::FromJson(const nlohmann::json& body) {
-  for (const auto& [k, v] : body.items())
-    if (k != "version" && k != "command" && k != "env") return Status::InvalidArgument("unknown field '" + k + "'");
+  if (Status s = OnlyFields(body, {"version", "command", "env"}); !s.ok()) return s;
   UpgradeRequest req;
   if (Status s = ReadField(body, "version", req.version); !s.ok()) return s;
   if (req.version.empty()) return Status::InvalidArgument("field 'version' is required (a non-empty string)");

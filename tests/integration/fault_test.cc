@@ -77,7 +77,7 @@ double SlowestStatusMs(Daemon& d, const std::function<bool()>& busy, std::chrono
 }
 
 const char* kNotifier = R"PY(
-import os, signal, socket, time
+import os, signal, socket
 addr = os.environ["NOTIFY_SOCKET"]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.sendto(b"READY=1", addr)
@@ -87,7 +87,7 @@ def flood(*_):
     s.sendto(b"STATUS=final \xff\xfe not utf-8", addr)
 signal.signal(signal.SIGUSR1, flood)
 while True:
-    time.sleep(1)
+    signal.pause()
 )PY";
 
 std::string FaultServices() {

@@ -98,4 +98,29 @@ struct Harness {
   std::optional<HandoverResult> outcome;
 };
 
+// Proxy mode: the worker binds a private port batond picked, and batond routes to it.
+inline ServiceConfig ProxyServiceConfig() {
+  ServiceConfig c = NotifyConfig(2);
+  c.command = {"server", "--version", "{version}", "--port", "{port:web}"};
+  ListenerConfig web;
+  web.name = "web";
+  web.mode = ListenMode::kProxy;
+  c.listeners.push_back(web);
+  c.stop.drain_timeout = 20s;
+  return c;
+}
+
+// A handover in proxy mode: every worker passes its backend port check and notifies.
+inline void ReadyProxied(Harness& h, const std::string& version, HandoverKind kind = HandoverKind::kUpgrade) {
+  h.Begin(version, kind);
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll(version);
+}
+
+inline void ProxiedHandover(Harness& h, const std::string& version, HandoverKind kind = HandoverKind::kUpgrade) {
+  ReadyProxied(h, version, kind);
+  REQUIRE(h.outcome);
+  REQUIRE(h.outcome->promoted);
+}
+
 }  // namespace baton::testing
