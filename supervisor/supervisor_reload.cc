@@ -95,7 +95,7 @@ Result<std::map<std::string, std::vector<BoundListener>>> Supervisor::BindForRel
   }
   std::vector<std::string> to_bind = plan.added;
   for (const auto& c : plan.changed)
-    if (c.relisten) to_bind.push_back(c.service);
+    if (c.relisten()) to_bind.push_back(c.service);
   std::map<std::string, std::vector<BoundListener>> bound;
   for (const auto& name : to_bind) {
     auto b = BindListeners(*plan.next.FindService(name), &reusable);
@@ -146,7 +146,7 @@ void Supervisor::ApplyChange(const ServiceChange& change, const ServiceConfig& w
       report["restarting"].push_back(name);
     else
       report["warnings"].push_back(name + ": not restarted: " + s.message());
-  } else if (change.resize) {
+  } else if (change.resize()) {
     // Scale moves from the running number of workers to the new one, one at a time.
     ServiceConfig as_running = next_config;
     as_running.replicas = replicas;

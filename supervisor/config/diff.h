@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "supervisor/config/config.h"
@@ -13,6 +14,11 @@ struct ServiceDiff {
   // Changes that only a new generation can apply (command, env, cwd, listeners).
   bool needs_new_generation = false;
   bool empty() const { return changed.empty(); }
+  bool Mentions(std::string_view key) const {
+    for (const auto& k : changed)
+      if (k == key) return true;
+    return false;
+  }
 };
 
 ServiceDiff DiffService(const ServiceConfig& before, const ServiceConfig& after);

@@ -1,16 +1,6 @@
 #include "supervisor/config/reload_plan.h"
 
-#include <algorithm>
-
 namespace baton {
-
-namespace {
-
-bool Mentions(const ServiceDiff& diff, const char* key) {
-  return std::find(diff.changed.begin(), diff.changed.end(), key) != diff.changed.end();
-}
-
-}  // namespace
 
 ReloadPlan PlanReload(const Config& running, Config next) {
   ReloadPlan plan;
@@ -42,9 +32,7 @@ ReloadPlan PlanReload(const Config& running, Config next) {
       plan.unchanged.push_back(svc.name);
       continue;
     }
-    bool relisten = Mentions(diff, "listen");
-    bool resize = Mentions(diff, "replicas");
-    plan.changed.push_back({svc.name, std::move(diff), relisten, resize});
+    plan.changed.push_back({svc.name, std::move(diff)});
   }
   for (const auto& svc : running.services)
     if (!next.FindService(svc.name)) plan.removed.push_back(svc.name);

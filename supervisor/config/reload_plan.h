@@ -13,8 +13,10 @@ namespace baton {
 struct ServiceChange {
   std::string service;
   ServiceDiff diff;
-  bool relisten = false;  // its listeners changed: they are bound anew (or reused by address)
-  bool resize = false;    // its number of workers changes
+  // Its listeners changed: they are bound anew (or reused by address).
+  bool relisten() const { return diff.Mentions("listen"); }
+  // Its number of workers changes.
+  bool resize() const { return diff.Mentions("replicas"); }
 };
 
 struct ReloadPlan {

@@ -80,8 +80,8 @@ command = ["new"]
   const ServiceChange& web = plan.changed[0];
   CHECK(web.service == "web");
   CHECK(web.diff.changed == std::vector<std::string>{"listen", "replicas"});
-  CHECK(web.relisten);
-  CHECK(web.resize);
+  CHECK(web.relisten());
+  CHECK(web.resize());
   CHECK(web.diff.needs_new_generation);
   // Where batond listens for control cannot move under it: kept, with a warning.
   CHECK(plan.next.daemon.control_socket == "/tmp/b/ctl.sock");
@@ -99,7 +99,7 @@ TEST_CASE("a reload plan compares with the service as it runs, not as the file s
   CHECK(plan.changed[0].service == "worker");
   CHECK(plan.changed[0].diff.changed == std::vector<std::string>{"replicas"});
   CHECK_FALSE(plan.changed[0].diff.needs_new_generation);
-  CHECK_FALSE(plan.changed[0].relisten);
+  CHECK_FALSE(plan.changed[0].relisten());
 
   Config same = Parsed(kRunning);
   plan = PlanReload(same, Parsed(std::string("\n\n") + kRunning));  // every table moved down two lines
