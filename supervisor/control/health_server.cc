@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -75,8 +76,9 @@ class HealthSession : public std::enable_shared_from_this<HealthSession> {
 }  // namespace
 
 struct HealthServer::Impl {
-  explicit Impl(asio::io_context& io) : acceptor(io) {}
+  explicit Impl(asio::io_context& io) : acceptor(io), retry(io) {}
   tcp::acceptor acceptor;
+  asio::steady_timer retry;  // after a failed accept (EMFILE): the queue stays readable
   View view;
   std::shared_ptr<int> clients = std::make_shared<int>(0);
   bool accepting = true;  // wanted: a self-upgrade stops it for a moment
@@ -94,6 +96,11 @@ struct HealthServer::Impl {
         if (*clients < kMaxClients) std::make_shared<HealthSession>(std::move(socket), view, clients)->Start();
       } else if (ec != asio::error::operation_aborted) {
         spdlog::warn("health: accept failed: {}", ec.message());
+        retry.expires_after(std::chrono::milliseconds(100));
+        retry.async_wait([this, alive](beast::error_code ec) {
+          if (!ec && alive && accepting && !pending) Accept();
+        });
+        return;
       }
       if (accepting) Accept();
     });
@@ -145,6 +152,7 @@ HealthServer::~HealthServer() {
   impl_->alive.End();
   beast::error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->retry.cancel();
 }
 
 }  // namespace baton
