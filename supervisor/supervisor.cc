@@ -129,7 +129,6 @@ int Supervisor::Run() {
   };
   wait_signal();
   UnblockHandledSignals();  // held back while a self-upgrade replaced the program
-  systemd_ = SystemdNotifier::FromEnvironment();
   if (carried_)
     RestoreCarried();
   else

@@ -22,6 +22,7 @@
 #include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
 #include "supervisor/notify/systemd_notifier.h"
+#include "supervisor/sockets/kept_sockets.h"
 #include "supervisor/process/posix_launcher.h"
 #include "supervisor/sockets/listener_set.h"
 #include "supervisor/sockets/port_pool.h"
@@ -188,6 +189,10 @@ class Supervisor : public Commands {
   uint64_t handler_exceptions_ = 0;  // bugs the loop survived
   std::string history_error_;        // why the last history write failed; empty once one succeeds
   std::unique_ptr<SystemdNotifier> systemd_;
+  std::unique_ptr<SocketKeeper> keeper_;  // with systemd's file descriptor store
+  // Every listener batond bound (not a socket unit's: systemd holds those anyway) is kept
+  // in systemd's file descriptor store; one a reload dropped is forgotten.
+  void KeepListeners();
   std::unique_ptr<Timer> watchdog_;
   bool announced_ready_ = false;
   std::string own_binary_;  // the program file batond runs, for a self-upgrade's default

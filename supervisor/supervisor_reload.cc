@@ -73,6 +73,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   for (const auto& w : plan.next.warnings) spdlog::warn("{}", w);
   config_ = std::move(plan.next);
   OpenNotifySocketToWorkers();
+  KeepListeners();
   spdlog::info("reload: {}", JsonText(report));
   return report;
 }

@@ -42,11 +42,11 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
   ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
   const CarriedService* carried = carried_ ? carried_->FindService(configured.name) : nullptr;
   if (carried && !carried->steering.is_null()) {
-    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, carried->steering, config_.daemon);
+    auto adopted = ServiceSteering::Adopt(svc, slot->listeners, carried->steering, config_.daemon, keeper_.get());
     if (!adopted.ok()) return adopted.status();
     slot->steering = std::move(*adopted);
   } else {
-    slot->steering = ServiceSteering::Create(svc, slot->listeners, config_.daemon);
+    slot->steering = ServiceSteering::Create(svc, slot->listeners, config_.daemon, keeper_.get());
   }
   ServiceIo sio = IoFor(*slot, svc);
   slot->service =

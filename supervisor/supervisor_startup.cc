@@ -13,6 +13,7 @@
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/system_names.h"
+#include "supervisor/sockets/inherited_sockets.h"
 #include "supervisor/supervisor.h"
 
 namespace baton {
@@ -70,6 +71,10 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
       out.push_back(std::move(reused));
       continue;
     }
+    if (auto kept = ReclaimListener(svc.name, l, keeper_.get())) {
+      out.push_back(std::move(*kept));
+      continue;
+    }
     auto bound = BindListener(l);
     if (!bound.ok())
       return Status::InvalidArgument(config_.path + ":" + std::to_string(l.at.line) + ": service." + svc.name +
@@ -84,6 +89,9 @@ Result<std::vector<BoundListener>> Supervisor::BindListeners(const ServiceConfig
 // directory and history, and the control socket's group.
 Result<std::optional<unsigned>> Supervisor::OpenState(int* exit_code) {
   started_wall_ = clock_->WallSeconds();
+  systemd_ = SystemdNotifier::FromEnvironment();
+  if (systemd_)
+    keeper_ = SocketKeeper::FromEnvironment([n = systemd_.get()](const std::string& m, int fd) { n->Send(m, fd); });
   if (::getpid() != 1 && ::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
     spdlog::warn("cannot become a child subreaper: {}", std::strerror(errno));
   const auto& d = config_.daemon;
@@ -129,11 +137,27 @@ Status Supervisor::InitFresh(int* exit_code) {
     return safe;
   }
   if (Status s = OpenServices(std::move(bound), *group, {}); !s.ok()) return s;
+  // Kept for a configuration that has changed since (a listener or service gone).
+  for (auto& [name, fd] : TakeInheritedSockets("baton/")) {
+    spdlog::info("{} from systemd's file descriptor store is no longer configured; closed", name);
+    if (keeper_) keeper_->Forget(name);
+  }
+  KeepListeners();
   return CreateTunnels();
+}
+
+void Supervisor::KeepListeners() {
+  if (!keeper_) return;
+  std::map<std::string, int> listeners;
+  for (const auto& slot : services_)
+    for (const auto& l : slot->listeners)
+      if (!l.from_systemd) listeners[SocketKeeper::ListenerName(slot->service->name(), l.name)] = l.fd.get();
+  keeper_->KeepListeners(listeners);
 }
 
 Status Supervisor::InitResumed(int* exit_code) {
   const CarriedState& c = *carried_;
+  IgnoreInheritedSockets();  // every socket is in the carried state
   rlimit fd_limit = RaiseFdLimit();
   if (c.child_fd_limit)  // the limit batond had before its first program raised it
     fd_limit = {static_cast<rlim_t>(c.child_fd_limit->first), static_cast<rlim_t>(c.child_fd_limit->second)};
@@ -152,6 +176,7 @@ Status Supervisor::InitResumed(int* exit_code) {
   own_binary_ = c.resume_failed.empty() ? c.exec.binary : c.binary;
   if (own_binary_.empty()) own_binary_ = "batond";
   if (Status s = launcher_.Import(c.children); !s.ok()) return s;
+  KeepListeners();  // already kept by the previous program: systemd sees the same sockets
   return CreateTunnels();
 }
 

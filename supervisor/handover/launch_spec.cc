@@ -51,6 +51,8 @@ Result<std::map<std::string, std::string>> WorkerEnvironment(const WorkerInputs&
   }
   for (auto& [k, v] : ListenerEnvironment(names)) env[k] = v;
   if (!in.notify_socket.empty()) env["NOTIFY_SOCKET"] = in.notify_socket;
+  // As systemd 254 and later say it: the store takes this many descriptors (FDSTORE=1).
+  if (!in.notify_socket.empty() && config.fd_store_max > 0) env["FDSTORE"] = std::to_string(config.fd_store_max);
   env["BATON_SERVICE"] = config.name;
   env["BATON_VERSION"] = in.release.version;
   if (in.probe_port) env["BATON_PROBE_PORT"] = std::to_string(*in.probe_port);

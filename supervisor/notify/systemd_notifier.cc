@@ -4,6 +4,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -34,14 +35,37 @@ std::unique_ptr<SystemdNotifier> SystemdNotifier::FromEnvironment() {
   return n;
 }
 
-void SystemdNotifier::Send(const std::string& message) {
+void SystemdNotifier::Send(const std::string& message, int fd) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path_.data(), path_.size());
   if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
   auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_.size());
-  if (::sendto(fd_.get(), message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) < 0)
-    spdlog::debug("sd_notify to {}: {}", path_, std::strerror(errno));
+  iovec iov{const_cast<char*>(message.data()), message.size()};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  if (::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL) < 0) {
+    // A descriptor that did not reach the store is worth a warning: a crash would lose it.
+    std::string line = message;
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    if (fd >= 0)
+      spdlog::warn("sd_notify to {}: {}: {}", path_, line, std::strerror(errno));
+    else
+      spdlog::debug("sd_notify to {}: {}", path_, std::strerror(errno));
+  }
 }
 
 }  // namespace baton

@@ -1,5 +1,6 @@
 // batond's own sd_notify messages to whatever started it (systemd with Type=notify), when
-// NOTIFY_SOCKET is set: READY=1, STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1.
+// NOTIFY_SOCKET is set: READY=1, STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1, and
+// FDSTORE=1 with a descriptor attached (sockets/kept_sockets.h).
 #pragma once
 
 #include <memory>
@@ -15,7 +16,8 @@ class SystemdNotifier {
  public:
   // Null when NOTIFY_SOCKET is not set (or names nothing usable).
   static std::unique_ptr<SystemdNotifier> FromEnvironment();
-  void Send(const std::string& message);
+  // With `fd` >= 0, the descriptor goes along (SCM_RIGHTS).
+  void Send(const std::string& message, int fd = -1);
   // How often to send WATCHDOG=1 (half of WATCHDOG_USEC), when the watchdog is for us.
   std::optional<Duration> watchdog_interval() const { return watchdog_; }
 

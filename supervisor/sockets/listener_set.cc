@@ -3,9 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <map>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,7 +13,7 @@
 #include <cstring>
 
 #include "supervisor/base/log.h"
-#include "supervisor/base/number.h"
+#include "supervisor/sockets/inherited_sockets.h"
 
 namespace baton {
 namespace {
@@ -44,73 +41,17 @@ socklen_t FillSockaddr(const SocketAddress& a, sockaddr_storage& ss) {
   return sizeof(sockaddr_in6);
 }
 
-}  // namespace
-
-namespace {
-
-// The sockets systemd passed to batond (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), by name;
-// read once, each taken at most once.
-std::map<std::string, int>& InheritedSockets() {
-  static std::map<std::string, int> sockets = [] {
-    std::map<std::string, int> out;
-    const char* pid = std::getenv("LISTEN_PID");
-    const char* fds = std::getenv("LISTEN_FDS");
-    if (!pid || !fds) return out;
-    auto for_pid = ParseInteger<pid_t>(pid, "LISTEN_PID", 1);
-    if (!for_pid.ok() || *for_pid != ::getpid()) return out;
-    // Descriptors 3 .. 3+n-1 must exist below our own limit; anything larger is not systemd's.
-    auto count = ParseInteger<int>(fds, "LISTEN_FDS", 0, 4096);
-    if (!count.ok()) {
-      spdlog::warn("ignoring the sockets systemd passed: {}", count.status().message());
-      return out;
-    }
-    std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
-    int n = *count;
-    for (int i = 0; i < n; ++i) {
-      std::string name = names.substr(0, names.find(':'));
-      names = names.find(':') == std::string::npos ? "" : names.substr(names.find(':') + 1);
-      out[name.empty() ? "unknown" : name] = 3 + i;
-      ::fcntl(3 + i, F_SETFD, FD_CLOEXEC);
-    }
-    return out;
-  }();
-  return sockets;
-}
-
 // A listener systemd holds for batond: its real address is read from the socket.
 Result<BoundListener> AdoptSystemdListener(const ListenerConfig& config) {
-  auto& sockets = InheritedSockets();
-  auto it = sockets.find(config.address.path);
-  if (it == sockets.end())
+  UniqueFd fd = TakeInheritedSocket(config.address.path);
+  if (!fd)
     return Status::FailedPrecondition("no socket named '" + config.address.path +
                                       "' was passed by systemd (LISTEN_FDNAMES)");
-  UniqueFd fd(it->second);
-  sockets.erase(it);
-  sockaddr_storage actual{};
-  socklen_t len = sizeof actual;
-  int type = 0;
-  socklen_t tlen = sizeof type;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&actual), &len) != 0 ||
-      ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &tlen) != 0)
-    return Status::FromErrno("inspect the socket '" + config.address.path + "' from systemd", errno);
-  SocketAddress a;
-  char host[INET6_ADDRSTRLEN] = "";
-  if (actual.ss_family == AF_INET) {
-    const auto& in = reinterpret_cast<const sockaddr_in&>(actual);
-    ::inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
-    a = SocketAddress{type == SOCK_DGRAM ? SocketAddress::Kind::kUdp : SocketAddress::Kind::kTcp, host,
-                      ntohs(in.sin_port), ""};
-  } else if (actual.ss_family == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(actual);
-    ::inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
-    a = SocketAddress{type == SOCK_DGRAM ? SocketAddress::Kind::kUdp : SocketAddress::Kind::kTcp6, host,
-                      ntohs(in6.sin6_port), ""};
-  } else if (actual.ss_family == AF_UNIX) {
-    a = SocketAddress{SocketAddress::Kind::kUnix, "", 0, reinterpret_cast<const sockaddr_un&>(actual).sun_path};
-  } else {
-    return Status::FailedPrecondition("the socket '" + config.address.path + "' from systemd is of an unknown family");
-  }
-  BoundListener bound{config.name, a, std::move(fd)};
+  auto address = BoundAddress(fd.get());
+  if (!address.ok())
+    return Status::FailedPrecondition("the socket '" + config.address.path +
+                                      "' from systemd: " + address.status().message());
+  BoundListener bound{config.name, *address, std::move(fd)};
   bound.from_systemd = true;
   return bound;
 }

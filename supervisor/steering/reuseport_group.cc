@@ -68,7 +68,23 @@ Result<int> ReuseportGroup::Open(int64_t gen, bool take_anchor) {
   }
   layout_.Join(gen);
   sockets_[gen] = Socket{std::move(bound->fd), false};
+  if (keeper_) keeper_->Keep(SocketKeeper::GenerationSocketName(kept_as_, gen), fd);
   return fd;
+}
+
+void ReuseportGroup::TakeBackLeftovers(std::vector<std::pair<std::string, UniqueFd>> sockets) {
+  for (auto& [name, fd] : sockets) {
+    size_t queued = QueuedOn(fd.get());
+    if (config_.address.is_stream()) ::shutdown(fd.get(), SHUT_RD);  // leaves the group now; systemd's copy later
+    if (keeper_) keeper_->Forget(name);
+    spdlog::info("{}: {} from before the restart leaves the group{}", config_.name, name,
+                 queued == 0 ? ""
+                 : ebpf_     ? "; its " + std::to_string(queued) + " waiting connection(s) move to the anchor"
+                 : !config_.address.is_stream()
+                     ? ""
+                     : "; its " + std::to_string(queued) +
+                           " waiting connection(s) are reset unless net.ipv4.tcp_migrate_req = 1");
+  }
 }
 
 uint32_t ReuseportGroup::FreeSlot() const {
@@ -304,6 +320,7 @@ void ReuseportGroup::Prune() {
         slots_.erase(it->first);
       }
       if (config_.address.is_stream()) ::shutdown(it->second.fd.get(), SHUT_RD);
+      if (keeper_) keeper_->Forget(SocketKeeper::GenerationSocketName(kept_as_, it->first));
       layout_.Leave(it->first);
       sockets_.erase(it);
       removed = any = true;

@@ -23,6 +23,7 @@
 #include "supervisor/base/status.h"
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
+#include "supervisor/sockets/kept_sockets.h"
 #include "supervisor/steering/ebpf_program.h"
 #include "supervisor/steering/group_layout.h"
 
@@ -66,6 +67,17 @@ class ReuseportGroup {
   // The program is loaded afresh (eBPF) or rebuilt (classic) from the carried state.
   static Result<std::unique_ptr<ReuseportGroup>> Adopt(const ListenerConfig& config, const nlohmann::json& state,
                                                        const DaemonConfig& daemon);
+  // Each generation's own socket goes into systemd's file descriptor store while it is in
+  // the group, as `name`/GENERATION (sockets/kept_sockets.h).
+  void KeepIn(SocketKeeper* keeper, std::string name) {
+    keeper_ = keeper;
+    kept_as_ = std::move(name);
+  }
+  // After a crash of batond: the generations' sockets systemd kept leave the group. The
+  // program, attached anew, sends everything to the anchor, and the connections waiting
+  // in them move there (eBPF SELECT_OR_MIGRATE; with classic BPF only where
+  // net.ipv4.tcp_migrate_req = 1, else they are reset).
+  void TakeBackLeftovers(std::vector<std::pair<std::string, UniqueFd>> sockets);
   // "ebpf" or "cbpf".
   const char* program_name() const { return ebpf_ ? "ebpf" : "cbpf"; }
 
@@ -94,6 +106,8 @@ class ReuseportGroup {
   std::unique_ptr<EbpfProgram> ebpf_;            // null: classic BPF
   std::map<int64_t, uint32_t> slots_;            // eBPF: socket id -> its slot in the program's socket array
   bool anchor_placed_ = false;                   // eBPF: the anchor is in the socket array
+  SocketKeeper* keeper_ = nullptr;               // null: systemd keeps nothing for batond
+  std::string kept_as_;
 };
 
 }  // namespace baton

@@ -1,12 +1,14 @@
 #include "supervisor/steering/service_steering.h"
 
 #include "supervisor/base/log.h"
+#include "supervisor/sockets/inherited_sockets.h"
 
 namespace baton {
 
 std::unique_ptr<ServiceSteering> ServiceSteering::Create(ServiceConfig& config, const std::vector<BoundListener>& bound,
-                                                         const DaemonConfig& daemon) {
+                                                         const DaemonConfig& daemon, SocketKeeper* keeper) {
   auto steering = std::unique_ptr<ServiceSteering>(new ServiceSteering());
+  steering->keeper_ = keeper;
   steering->AddGroups(config, bound, daemon, {});
   return steering;
 }
@@ -39,6 +41,9 @@ void ServiceSteering::AddGroups(ServiceConfig& config, const std::vector<BoundLi
       l.mode = ListenMode::kShared;
       continue;
     }
+    std::string kept_as = SocketKeeper::ListenerName(config.name, l.name);
+    (*group)->KeepIn(keeper_, kept_as);
+    (*group)->TakeBackLeftovers(TakeInheritedSockets(kept_as + "/"));
     groups_[l.name] = std::move(*group);
   }
   for (auto& [name, group] : reusable)
@@ -93,9 +98,10 @@ nlohmann::json ServiceSteering::Export(std::vector<int>* keep) const {
 
 Result<std::unique_ptr<ServiceSteering>> ServiceSteering::Adopt(const ServiceConfig& config,
                                                                 const std::vector<BoundListener>& bound,
-                                                                const nlohmann::json& state,
-                                                                const DaemonConfig& daemon) {
+                                                                const nlohmann::json& state, const DaemonConfig& daemon,
+                                                                SocketKeeper* keeper) {
   auto steering = std::unique_ptr<ServiceSteering>(new ServiceSteering());
+  steering->keeper_ = keeper;
   const nlohmann::json& groups = state.value("groups", nlohmann::json::object());
   for (size_t i = 0; i < config.listeners.size() && i < bound.size(); ++i) {
     const ListenerConfig& l = config.listeners[i];
@@ -106,6 +112,7 @@ Result<std::unique_ptr<ServiceSteering>> ServiceSteering::Adopt(const ServiceCon
       return Status::InvalidArgument("listener '" + l.name + "' was carried over with another address");
     auto group = ReuseportGroup::Adopt(as_bound, groups[l.name], daemon);
     if (!group.ok()) return group.status();
+    (*group)->KeepIn(keeper, SocketKeeper::ListenerName(config.name, l.name));
     steering->groups_[l.name] = std::move(*group);
   }
   return steering;

@@ -20,9 +20,10 @@ class ServiceSteering : public TrafficSteering {
   // Groups for the kernel-steered listeners of `config`, bound in `bound` (config order).
   // A listener whose group cannot be set up falls back to a shared socket: its mode in
   // `config` becomes kShared and a warning says why.
-  // `daemon` chooses the program (eBPF or classic BPF).
+  // `daemon` chooses the program (eBPF or classic BPF). With a `keeper`, each generation's
+  // socket is kept in systemd's store, and the ones kept before a crash are taken back.
   static std::unique_ptr<ServiceSteering> Create(ServiceConfig& config, const std::vector<BoundListener>& bound,
-                                                 const DaemonConfig& daemon);
+                                                 const DaemonConfig& daemon, SocketKeeper* keeper);
   // The same after a reload: groups whose listener keeps its name and address carry on.
   void Rebuild(ServiceConfig& config, const std::vector<BoundListener>& bound, const DaemonConfig& daemon);
   bool empty() const { return groups_.empty() && retired_.empty(); }
@@ -39,7 +40,8 @@ class ServiceSteering : public TrafficSteering {
   nlohmann::json Export(std::vector<int>* keep) const;
   static Result<std::unique_ptr<ServiceSteering>> Adopt(const ServiceConfig& config,
                                                         const std::vector<BoundListener>& bound,
-                                                        const nlohmann::json& state, const DaemonConfig& daemon);
+                                                        const nlohmann::json& state, const DaemonConfig& daemon,
+                                                        SocketKeeper* keeper);
 
  private:
   void AddGroups(ServiceConfig& config, const std::vector<BoundListener>& bound, const DaemonConfig& daemon,
@@ -47,6 +49,7 @@ class ServiceSteering : public TrafficSteering {
   std::map<std::string, std::unique_ptr<ReuseportGroup>> groups_;  // by listener name
   std::vector<std::unique_ptr<ReuseportGroup>> retired_;           // dropped by a reload, still in use
   std::vector<GenerationWeight> weights_;                          // as last routed
+  SocketKeeper* keeper_ = nullptr;
 };
 
 }  // namespace baton

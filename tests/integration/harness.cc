@@ -35,6 +35,30 @@ TempDir::~TempDir() {
   fs::remove_all(path, ec);
 }
 
+int Spawn(const std::string& log, const std::vector<std::string>& argv, const std::function<void()>& in_child) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    if (in_child) in_child();
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+void ExpectOrderlyExit(int signal_pid, int pid) {
+  ::kill(signal_pid, SIGTERM);
+  int status = 0;
+  CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {

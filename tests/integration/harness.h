@@ -56,6 +56,12 @@ std::string HttpGet(int port, const std::string& path = "/", std::string* error 
 
 bool ProcessAlive(int pid);
 
+// Runs `argv` (with `in_child` first, in the child) with its output appended to `log`;
+// returns its pid. Everything the child uses must be allocated before the call.
+int Spawn(const std::string& log, const std::vector<std::string>& argv, const std::function<void()>& in_child = {});
+// SIGTERM to `signal_pid`, then `pid` (the same, or what runs it) must exit 0.
+void ExpectOrderlyExit(int signal_pid, int pid);
+
 // A loopback TCP port that was free a moment ago.
 int FreePort();
 

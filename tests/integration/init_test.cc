@@ -71,32 +71,6 @@ bool Zombie(int pid) {
   return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
 }
 
-// Runs `argv` (with `in_child` first, in the child) with stderr appended to `log`;
-// returns its pid.
-int Spawn(const std::string& log, const std::vector<std::string>& argv, const std::function<void()>& in_child = {}) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  int pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ::dup2(fd, 2);
-    if (in_child) in_child();
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-// SIGTERM to `signal_pid`, then `pid` (the same, or what runs it) must exit 0.
-void ExpectOrderlyExit(int signal_pid, int pid) {
-  ::kill(signal_pid, SIGTERM);
-  int status = 0;
-  CHECK(WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 20s));
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-}
-
 // Workers whose start leaves an orphan behind: a background child of a shell that exits.
 const std::string kOrphanMaker = R"(
 [service.web]
