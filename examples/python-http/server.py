@@ -5,10 +5,10 @@ It follows the systemd socket-activation convention (LISTEN_FDS, LISTEN_PID, fd 
 with socket.fromfd), tells batond it is ready with sd_notify READY=1 (or by running
 systemd-notify --ready, with --systemd-notify), and drains on SIGTERM: it stops
 accepting, finishes the request in hand and exits.
-Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify] [--bind PORT]
+Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify] [--bind [HOST:]PORT]
 
---bind PORT makes it bind 127.0.0.1:PORT itself instead, as servers do under supervisors
-that do not pass sockets (the benchmark compares the two).
+--bind [HOST:]PORT makes it bind HOST:PORT (127.0.0.1 by default) itself instead, as
+servers do under supervisors that do not pass sockets (the benchmarks compare the two).
 """
 import http.server
 import os
@@ -25,8 +25,11 @@ if "--fail" in sys.argv:
     print(f"server {version}: cannot load configuration: missing key 'db.url'", file=sys.stderr, flush=True)
     sys.exit(78)
 
-bind_port = int(sys.argv[sys.argv.index("--bind") + 1]) if "--bind" in sys.argv else None
-if bind_port is None and (os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1):
+bind_to = None
+if "--bind" in sys.argv:
+    host, _, port = sys.argv[sys.argv.index("--bind") + 1].rpartition(":")
+    bind_to = (host or "127.0.0.1", int(port))
+if bind_to is None and (os.environ.get("LISTEN_PID") != str(os.getpid()) or int(os.environ.get("LISTEN_FDS", "0")) < 1):
     sys.exit("server: expected a socket from batond (LISTEN_FDS/LISTEN_PID)")
 
 
@@ -52,8 +55,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class InheritedServer(http.server.HTTPServer):
     def __init__(self):
-        if bind_port is not None:
-            super().__init__(("127.0.0.1", bind_port), Handler)
+        if bind_to is not None:
+            super().__init__(bind_to, Handler)
             return
         super().__init__(("", 0), Handler, bind_and_activate=False)
         self.socket.close()
