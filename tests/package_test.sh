@@ -26,6 +26,12 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libc6 libssh libbpf libspdlog libtomlplusplus; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
+# systemd's store holds batond's sockets if batond dies; $FDSTORE tells batond (systemd < 254
+# does not set it), so the two must agree.
+unit=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/batond.service)
+store=$(sed -n 's/^FileDescriptorStoreMax=//p' <<<"$unit")
+[[ -n $store && $store -gt 0 ]] || fail "the unit has no FileDescriptorStoreMax="
+grep -qx "Environment=FDSTORE=$store" <<<"$unit" || fail "the unit does not set FDSTORE=$store"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/baton/baton.toml || fail "no conffiles entry"
 echo "package: $(basename "$deb"), $(wc -l <<<"$contents") entries; Depends: $depends"
 
