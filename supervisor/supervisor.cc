@@ -56,6 +56,8 @@ Supervisor::~Supervisor() {
         if (l.address.kind == SocketAddress::Kind::kUnix && !l.from_systemd) unix_paths.push_back(l.address.path);
   services_.clear();
   removing_.clear();
+  // A clean stop closes the listeners, as without the store: systemd must not hold them.
+  if (keeper_) keeper_->KeepListeners({});
   control_.reset();
   notify_.reset();
   for (const auto& p : unix_paths) ::unlink(p.c_str());

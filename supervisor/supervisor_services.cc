@@ -4,6 +4,7 @@
 
 #include "supervisor/base/log.h"
 #include "supervisor/base/system_names.h"
+#include "supervisor/config/env_file.h"
 #include "supervisor/supervisor.h"
 
 namespace baton {
@@ -72,6 +73,7 @@ ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [this] { return ports_.Next(); };
+  sio.read_env_files = ReadEnvironmentFiles;
   sio.proxied_connections = [raw](int64_t generation, bool unanswered_only) {
     size_t n = 0;
     for (auto* list : {&raw->proxies, &raw->retired_proxies})

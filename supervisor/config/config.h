@@ -122,6 +122,9 @@ struct ServiceConfig {
   std::string version;
   int replicas = 1;
   std::map<std::string, std::string> env;  // templates
+  // env_file: files in systemd's EnvironmentFile= syntax (config/env_file.h), read at each
+  // handover; they override `env`, and the release's own env overrides them.
+  std::vector<std::string> env_files;
   std::string cwd;
   std::vector<ListenerConfig> listeners;
   ReadyConfig ready;
@@ -133,7 +136,7 @@ struct ServiceConfig {
   // Least privilege. Workers run as `user` (batond must run as root), in `group` (default:
   // the user's) with the user's groups plus `supplementary_groups`, with `umask` and
   // `limits`, and an environment of PATH, the `pass_env` variables taken from batond's,
-  // `env`, and what batond sets (LISTEN_*, NOTIFY_SOCKET, BATON_*; HOME, USER, LOGNAME
+  // `env`, `env_file`, and what batond sets (LISTEN_*, NOTIFY_SOCKET, BATON_*; HOME, USER, LOGNAME
   // with `user`).
   std::string user, group;
   std::vector<std::string> supplementary_groups;

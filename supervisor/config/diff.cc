@@ -13,6 +13,7 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   };
   note(a.command == b.command, "command", true);
   note(a.env == b.env, "env", true);
+  note(a.env_files == b.env_files, "env_file", true);
   note(a.cwd == b.cwd, "cwd", true);
   note(std::tie(a.user, a.group, a.supplementary_groups) == std::tie(b.user, b.group, b.supplementary_groups), "user",
        true);

@@ -273,8 +273,8 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
     return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
   if (auto s = CheckKeys(
           *t, prefix,
-          {"command", "version", "replicas", "env", "cwd", "listen", "ready", "stop", "restart", "rollout", "bake_time",
-           "fd_store_max", "user", "group", "supplementary_groups", "umask", "limits", "pass_env"});
+          {"command", "version", "replicas", "env", "env_file", "cwd", "listen", "ready", "stop", "restart", "rollout",
+           "bake_time", "fd_store_max", "user", "group", "supplementary_groups", "umask", "limits", "pass_env"});
       !s.ok())
     return s;
   const toml::node* cmd = t->get("command");
@@ -323,6 +323,15 @@ Status ConfigReader::ServiceEnv(const toml::table& t, const std::string& prefix,
       if (!v.is_string()) return Error(v, prefix + ".env." + std::string(k.str()), "expected a string");
       svc.env[std::string(k.str())] = v.as_string()->get();
     }
+  }
+  if (const toml::node* files = t.get("env_file")) {
+    const std::string key = prefix + ".env_file";
+    if (files->is_string())
+      svc.env_files.push_back(files->as_string()->get());
+    else if (auto s = StringArray(*files, key, svc.env_files, false); !s.ok())
+      return Error(*files, key, "expected a path or an array of paths");
+    for (const auto& f : svc.env_files)
+      if (f.empty() || f == "-") return Error(*files, key, "a path must not be empty");
   }
   return Status::Ok();
 }

@@ -59,6 +59,7 @@ struct Generation {
   std::unique_ptr<Timer> drain_timer;          // waiting for its connections to close or its queues to empty
   std::unique_ptr<Timer> queue_poll;           // kernel steering: next look at its accept queues
   std::map<std::string, int> sockets;          // kernel steering: listener name -> this generation's socket
+  std::vector<std::pair<std::string, std::string>> file_env;  // env_file, as read when it started
 
   size_t CountActive() const;
   size_t CountRunning() const;  // workers with a live process

@@ -42,13 +42,18 @@ Result<std::map<std::string, std::string>> WorkerEnvironment(const WorkerInputs&
   for (const auto& [k, v] : in.base_env)
     if (k == "PATH" || std::find(config.pass_env.begin(), config.pass_env.end(), k) != config.pass_env.end())
       env[k] = v;
-  std::map<std::string, std::string> templates = config.env;
-  for (const auto& [k, v] : in.release.env) templates[k] = v;
-  for (const auto& [k, v] : templates) {
-    auto value = ExpandTemplate(v, vars);
-    if (!value.ok()) return Status::InvalidArgument("env " + k + ": " + value.status().message());
-    env[k] = *value;
-  }
+  // `env`, then env_file (taken as written), then the release's own env.
+  auto expand = [&](const std::map<std::string, std::string>& templates) -> Status {
+    for (const auto& [k, v] : templates) {
+      auto value = ExpandTemplate(v, vars);
+      if (!value.ok()) return Status::InvalidArgument("env " + k + ": " + value.status().message());
+      env[k] = *value;
+    }
+    return Status::Ok();
+  };
+  if (Status s = expand(config.env); !s.ok()) return s;
+  for (const auto& [k, v] : in.file_env) env[k] = v;
+  if (Status s = expand(in.release.env); !s.ok()) return s;
   for (auto& [k, v] : ListenerEnvironment(names)) env[k] = v;
   if (!in.notify_socket.empty()) env["NOTIFY_SOCKET"] = in.notify_socket;
   // As systemd 254 and later say it: the store takes this many descriptors (FDSTORE=1).

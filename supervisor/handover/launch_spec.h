@@ -33,6 +33,7 @@ struct WorkerInputs {
   std::map<std::string, int> backend_ports;                   // proxy mode: the worker's own port, by listener
   std::vector<std::pair<std::string, std::string>> base_env;  // batond's environment
   std::string notify_socket;
+  std::vector<std::pair<std::string, std::string>> file_env;  // env_file, as read for the generation
 };
 
 // With `probes`, also the readiness probes, their templates expanded.

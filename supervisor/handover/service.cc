@@ -36,8 +36,17 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   auto spec = BuildLaunchSpec(release, nullptr, 0, backend_ports, &probes);
   if (!spec.ok()) return spec.status();
   if (Status s = launcher_.CheckExecutable(*spec); !s.ok()) return s;
+  // Read now, so that a release picks up a changed file; a file that cannot be read or
+  // parsed fails this handover only.
+  std::vector<std::pair<std::string, std::string>> file_env;
+  if (!config_.env_files.empty() && io_.read_env_files) {
+    auto read = io_.read_env_files(config_.env_files);
+    if (!read.ok()) return read.status();
+    file_env = std::move(*read);
+  }
 
   auto gen = std::make_unique<Generation>();
+  gen->file_env = std::move(file_env);
   gen->id = next_gen_id_++;
   gen->release = release;
   gen->started = clock_.Now();

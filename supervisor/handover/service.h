@@ -53,6 +53,10 @@ struct ServiceIo {
   std::function<void(const Release&, const HandoverResult&)> on_result;
   // Every line a worker writes to stdout or stderr.
   std::function<void(const Generation&, int pid, OutputStream, std::string_view)> on_output;
+  // The service's env_file, read at the start of every handover (config/env_file.h); null:
+  // nothing is read.
+  std::function<Result<std::vector<std::pair<std::string, std::string>>>(const std::vector<std::string>&)>
+      read_env_files;
 };
 
 // Running totals, for metrics.

@@ -73,6 +73,7 @@ Json Service::Snapshot(std::vector<int>* keep) const {
                  {"release", ReleaseToJson(gen->release)},
                  {"started_wall", gen->started_wall},
                  {"sockets", gen->sockets},  // kept open by the steering's own export
+                 {"file_env", gen->file_env},
                  {"workers", std::move(workers)}};
   }
   return s;
@@ -127,6 +128,7 @@ Status Service::RestoreLive(const Json& l) {
   gen->started_wall = l.at("started_wall").get<double>();
   gen->started = SteadyOf(gen->started_wall);
   gen->sockets = l.value("sockets", std::map<std::string, int>{});
+  gen->file_env = l.value("file_env", std::vector<std::pair<std::string, std::string>>{});
   Generation& g = *gen;
   gens_.push_back(std::move(gen));
   for (const auto& j : l.at("workers")) RestoreWorker(g, j);

@@ -20,9 +20,12 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Genera
                                             std::optional<int> probe_port,
                                             const std::map<std::string, int>& backend_ports,
                                             std::vector<Probe>* probes) const {
-  WorkerInputs in{config_, release, {}, {}, {}, probe_port, backend_ports, io_.base_env, io_.notify_socket};
+  WorkerInputs in{config_, release, {}, {}, {}, probe_port, backend_ports, io_.base_env, io_.notify_socket, {}};
   for (const auto& l : io_.listeners) in.listeners.push_back({l.name, l.fd, l.port});
-  if (gen) in.own_sockets = gen->sockets;
+  if (gen) {
+    in.own_sockets = gen->sockets;
+    in.file_env = gen->file_env;
+  }
   for (const auto& [name, fd] : fd_store_) in.stored_fds.emplace_back(name, fd->get());
   return baton::BuildLaunchSpec(in, probes);
 }

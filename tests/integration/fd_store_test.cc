@@ -196,4 +196,6 @@ TEST_CASE("kill -9 of batond under systemd's fd store and a restart: no connecti
   CHECK(load.ok() > 0);
   CHECK(load.failed() == 0);
   ExpectOrderlyExit(batond, batond);
+  // A clean stop closes the listeners, as without the store.
+  CHECK(WaitFor([&] { return systemd.Names().empty(); }));
 }

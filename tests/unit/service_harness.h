@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "supervisor/base/log.h"
+#include "supervisor/config/env_file.h"
 #include "supervisor/handover/service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_launcher.h"
@@ -47,6 +48,11 @@ struct Harness {
       return (unanswered_only ? proxied_unanswered : proxied_open)[generation];
     };
     io.traffic = [this](int64_t generation) { return traffic[generation]; };
+    io.read_env_files = [this](const std::vector<std::string>& files) -> Result<EnvList> {
+      env_files_read.push_back(files);
+      if (!env_file_error.ok()) return env_file_error;
+      return env_file;
+    };
     service = std::make_unique<Service>(clock, launcher, probes, std::move(config), std::move(io),
                                         [this](const ServiceEvent& e) { events.push_back(e); });
   }
@@ -92,6 +98,9 @@ struct Harness {
   std::map<int64_t, size_t> proxied_open;        // generation -> connections the proxy holds open
   std::map<int64_t, size_t> proxied_unanswered;  // ... of which the worker has not answered yet
   std::map<int64_t, GenerationTraffic> traffic;  // what the proxy routed to each generation
+  EnvList env_file;                              // what the service's env_file holds
+  Status env_file_error = Status::Ok();
+  std::vector<std::vector<std::string>> env_files_read;
   std::unique_ptr<Service> service;
   std::vector<ServiceEvent> events;
   std::vector<HandoverResult> results;

@@ -101,3 +101,44 @@ TEST_CASE("FD store: stored descriptors follow the listeners in the next workers
   h.service->OnNotify(v2, plain);
   CHECK(h.service->Describe()["fd_store"].size() == 1);
 }
+
+TEST_CASE("env_file: read at every handover, over env and under the release's env; a bad file fails that handover") {
+  ServiceConfig c = NotifyConfig(1);
+  c.env = {{"A", "config"}, {"B", "config"}};
+  c.env_files = {"/etc/web.env"};
+  Harness h(c);
+  auto env_of = [&](size_t launch) {
+    const auto& env = h.launcher.launched.at(launch).spec.env;
+    return std::map<std::string, std::string>(env.begin(), env.end());
+  };
+  h.env_file = {{"B", "file"}, {"C", "file at v1"}};
+  h.StartLive("v1");
+  CHECK(h.env_files_read == std::vector<std::vector<std::string>>{{"/etc/web.env"}});
+  auto v1 = env_of(0);
+  CHECK(v1["A"] == "config");
+  CHECK(v1["B"] == "file");
+  CHECK(v1["C"] == "file at v1");
+
+  // The file changed: the next release sees it; the release's own env comes last.
+  h.env_file = {{"C", "file at v2"}, {"D", "file"}};
+  REQUIRE(h.service
+              ->Handover(Release{"v2", std::nullopt, {{"D", "release"}}, 0}, HandoverKind::kUpgrade,
+                         [&](const HandoverResult& r) { h.outcome = r; })
+              .ok());
+  h.clock.RunDue();
+  auto v2 = env_of(1);
+  CHECK(v2["B"] == "config");
+  CHECK(v2["C"] == "file at v2");
+  CHECK(v2["D"] == "release");
+  h.ReadyAll("v2");
+  REQUIRE(h.outcome);
+  CHECK(h.outcome->promoted);
+
+  h.env_file_error = Status::InvalidArgument("env_file /etc/web.env:3: expected KEY=VALUE");
+  Status s = h.service->Handover(Release{"v3", std::nullopt, {}, 0}, HandoverKind::kUpgrade, [](const auto&) {});
+  CHECK(s.message() == "env_file /etc/web.env:3: expected KEY=VALUE");
+  h.clock.RunDue();
+  CHECK(h.launcher.launched.size() == 2);  // nothing started
+  CHECK(h.service->live()->release.version == "v2");
+  CHECK_FALSE(h.service->handover_in_progress());
+}
