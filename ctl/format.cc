@@ -71,6 +71,13 @@ std::string Str(const nlohmann::json& j, const char* key, const std::string& fal
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
+// "db, cache" from a JSON array of names.
+std::string Names(const nlohmann::json& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + (n.is_string() ? n.get<std::string>() : n.dump());
+  return out;
+}
+
 std::string Age(double since, double now) {
   if (since <= 0) return "-";
   long s = static_cast<long>(now - since);
@@ -120,6 +127,8 @@ std::string FormatStatus(const nlohmann::json& status, double now) {
   for (const auto& s : status["services"])
     if (s.contains("fatal_reason"))
       out += "\n" + Str(s, "name") + ": " + State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
+    else if (s.contains("waiting_for"))
+      out += "\n" + Str(s, "name") + ": " + State("waiting") + " for " + Names(s["waiting_for"]) + " to be live\n";
   if (!status.contains("tunnels") || status["tunnels"].empty()) return out;
   std::vector<std::vector<std::string>> tunnels;
   for (const auto& t : status["tunnels"])
@@ -187,6 +196,7 @@ std::string FormatService(const nlohmann::json& s, double now) {
     out += "\n";
   }
   if (s.contains("fatal_reason")) out += State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
+  if (s.contains("waiting_for")) out += State("waiting") + " for " + Names(s["waiting_for"]) + " to be live\n";
   return out + "\n" + WorkerTable(s, now);
 }
 

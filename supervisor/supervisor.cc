@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"
+#include "supervisor/config/start_order.h"
 #include "supervisor/upgrade/reexec.h"
 
 namespace baton {
@@ -131,10 +134,8 @@ int Supervisor::Run() {
   };
   wait_signal();
   UnblockHandledSignals();  // held back while a self-upgrade replaced the program
-  if (carried_)
-    RestoreCarried();
-  else
-    for (auto& slot : services_) StartService(*slot->service);
+  if (carried_) RestoreCarried();
+  StartWaiting();
   for (auto& t : tunnels_)
     if (!t->sessions.empty()) t->sessions.front()->Start();
   if (systemd_ && systemd_->watchdog_interval()) Watchdog();
@@ -179,13 +180,11 @@ void Supervisor::Shutdown() {
   for (auto* list : {&services_, &removing_})
     for (auto& slot : *list)
       for (auto& p : slot->proxies) p->StopAccepting();
-  std::vector<Service*> draining;
-  for (auto* list : {&services_, &removing_})
-    for (auto& slot : *list)
-      if (!slot->drained) draining.push_back(slot->service.get());
+  size_t draining = services_.size();
+  for (auto& slot : removing_) draining += slot->drained ? 0 : 1;
   size_t sessions = 0;
   for (auto& t : tunnels_) sessions += t->sessions.size();
-  auto remaining = std::make_shared<size_t>(draining.size() + sessions);
+  auto remaining = std::make_shared<size_t>(draining + sessions);
   auto finish = [this] {
     signals_.cancel();
     notify_.reset();
@@ -198,7 +197,58 @@ void Supervisor::Shutdown() {
   // Tunnels first: the edges stop accepting while the workers still serve what is open.
   for (auto& t : tunnels_)
     for (auto& session : t->sessions) session->Shutdown(t->config.shutdown_grace, one_done);
-  for (Service* svc : draining) svc->Shutdown(one_done);
+  for (auto& slot : removing_)
+    if (!slot->drained) slot->service->Shutdown(one_done);
+  for (auto& slot : services_) stop_unfinished_.insert(slot->service->name());
+  StopInOrder(one_done);
+}
+
+void Supervisor::StopInOrder(std::function<void()> one_done) {
+  const Config running = RunningConfig();
+  for (auto& slot : services_) {
+    const std::string& name = slot->service->name();
+    if (stop_told_.count(name)) continue;
+    bool first = true;  // nothing that starts after it is still running
+    for (const auto& dependent : StopsBefore(running.services, name))
+      first = first && !stop_unfinished_.count(dependent);
+    if (!first) continue;
+    stop_told_.insert(name);
+    // Its callback may come at once (nothing to drain): the loop above must not go on
+    // with a list that the callback changed, hence the post.
+    slot->service->Shutdown([this, name, one_done] {
+      stop_unfinished_.erase(name);
+      one_done();
+      boost::asio::post(io_, [this, one_done] { StopInOrder(one_done); });
+    });
+  }
+}
+
+void Supervisor::StartWaiting() {
+  if (stopping_) return;
+  const Config running = RunningConfig();
+  std::set<std::string> started, live;
+  for (const auto& slot : services_) {
+    if (slot->started) started.insert(slot->service->name());
+    if (slot->service->live()) live.insert(slot->service->name());
+  }
+  for (const auto& name : StartableNow(running.services, started, live)) {
+    ServiceSlot* slot = Find(name);
+    slot->started = true;
+    slot->service->WaitFor({});
+    StartService(*slot->service);
+  }
+  for (auto& slot : services_) {
+    if (slot->started) continue;
+    std::vector<std::string> missing;
+    for (const auto& dep : slot->service->config().after)
+      if (!live.count(dep)) missing.push_back(dep);
+    if (missing != slot->service->waiting_for()) {
+      std::string names;
+      for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+      spdlog::info("{}: waiting for {} to be live before it starts", slot->service->name(), names);
+    }
+    slot->service->WaitFor(std::move(missing));
+  }
 }
 
 void Supervisor::OnNotify(int pid, const NotifyMessage& msg) {
@@ -222,9 +272,23 @@ void Supervisor::NotifySystemd(const ServiceEvent& e) {
   if (stopping_ || (e.type != EventType::kPromoted && e.type != EventType::kFailed && e.type != EventType::kFatal))
     return;
   for (const auto& slot : services_)
-    if (slot->service->State() == ServiceState::kStarting) return;
+    if (StillStarting(*slot->service)) return;
   systemd_->Send(std::string(announced_ready_ ? "" : "READY=1\n") + "STATUS=" + StatusLine());
   announced_ready_ = true;
+}
+
+// Starting, or waiting for a service that is still starting (the start order has no
+// cycle); not one that waits for a service that failed or was stopped.
+bool Supervisor::StillStarting(const Service& svc) const {
+  ServiceState state = svc.State();
+  if (state == ServiceState::kStarting) return true;
+  if (state != ServiceState::kWaiting) return false;
+  for (const auto& dep : svc.waiting_for()) {
+    auto it =
+        std::find_if(services_.begin(), services_.end(), [&](const auto& s) { return s->service->name() == dep; });
+    if (it != services_.end() && StillStarting(*(*it)->service)) return true;
+  }
+  return false;
 }
 
 HealthView Supervisor::Health() const {

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <map>
+#include <set>
 #include <memory>
 
 #include "supervisor/config/config.h"
@@ -90,6 +91,7 @@ class Supervisor : public Commands {
     std::vector<std::unique_ptr<ProxyListener>> proxies;          // the proxied listeners
     std::vector<std::unique_ptr<ProxyListener>> retired_proxies;  // replaced by a reload, still open
     std::unique_ptr<ServiceSteering> steering;                    // the kernel-steered listeners' groups
+    bool started = false;  // its first start was asked for (start order: `after`)
   };
 
   explicit Supervisor(Config config);
@@ -137,6 +139,13 @@ class Supervisor : public Commands {
   Status CreateTunnels();
   nlohmann::json DescribeTunnels() const;
   void StartService(Service& svc);
+  // Start order: starts every service not started yet whose `after` are all live; the
+  // others wait, saying for what.
+  void StartWaiting();
+  // Stop order: tells each service to drain once every service that names it in `after`
+  // has stopped (stop_unfinished_: not stopped yet; stop_told_: told to drain).
+  void StopInOrder(std::function<void()> one_done);
+  std::set<std::string> stop_unfinished_, stop_told_;
   void OpenNotifySocketToWorkers();
   void OnSignal(int sig);
   void ReapOrphans();
@@ -149,6 +158,7 @@ class Supervisor : public Commands {
   // Tells systemd (Type=notify) how things stand: READY=1 once every service has left
   // "starting", STATUS= with the live versions after each handover.
   void NotifySystemd(const ServiceEvent& e);
+  bool StillStarting(const Service& svc) const;
   std::string StatusLine() const;
   void Watchdog();
   void Shutdown();

@@ -200,6 +200,8 @@ Status Supervisor::Start(const std::string& service, Progress progress, Done don
   ServiceSlot* slot = Find(service);
   if (!slot) return NoService(service);
   if (slot->service->live()) return Status::FailedPrecondition("service '" + service + "' is already running");
+  slot->started = true;  // the operator's word goes before the start order
+  slot->service->WaitFor({});
   Release release{slot->service->config().version, std::nullopt, {}, clock_->WallSeconds()};
   if (auto last = history_->LastPromoted(service)) release = *last;
   return RunHandover(*slot->service, release, HandoverKind::kStart, std::move(progress), std::move(done));

@@ -67,13 +67,13 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
       report["warnings"].push_back(name + ": not added: " + s.message());
       continue;
     }
-    StartService(*services_.back()->service);
     report["added"].push_back(name);
   }
   for (const auto& w : plan.next.warnings) spdlog::warn("{}", w);
   config_ = std::move(plan.next);
   OpenNotifySocketToWorkers();
   KeepListeners();
+  StartWaiting();  // the added services, each once what it starts after is live
   spdlog::info("reload: {}", JsonText(report));
   return report;
 }

@@ -272,9 +272,11 @@ void Supervisor::RestoreCarried() {
     Status s = carried ? slot->service->Restore(carried->service) : Status::NotFound("not carried over");
     if (!s.ok()) {
       spdlog::error("{}: cannot take over its workers ({}); starting it anew", name, s.message());
+      slot->started = true;
       StartService(*slot->service);
       continue;
     }
+    slot->started = slot->service->waiting_for().empty();  // a waiting one waits on
     for (auto& p : slot->proxies) {
       if (auto c = carried->proxies.find(p->name()); c != carried->proxies.end()) {
         connections += c->second.value("connections", Json::array()).size();

@@ -55,6 +55,9 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
         // A backend may have become routable.
         if (e.type == EventType::kReady || e.type == EventType::kPromoted)
           for (auto& p : raw->proxies) p->Resume();
+        // Start order: a service waiting for this one starts now (before systemd hears
+        // that nothing is starting any more).
+        if (e.type == EventType::kPromoted) StartWaiting();
         Publish(e);
       });
   slot->service->SetNextGenerationId(history_->MaxGeneration(svc.name) + 1);

@@ -125,6 +125,9 @@ struct ServiceConfig {
   // env_file: files in systemd's EnvironmentFile= syntax (config/env_file.h), read at each
   // handover; they override `env`, and the release's own env overrides them.
   std::vector<std::string> env_files;
+  // Services that must be live before this one starts, and that stop after it
+  // (config/start_order.h).
+  std::vector<std::string> after;
   std::string cwd;
   std::vector<ListenerConfig> listeners;
   ReadyConfig ready;

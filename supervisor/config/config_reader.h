@@ -46,6 +46,7 @@ class ConfigReader {
   // "host:port" or "[v6]:port"; the port may be 0 (checked by the caller where it matters).
   static std::optional<std::pair<std::string, int>> HostPort(const std::string& text);
   Status Validate(const toml::table& root, Config& cfg) const;
+  Status CheckStartOrder(const toml::table& root, const Config& cfg) const;
 
   // [service.NAME] and its sub-tables.
   Status Listeners(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const;

@@ -9,6 +9,7 @@
 #include "supervisor/base/duration.h"
 #include "supervisor/base/number.h"
 #include "supervisor/config/config_reader.h"
+#include "supervisor/config/start_order.h"
 #include "supervisor/config/placeholders.h"
 
 namespace baton {
@@ -132,6 +133,26 @@ std::optional<std::pair<std::string, int>> ConfigReader::HostPort(const std::str
   return std::make_pair(host, *p);
 }
 
+// `after` names services of this file, not the service itself, and makes no cycle.
+Status ConfigReader::CheckStartOrder(const toml::table& root, const Config& cfg) const {
+  auto after_node = [&](const std::string& service) -> const toml::node& {
+    return *root.at_path("service." + service + ".after").node();
+  };
+  for (const auto& svc : cfg.services)
+    for (const auto& dep : svc.after)
+      if (dep == svc.name || !cfg.FindService(dep))
+        return Error(
+            after_node(svc.name), "service." + svc.name + ".after",
+            dep == svc.name ? "a service cannot start after itself" : "no service '" + dep + "' in this configuration");
+  if (auto cycle = FindStartCycle(cfg.services)) {
+    std::string chain;
+    for (const auto& name : *cycle) chain += (chain.empty() ? "" : " -> ") + name;
+    return Error(after_node(cycle->front()), "service." + cycle->front() + ".after",
+                 "the start order makes a cycle: " + chain);
+  }
+  return Status::Ok();
+}
+
 Status ConfigReader::Validate(const toml::table& root, Config& cfg) const {
   for (const auto& t : cfg.tunnels) {
     const ListenerConfig* target = nullptr;
@@ -145,6 +166,7 @@ Status ConfigReader::Validate(const toml::table& root, Config& cfg) const {
     if (target->address.kind == SocketAddress::Kind::kUdp)
       return Status::InvalidArgument(where + "a tunnel carries streams: the listener must be tcp, tcp6 or unix");
   }
+  if (Status s = CheckStartOrder(root, cfg); !s.ok()) return s;
   // The same address twice (in one service or across services) cannot both be bound.
   std::map<std::string, std::string> seen;
   for (const auto& svc : cfg.services) {

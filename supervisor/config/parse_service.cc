@@ -271,10 +271,27 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (name.empty() || name.size() > 64 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
     return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
-  if (auto s = CheckKeys(
-          *t, prefix,
-          {"command", "version", "replicas", "env", "env_file", "cwd", "listen", "ready", "stop", "restart", "rollout",
-           "bake_time", "fd_store_max", "user", "group", "supplementary_groups", "umask", "limits", "pass_env"});
+  if (auto s = CheckKeys(*t, prefix,
+                         {"command",
+                          "version",
+                          "replicas",
+                          "env",
+                          "env_file",
+                          "after",
+                          "cwd",
+                          "listen",
+                          "ready",
+                          "stop",
+                          "restart",
+                          "rollout",
+                          "bake_time",
+                          "fd_store_max",
+                          "user",
+                          "group",
+                          "supplementary_groups",
+                          "umask",
+                          "limits",
+                          "pass_env"});
       !s.ok())
     return s;
   const toml::node* cmd = t->get("command");
@@ -286,6 +303,8 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (auto s = String(*t, prefix, "cwd", svc.cwd); !s.ok()) return s;
   if (auto s = Dur(*t, prefix, "bake_time", svc.bake_time); !s.ok()) return s;
   if (auto s = Int(*t, prefix, "fd_store_max", svc.fd_store_max, 0, 128); !s.ok()) return s;
+  if (const toml::node* after = t->get("after"))
+    if (auto s = StringArray(*after, prefix + ".after", svc.after, false); !s.ok()) return s;
   for (auto read : {&ConfigReader::Account, &ConfigReader::ServiceEnv, &ConfigReader::SubTables})
     if (Status st = (this->*read)(*t, prefix, svc); !st.ok()) return st;
   return CheckTemplates(*t, prefix, svc);

@@ -26,7 +26,7 @@ namespace baton {
 // As status shows it: starting (nothing live yet), running, baking (within bake_time of a
 // handover), upgrading, down (nothing live), fatal, stopping (batond exits, or batonctl
 // stop), stopped.
-enum class ServiceState { kStarting, kRunning, kBaking, kUpgrading, kDown, kFatal, kStopping, kStopped };
+enum class ServiceState { kStarting, kRunning, kBaking, kUpgrading, kDown, kFatal, kStopping, kStopped, kWaiting };
 const char* ServiceStateName(ServiceState s);
 
 struct ListenerRef {
@@ -138,6 +138,10 @@ class Service {
   // The id of the generation a handover in progress is starting, else 0.
   int64_t pending_generation() const { return handover_ ? handover_->new_gen : 0; }
   const std::string& fatal_reason() const { return fatal_reason_; }
+  // Start order: the services this one waits for before its first start (none: it may
+  // start, or has).
+  void WaitFor(std::vector<std::string> services) { waiting_for_ = std::move(services); }
+  const std::vector<std::string>& waiting_for() const { return waiting_for_; }
   ServiceState State() const;
   std::string StateName() const { return ServiceStateName(State()); }
   const ServiceCounters& counters() const { return counters_; }
@@ -232,6 +236,7 @@ class Service {
   std::unique_ptr<Timer> kickoff_;  // defers the first spawn out of Handover()
   std::unique_ptr<Timer> sweep_;    // erases exited generations from the loop
   std::string fatal_reason_;
+  std::vector<std::string> waiting_for_;
   bool shutting_down_ = false;  // batond is exiting: nothing starts again
   bool stopped_ = false;        // stopped by the operator: no restarts until a handover
   std::function<void()> stop_done_;

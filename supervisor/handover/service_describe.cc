@@ -49,6 +49,7 @@ ServiceState Service::State() const {
   if (shutting_down_ || stop_done_) return ServiceState::kStopping;
   if (stopped_ && !handover_) return ServiceState::kStopped;
   if (!fatal_reason_.empty()) return ServiceState::kFatal;
+  if (!waiting_for_.empty() && !handover_ && !live()) return ServiceState::kWaiting;
   if (handover_) return live() ? ServiceState::kUpgrading : ServiceState::kStarting;
   if (!live()) return ServiceState::kDown;
   return bake_timer_ ? ServiceState::kBaking : ServiceState::kRunning;
@@ -64,6 +65,7 @@ const char* ServiceStateName(ServiceState s) {
     case ServiceState::kFatal: return "fatal";
     case ServiceState::kStopping: return "stopping";
     case ServiceState::kStopped: return "stopped";
+    case ServiceState::kWaiting: return "waiting";
   }
   return "?";
 }
@@ -113,6 +115,7 @@ nlohmann::json Service::Describe() const {
   }
   if (last_result_) j["last_handover"] = last_result_->ToJson();
   if (!fatal_reason_.empty()) j["fatal_reason"] = fatal_reason_;
+  if (!waiting_for_.empty()) j["waiting_for"] = waiting_for_;
   if (previous_release_) j["previous_version"] = previous_release_->version;
   nlohmann::json stored = nlohmann::json::array();
   for (const auto& [name, fd] : fd_store_) stored.push_back(name);

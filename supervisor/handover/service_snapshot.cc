@@ -39,6 +39,7 @@ Json Service::Snapshot(std::vector<int>* keep) const {
             {"next_generation", next_gen_id_},
             {"stopped", stopped_},
             {"fatal_reason", fatal_reason_},
+            {"waiting_for", waiting_for_},
             {"counters",
              {{"handovers_promoted", counters_.handovers_promoted},
               {"handovers_failed", counters_.handovers_failed},
@@ -85,6 +86,7 @@ Status Service::Restore(const Json& s) {
     next_gen_id_ = std::max(next_gen_id_, s.at("next_generation").get<int64_t>());
     stopped_ = s.value("stopped", false);
     fatal_reason_ = s.value("fatal_reason", "");
+    waiting_for_ = s.value("waiting_for", std::vector<std::string>{});
     const Json& c = s.at("counters");
     counters_.handovers_promoted = c.value("handovers_promoted", uint64_t{0});
     counters_.handovers_failed = c.value("handovers_failed", uint64_t{0});

@@ -6,7 +6,7 @@
 
 using namespace baton::it;
 
-TEST_CASE("env_file: a release reads the file as it is at its handover; a syntax error fails only that upgrade") {
+TEST_CASE("env_file: a release reads the file as it is at its handover and a syntax error fails only that upgrade") {
   TempDir files;
   std::string path = files.path + "/web.env";
   std::ofstream(path) << "# written by the deploy\nGREETING='hello from v1'\n";
@@ -31,4 +31,86 @@ TEST_CASE("env_file: a release reads the file as it is at its handover; a syntax
   INFO(load.failures());
   CHECK(load.failed() == 0);
   CHECK(load.versions().count("v3") == 0);
+}
+
+namespace {
+
+// Two services of test workers: db, whose workers take `ready_ms` to be ready, and web,
+// which starts after db.
+std::string Ordered(int ready_ms) {
+  std::string db = WebService(1, "", ", \"--ready-delay\", \"" + std::to_string(ready_ms) + "\"");
+  for (std::string from = "service.web"; db.find(from) != std::string::npos;)
+    db.replace(db.find(from), from.size(), "service.db");
+  return db + WebService(2, "after = [\"db\"]\n");
+}
+
+}  // namespace
+
+TEST_CASE("start order: a service starts once what it comes after is live, and stops before it") {
+  Daemon d(Ordered(500));
+  d.Start();
+  INFO(d.Log());
+  auto db = d.Service("db"), web = d.Service("web");
+  REQUIRE(db["state"] == "running");
+  REQUIRE(web["state"] == "running");
+  double db_started = db["generations"][0]["started_at"].get<double>();
+  double web_started = web["generations"][0]["started_at"].get<double>();
+  CHECK(web_started - db_started >= 0.5);  // db's workers took 500 ms to be ready
+  CHECK(d.Stop() == 0);
+  std::string log = d.Log();
+  INFO(log);
+  // Every web worker has exited before db hears of the stop.
+  auto stop = log.find("SIGTERM: draining every service");
+  REQUIRE(stop != std::string::npos);
+  auto web_gone = log.find("web gen 1 (v1): generation_exited", stop);
+  auto db_told = log.find("info db", stop);
+  REQUIRE(web_gone != std::string::npos);
+  REQUIRE(db_told != std::string::npos);
+  CHECK(web_gone < db_told);
+}
+
+TEST_CASE("start order: a service waits while what it comes after cannot start, and starts once it is live") {
+  std::string config = Ordered(0);
+  config.replace(config.find("\"--notify\""), std::string("\"--notify\"").size(), "\"--exit-at-start\", \"3\"");
+  Daemon d(config);
+  d.Start();
+  INFO(d.Log());
+  CHECK(d.Service("db")["version"].is_null());
+  auto web = d.Service("web");
+  CHECK(web["state"] == "waiting");
+  CHECK(web["waiting_for"] == nlohmann::json::array({"db"}));
+  CHECK(web["generations"].empty());
+  auto fixed = d.Ctl({"upgrade", "db", "--version", "v2", "--", TEST_WORKER_PATH, "--version", "v2", "--notify"});
+  INFO(fixed.output);
+  REQUIRE(fixed.exit_code == 0);
+  REQUIRE(WaitFor([&] { return d.Service("web")["state"] == "running"; }));
+  CHECK_FALSE(d.Service("web").contains("waiting_for"));
+  CHECK(HttpGet(d.Port("web")).rfind("version=v1", 0) == 0);
+}
+
+TEST_CASE("start order: a service a reload adds starts after what it names") {
+  Daemon d(WebService(1));
+  d.Start();
+  INFO(d.Log());
+  // api starts after web, which is live: at once. jobs starts after api.
+  std::string api = WebService(1, "after = [\"web\"]\n"), jobs = WebService(1, "after = [\"api\"]\n");
+  for (auto* text : {&api, &jobs})
+    for (std::string from = "service.web"; text->find(from) != std::string::npos;)
+      text->replace(text->find(from), from.size(), text == &api ? "service.api" : "service.jobs");
+  d.WriteConfig(WebService(1) + api + jobs);
+  auto r = d.Ctl({"reload"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(WaitFor([&] { return d.Service("jobs")["state"] == "running"; }));
+  double api_started = d.Service("api")["generations"][0]["started_at"].get<double>();
+  double jobs_started = d.Service("jobs")["generations"][0]["started_at"].get<double>();
+  CHECK(jobs_started >= api_started);
+  // A reload that would make a cycle changes nothing.
+  std::string cycle = WebService(1, "after = [\"jobs\"]\n") + api + jobs;
+  d.WriteConfig(cycle);
+  auto refused = d.Ctl({"reload"});
+  CHECK(refused.exit_code != 0);
+  CHECK_THAT(refused.output,
+             Catch::Contains("service.api.after: the start order makes a cycle: api -> web -> jobs -> api"));
+  CHECK(d.Service("web")["state"] == "running");
 }

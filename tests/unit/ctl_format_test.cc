@@ -56,6 +56,17 @@ TEST_CASE_METHOD(UtcNoColor, "ctl: status shows each service, its live generatio
   CHECK(out.find("web      running  v2       4    1/2    http=127.0.0.1:8080 (shared)  upgrade v2 promoted\n") !=
         std::string::npos);
   CHECK(out.find("edge    a     0.0.0.0:80 -> web.http  up 90s  3") != std::string::npos);
+
+  nlohmann::json waiting = {{"daemon", status["daemon"]},
+                            {"services",
+                             {{{"name", "jobs"},
+                               {"state", "waiting"},
+                               {"version", nullptr},
+                               {"replicas", 1},
+                               {"generations", nlohmann::json::array()},
+                               {"waiting_for", {"db", "web"}}}}}};
+  CHECK(FormatStatus(waiting, kNow).find("\njobs: waiting for db, web to be live\n") != std::string::npos);
+  CHECK(FormatService(waiting["services"][0], kNow).find("waiting for db, web to be live\n") != std::string::npos);
 }
 
 TEST_CASE_METHOD(UtcNoColor, "ctl: a service shows its steering split, its last handover and every worker") {

@@ -64,7 +64,7 @@ TEST_CASE("env_file: an error names the file and the line where the assignment s
   CHECK(Error("A=\"1\n2\"\nB\n") == "/etc/web.env:3: expected KEY=VALUE");
 }
 
-TEST_CASE("env_file: files read in turn; '-' first allows a missing one") {
+TEST_CASE("env_file: files read in turn and a '-' first allows a missing one") {
   char dir[] = "/tmp/baton-env-XXXXXX";
   REQUIRE(::mkdtemp(dir));
   std::string a = std::string(dir) + "/a.env", b = std::string(dir) + "/b.env";

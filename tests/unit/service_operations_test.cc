@@ -102,7 +102,7 @@ TEST_CASE("FD store: stored descriptors follow the listeners in the next workers
   CHECK(h.service->Describe()["fd_store"].size() == 1);
 }
 
-TEST_CASE("env_file: read at every handover, over env and under the release's env; a bad file fails that handover") {
+TEST_CASE("env_file: read at every handover, over env and under the release's env - a bad file fails that handover") {
   ServiceConfig c = NotifyConfig(1);
   c.env = {{"A", "config"}, {"B", "config"}};
   c.env_files = {"/etc/web.env"};
