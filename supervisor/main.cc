@@ -7,6 +7,7 @@
 
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
+#include "supervisor/logs/log_files.h"
 #include "supervisor/supervisor.h"
 
 namespace {
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
     std::cerr << "batond: " << safe.message() << "\n";
     return baton::kExitUsage;
   }
-  baton::InitLogging(config->daemon.log_level);
+  (void)baton::SetUpDaemonLog(config->daemon);  // a file that cannot be opened is logged; stderr goes on
   for (const auto& w : config->warnings) spdlog::warn("{}", w);
   if (check_only) {
     std::cout << config_path << ": ok (" << config->services.size() << " service(s))\n";

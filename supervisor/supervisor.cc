@@ -124,6 +124,7 @@ int Supervisor::Run() {
   signals_.add(SIGINT);
   signals_.add(SIGHUP);
   signals_.add(SIGCHLD);
+  signals_.add(SIGUSR1);
   std::function<void()> wait_signal;
   wait_signal = [this, &wait_signal] {
     signals_.async_wait([this, &wait_signal](const boost::system::error_code& ec, int sig) {
@@ -157,6 +158,7 @@ int Supervisor::Run() {
 
 void Supervisor::OnSignal(int sig) {
   if (sig == SIGCHLD) return ReapOrphans();
+  if (sig == SIGUSR1) return ReopenLogs();
   if (sig == SIGHUP) {
     if (stopping_) return;
     spdlog::info("SIGHUP: reloading {}", config_.path);
@@ -325,6 +327,7 @@ void Supervisor::OnOutput(const std::string& service, const Generation& gen, int
   if (!slot) return;
   LogLine l{clock_->WallSeconds(),           gen.release.version, gen.id, pid,
             stream == OutputStream::kStderr, std::string(line)};
+  if (slot->log_file) slot->log_file->Write(service, l);
   if (!log_followers_.empty()) {
     nlohmann::json j = l.ToJson(service);
     auto followers = log_followers_;

@@ -22,6 +22,7 @@
 #include "supervisor/tunnel/tunnel.h"
 #include "supervisor/logs/log_buffer.h"
 #include "supervisor/notify/notify_server.h"
+#include "supervisor/logs/log_files.h"
 #include "supervisor/notify/systemd_notifier.h"
 #include "supervisor/sockets/kept_sockets.h"
 #include "supervisor/process/posix_launcher.h"
@@ -91,7 +92,8 @@ class Supervisor : public Commands {
     std::vector<std::unique_ptr<ProxyListener>> proxies;          // the proxied listeners
     std::vector<std::unique_ptr<ProxyListener>> retired_proxies;  // replaced by a reload, still open
     std::unique_ptr<ServiceSteering> steering;                    // the kernel-steered listeners' groups
-    bool started = false;  // its first start was asked for (start order: `after`)
+    bool started = false;                      // its first start was asked for (start order: `after`)
+    std::unique_ptr<ServiceLogFile> log_file;  // [service.X.log]
   };
 
   explicit Supervisor(Config config);
@@ -139,6 +141,10 @@ class Supervisor : public Commands {
   Status CreateTunnels();
   nlohmann::json DescribeTunnels() const;
   void StartService(Service& svc);
+  // [service.X.log]: opens the slot's log file as `svc` says (or closes it).
+  Status OpenLogFile(ServiceSlot& slot, const ServiceConfig& svc);
+  // SIGUSR1: every log file opened anew by name (after logrotate moved it).
+  void ReopenLogs();
   // Start order: starts every service not started yet whose `after` are all live; the
   // others wait, saying for what.
   void StartWaiting();

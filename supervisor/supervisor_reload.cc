@@ -54,7 +54,7 @@ Result<nlohmann::json> Supervisor::ApplyReload() {
   nlohmann::json report = {{"added", nlohmann::json::array()},   {"removed", plan.removed},
                            {"changed", nlohmann::json::array()}, {"restarting", nlohmann::json::array()},
                            {"unchanged", plan.unchanged},        {"warnings", plan.warnings}};
-  spdlog::set_level(spdlog::level::from_str(plan.next.daemon.log_level));
+  (void)SetUpDaemonLog(plan.next.daemon);  // the level, the file or its format may have changed
   ports_.SetRange(plan.next.daemon.port_range);
   for (const auto& name : plan.removed) RemoveService(name);
   for (const auto& change : plan.changed) {
@@ -126,6 +126,7 @@ void Supervisor::ApplyChange(const ServiceChange& change, const ServiceConfig& w
   Service& svc = *slot.service;
   const int replicas = svc.config().replicas;
   ServiceConfig next_config = wanted;
+  if (Status s = OpenLogFile(slot, wanted); !s.ok()) report["warnings"].push_back(change.service + ": " + s.message());
   if (bound) {
     slot.listeners = std::move(*bound);
     slot.steering->Rebuild(next_config, slot.listeners, config_.daemon);

@@ -342,7 +342,7 @@ int ResumeFromState(int state_fd, const std::string& previous_failure) {
     spdlog::critical("self-upgrade: the previous program cannot take over again either: {}", problem);
     return kExitSystem;
   }
-  InitLogging(config.daemon.log_level);
+  (void)SetUpDaemonLog(config.daemon);
   if (!previous_failure.empty()) state.resume_failed = previous_failure;
   const int program_fd = state.program_fd;
   // Until this program runs, the descriptors belong to the previous one: a supervisor that

@@ -37,9 +37,10 @@ std::vector<ListenerRef> Supervisor::InheritedListeners(const ServiceConfig& svc
 }
 
 Status Supervisor::AddService(const ServiceConfig& configured, std::vector<BoundListener> listeners) {
-  auto slot = std::make_unique<ServiceSlot>(
-      ServiceSlot{nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines), false, {}, {}, nullptr});
+  auto slot = std::make_unique<ServiceSlot>(ServiceSlot{
+      nullptr, std::move(listeners), LogBuffer(config_.daemon.log_lines), false, {}, {}, nullptr, false, nullptr});
   ServiceSlot* raw = slot.get();
+  if (Status s = OpenLogFile(*slot, configured); !s.ok()) return s;
   ServiceConfig svc = configured;  // a listener that cannot be steered falls back to shared
   const CarriedService* carried = carried_ ? carried_->FindService(configured.name) : nullptr;
   if (carried && !carried->steering.is_null()) {
@@ -102,6 +103,28 @@ ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
     OnOutput(name, gen, pid, stream, line);
   };
   return sio;
+}
+
+Status Supervisor::OpenLogFile(ServiceSlot& slot, const ServiceConfig& svc) {
+  if (svc.log.file.empty()) {
+    slot.log_file.reset();
+    return Status::Ok();
+  }
+  if (slot.log_file && slot.log_file->config() == svc.log && slot.log_file->json() == config_.daemon.log_json)
+    return Status::Ok();
+  auto file = ServiceLogFile::Open(svc.log, config_.daemon.log_json);
+  if (!file.ok()) return Status::InvalidArgument("service." + svc.name + ".log: " + file.status().message());
+  slot.log_file = std::move(*file);
+  return Status::Ok();
+}
+
+void Supervisor::ReopenLogs() {
+  (void)SetUpDaemonLog(config_.daemon);
+  for (auto* list : {&services_, &removing_})
+    for (auto& slot : *list)
+      if (slot->log_file)
+        if (Status s = slot->log_file->Reopen(); !s.ok()) spdlog::error("{}: {}", slot->service->name(), s.message());
+  spdlog::info("SIGUSR1: log files opened anew");
 }
 
 void Supervisor::RecordResult(const std::string& name, const Release& release, const HandoverResult& result) {

@@ -110,6 +110,15 @@ struct RolloutConfig {
 };
 
 // Resource limits for workers (setrlimit in the child); unset: inherited from batond.
+// A log file batond writes, rotated by size: web.1.log is the one before web.log, up to
+// web.KEEP.log.
+struct LogFileConfig {
+  std::string file;                  // empty: none
+  uint64_t max_size = 100ull << 20;  // bytes
+  int keep = 5;                      // rotated files kept
+  friend bool operator==(const LogFileConfig&, const LogFileConfig&) = default;
+};
+
 struct LimitsConfig {
   std::optional<uint64_t> nofile, nproc, core;  // kUnlimited for "infinity"
   static constexpr uint64_t kUnlimited = ~uint64_t{0};
@@ -128,6 +137,7 @@ struct ServiceConfig {
   // Services that must be live before this one starts, and that stop after it
   // (config/start_order.h).
   std::vector<std::string> after;
+  LogFileConfig log;  // [service.X.log]: the workers' output, tagged as in batond's log
   std::string cwd;
   std::vector<ListenerConfig> listeners;
   ReadyConfig ready;
@@ -167,6 +177,8 @@ struct DaemonConfig {
   std::string socket_group;        // group name or number; makes the socket 0660
   Duration control_timeout = 10s;  // a client must send its whole request within this
   size_t log_lines = 1000;         // worker output lines kept per service
+  LogFileConfig log;               // log_file, log_max_size, log_keep: batond's own log, besides stderr
+  bool log_json = false;           // log_format = "json": one JSON object per line, stderr and files
   PortRange port_range;            // loopback ports handed to workers ({probe_port}, proxy backends)
   std::string port_range_at;       // "FILE:LINE:COL" where the config set port_range, else empty
   // Kernel steering: "ebpf" where the kernel lets batond load it, else "cbpf" (auto); or

@@ -8,6 +8,8 @@
 #include "supervisor/base/duration.h"
 #include "supervisor/base/number.h"
 #include "supervisor/config/config_reader.h"
+
+#include <map>
 #include "supervisor/config/placeholders.h"
 
 namespace baton {
@@ -85,6 +87,39 @@ Status ConfigReader::Dur(const toml::table& t, const std::string& prefix, std::s
   if (!d) return Error(*n, Join(prefix, key), "expected a duration such as \"500ms\", \"5s\" or \"2m\"");
   out = *d;
   return Status::Ok();
+}
+
+Status ConfigReader::Size(const toml::table& t, const std::string& prefix, std::string_view key, uint64_t& out) const {
+  const toml::node* n = t.get(key);
+  if (!n) return Status::Ok();
+  std::optional<uint64_t> bytes;
+  if (n->is_integer() && n->as_integer()->get() > 0) {
+    bytes = static_cast<uint64_t>(n->as_integer()->get());
+  } else if (n->is_string()) {
+    std::string text = n->as_string()->get();
+    size_t digits = text.find_first_not_of("0123456789");
+    std::string unit = digits == std::string::npos ? "" : text.substr(digits);
+    static const std::map<std::string, int> shifts = {{"", 0},     {"B", 0},   {"K", 10},  {"KB", 10},
+                                                      {"KiB", 10}, {"M", 20},  {"MB", 20}, {"MiB", 20},
+                                                      {"G", 30},   {"GB", 30}, {"GiB", 30}};
+    auto shift = shifts.find(unit);
+    if (digits != 0 && digits <= 13 && shift != shifts.end()) {
+      uint64_t count = std::stoull(text.substr(0, digits));  // at most 13 digits: no overflow
+      if (count > 0 && count <= (1ull << 40)) bytes = count << shift->second;
+    }
+  }
+  if (!bytes || *bytes > (1ull << 40))
+    return Error(*n, Join(prefix, key), "expected a size such as \"100M\", \"512K\" or \"1G\" (at most 1T)");
+  out = *bytes;
+  return Status::Ok();
+}
+
+Status ConfigReader::LogFile(const toml::table& t, const std::string& prefix, const char* file_key,
+                             const char* size_key, const char* keep_key, LogFileConfig& out) const {
+  if (auto s = String(t, prefix, file_key, out.file); !s.ok()) return s;
+  if (t.get(file_key) && out.file.empty()) return Error(*t.get(file_key), Join(prefix, file_key), "must not be empty");
+  if (auto s = Size(t, prefix, size_key, out.max_size); !s.ok()) return s;
+  return Int(t, prefix, keep_key, out.keep, 0, 1000);
 }
 
 Status ConfigReader::StringArray(const toml::node& n, const std::string& key, std::vector<std::string>& out,

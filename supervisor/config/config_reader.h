@@ -34,6 +34,12 @@ class ConfigReader {
   Status Bool(const toml::table& t, const std::string& prefix, std::string_view key, bool& out) const;
   Status Float(const toml::table& t, const std::string& prefix, std::string_view key, double& out, double min) const;
   Status Dur(const toml::table& t, const std::string& prefix, std::string_view key, Duration& out) const;
+  // A size in bytes: an integer, or a string such as "512K", "100M", "1G" (powers of 1024;
+  // "MB" and "MiB" say the same), from 1 byte to 1 TiB.
+  Status Size(const toml::table& t, const std::string& prefix, std::string_view key, uint64_t& out) const;
+  // A log file: FILE_KEY, SIZE_KEY, KEEP_KEY of `t`.
+  Status LogFile(const toml::table& t, const std::string& prefix, const char* file_key, const char* size_key,
+                 const char* keep_key, LogFileConfig& out) const;
   Status StringArray(const toml::node& n, const std::string& key, std::vector<std::string>& out, bool non_empty) const;
   // A user or group given by number must be a valid id: read unchecked, "4294967296" wrapped
   // to 0 and a worker ran as root.

@@ -29,6 +29,7 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.rollout == b.rollout, "rollout", false);
   note(a.bake_time == b.bake_time, "bake_time", false);
   note(a.after == b.after, "after", false);
+  note(a.log == b.log, "log", false);
   note(a.fd_store_max == b.fd_store_max, "fd_store_max", false);
   return d;
 }

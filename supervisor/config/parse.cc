@@ -17,7 +17,8 @@ namespace baton {
 Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
   if (auto s = CheckKeys(t, "daemon",
                          {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids", "socket_group",
-                          "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle", "health"});
+                          "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle", "health",
+                          "log_file", "log_max_size", "log_keep", "log_format"});
       !s.ok())
     return s;
   if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
@@ -60,6 +61,12 @@ Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
   if (auto s = String(t, "daemon", "control_socket", d.control_socket); !s.ok()) return s;
   if (auto s = String(t, "daemon", "state_dir", d.state_dir); !s.ok()) return s;
   if (auto s = String(t, "daemon", "log_level", d.log_level); !s.ok()) return s;
+  if (auto s = LogFile(t, "daemon", "log_file", "log_max_size", "log_keep", d.log); !s.ok()) return s;
+  if (const toml::node* n = t.get("log_format")) {
+    std::string format = n->value_or(std::string());
+    if (format != "text" && format != "json") return Error(*n, "daemon.log_format", "expected \"text\" or \"json\"");
+    d.log_json = format == "json";
+  }
   static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (!levels.count(d.log_level))
     return Error(*t.get("log_level"), "daemon.log_level", "expected one of trace, debug, info, warn, error");

@@ -271,29 +271,12 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (name.empty() || name.size() > 64 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
     return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
-  if (auto s = CheckKeys(*t, prefix,
-                         {"command",
-                          "version",
-                          "replicas",
-                          "env",
-                          "env_file",
-                          "after",
-                          "cwd",
-                          "listen",
-                          "ready",
-                          "stop",
-                          "restart",
-                          "rollout",
-                          "bake_time",
-                          "fd_store_max",
-                          "user",
-                          "group",
-                          "supplementary_groups",
-                          "umask",
-                          "limits",
-                          "pass_env"});
-      !s.ok())
-    return s;
+  static const std::set<std::string> kKeys = {
+      "command", "version",   "replicas", "env",   "env_file",     "after",
+      "log",     "cwd",       "listen",   "ready", "stop",         "restart",
+      "rollout", "bake_time", "user",     "group", "fd_store_max", "supplementary_groups",
+      "umask",   "limits",    "pass_env"};
+  if (auto s = CheckKeys(*t, prefix, kKeys); !s.ok()) return s;
   const toml::node* cmd = t->get("command");
   if (!cmd) return Error(node, prefix + ".command", "missing: every service needs a command (an argv array)");
   if (auto s = StringArray(*cmd, prefix + ".command", svc.command, true); !s.ok()) return s;
@@ -365,6 +348,11 @@ Status ConfigReader::SubTables(const toml::table& t, const std::string& prefix, 
       {"restart", [&](const toml::table& sub, const std::string& key) { return Restart(sub, key, svc.restart); }},
       {"limits", [&](const toml::table& sub, const std::string& key) { return Limits(sub, key, svc.limits); }},
       {"rollout", [&](const toml::table& sub, const std::string& key) { return Rollout(sub, key, svc); }},
+      {"log",
+       [&](const toml::table& sub, const std::string& key) {
+         if (auto s = CheckKeys(sub, key, {"file", "max_size", "keep"}); !s.ok()) return s;
+         return LogFile(sub, key, "file", "max_size", "keep", svc.log);
+       }},
   };
   for (const auto& [key, read] : tables) {
     const toml::node* n = t.get(key);

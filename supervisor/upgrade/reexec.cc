@@ -20,7 +20,7 @@ namespace {
 sigset_t HandledSignals() {
   sigset_t set;
   ::sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) ::sigaddset(&set, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1}) ::sigaddset(&set, sig);
   return set;
 }
 

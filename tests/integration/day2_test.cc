@@ -1,6 +1,10 @@
-// Day-2 operations with real processes: env_file.
+// Day-2 operations with real processes: env_file, start order, log files.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tests/integration/harness.h"
 
@@ -113,4 +117,48 @@ TEST_CASE("start order: a service a reload adds starts after what it names") {
   CHECK_THAT(refused.output,
              Catch::Contains("service.api.after: the start order makes a cycle: api -> web -> jobs -> api"));
   CHECK(d.Service("web")["state"] == "running");
+}
+
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("log files: worker output in the service's file and batond's own as JSON - SIGUSR1 opens them anew") {
+  Daemon d(WebService(2, "[service.web.log]\nfile = \"@DIR@/logs/web.log\"\nkeep = 2\n"),
+           "log_file = \"@DIR@/logs/batond.log\"\nlog_format = \"json\"\n");
+  d.Start();
+  INFO(d.Log());
+  std::string logs = d.dir() + "/logs";
+  // Both files hold one JSON object per line.
+  auto has = [&](const std::string& file, const char* key, const std::string& text) {
+    std::istringstream in(Slurp(logs + "/" + file));
+    for (std::string line; std::getline(in, line);)
+      if (nlohmann::json::parse(line)[key].get<std::string>().find(text) != std::string::npos) return true;
+    return false;
+  };
+  REQUIRE(WaitFor([&] { return has("web.log", "line", "test_worker v1 serving"); }));
+  CHECK(has("batond.log", "message", "batond running"));
+
+  Load load(d.Port("web"), 4);
+  // logrotate moves the files away, then signals batond.
+  std::filesystem::rename(logs + "/web.log", logs + "/web.log.moved");
+  std::filesystem::rename(logs + "/batond.log", logs + "/batond.log.moved");
+  ::kill(d.pid(), SIGUSR1);
+  REQUIRE(WaitFor([&] { return has("batond.log", "message", "log files opened anew"); }));
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  REQUIRE(load.WaitForVersion("v2"));
+  REQUIRE(WaitFor([&] { return has("web.log", "line", "test_worker v2 serving"); }));
+  CHECK_FALSE(has("web.log.moved", "line", "test_worker v2"));
+  CHECK(has("web.log.moved", "line", "test_worker v1"));
+  CHECK(d.Ctl({"logs", "web"}).output.find("v2") != std::string::npos);  // batonctl logs as before
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
 }
