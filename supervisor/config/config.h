@@ -119,6 +119,14 @@ struct LogFileConfig {
   friend bool operator==(const LogFileConfig&, const LogFileConfig&) = default;
 };
 
+// [service.X.hooks]: commands batond runs at points of a handover (argv; empty: none),
+// each within `timeout`. Only before_start can stop a handover.
+struct HooksConfig {
+  std::vector<std::string> before_start, on_promoted, on_failed, on_rollback, on_fatal, before_drain;
+  Duration timeout = 30s;
+  friend bool operator==(const HooksConfig&, const HooksConfig&) = default;
+};
+
 struct LimitsConfig {
   std::optional<uint64_t> nofile, nproc, core;  // kUnlimited for "infinity"
   static constexpr uint64_t kUnlimited = ~uint64_t{0};
@@ -138,6 +146,7 @@ struct ServiceConfig {
   // (config/start_order.h).
   std::vector<std::string> after;
   LogFileConfig log;  // [service.X.log]: the workers' output, tagged as in batond's log
+  HooksConfig hooks;
   std::string cwd;
   std::vector<ListenerConfig> listeners;
   ReadyConfig ready;

@@ -52,6 +52,7 @@ class ConfigReader {
   // "host:port" or "[v6]:port"; the port may be 0 (checked by the caller where it matters).
   static std::optional<std::pair<std::string, int>> HostPort(const std::string& text);
   Status Validate(const toml::table& root, Config& cfg) const;
+  Status Hooks(const toml::table& t, const std::string& prefix, HooksConfig& h) const;
   Status CheckStartOrder(const toml::table& root, const Config& cfg) const;
 
   // [service.NAME] and its sub-tables.

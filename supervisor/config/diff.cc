@@ -30,6 +30,7 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.bake_time == b.bake_time, "bake_time", false);
   note(a.after == b.after, "after", false);
   note(a.log == b.log, "log", false);
+  note(a.hooks == b.hooks, "hooks", false);
   note(a.fd_store_max == b.fd_store_max, "fd_store_max", false);
   return d;
 }

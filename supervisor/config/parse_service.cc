@@ -218,6 +218,19 @@ Status ConfigReader::Limits(const toml::table& t, const std::string& prefix, Lim
   return Status::Ok();
 }
 
+Status ConfigReader::Hooks(const toml::table& t, const std::string& prefix, HooksConfig& h) const {
+  const std::pair<const char*, std::vector<std::string>*> hooks[] = {
+      {"before_start", &h.before_start}, {"on_promoted", &h.on_promoted}, {"on_failed", &h.on_failed},
+      {"on_rollback", &h.on_rollback},   {"on_fatal", &h.on_fatal},       {"before_drain", &h.before_drain}};
+  std::set<std::string> keys = {"timeout"};
+  for (const auto& [key, argv] : hooks) keys.insert(key);
+  if (auto s = CheckKeys(t, prefix, keys); !s.ok()) return s;
+  for (const auto& [key, argv] : hooks)
+    if (const toml::node* n = t.get(key))
+      if (auto s = StringArray(*n, Join(prefix, key), *argv, true); !s.ok()) return s;
+  return Dur(t, prefix, "timeout", h.timeout);
+}
+
 Status ConfigReader::Restart(const toml::table& t, const std::string& prefix, RestartConfig& r) const {
   if (auto s = CheckKeys(t, prefix, {"backoff", "max_backoff", "multiplier", "max_failures", "reset_after"}); !s.ok())
     return s;
@@ -271,11 +284,28 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (name.empty() || name.size() > 64 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
     return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
-  static const std::set<std::string> kKeys = {
-      "command", "version",   "replicas", "env",   "env_file",     "after",
-      "log",     "cwd",       "listen",   "ready", "stop",         "restart",
-      "rollout", "bake_time", "user",     "group", "fd_store_max", "supplementary_groups",
-      "umask",   "limits",    "pass_env"};
+  static const std::set<std::string> kKeys = {"command",
+                                              "version",
+                                              "replicas",
+                                              "env",
+                                              "env_file",
+                                              "after",
+                                              "hooks",
+                                              "log",
+                                              "cwd",
+                                              "listen",
+                                              "ready",
+                                              "stop",
+                                              "restart",
+                                              "rollout",
+                                              "bake_time",
+                                              "user",
+                                              "group",
+                                              "fd_store_max",
+                                              "supplementary_groups",
+                                              "umask",
+                                              "limits",
+                                              "pass_env"};
   if (auto s = CheckKeys(*t, prefix, kKeys); !s.ok()) return s;
   const toml::node* cmd = t->get("command");
   if (!cmd) return Error(node, prefix + ".command", "missing: every service needs a command (an argv array)");
@@ -348,6 +378,7 @@ Status ConfigReader::SubTables(const toml::table& t, const std::string& prefix, 
       {"restart", [&](const toml::table& sub, const std::string& key) { return Restart(sub, key, svc.restart); }},
       {"limits", [&](const toml::table& sub, const std::string& key) { return Limits(sub, key, svc.limits); }},
       {"rollout", [&](const toml::table& sub, const std::string& key) { return Rollout(sub, key, svc); }},
+      {"hooks", [&](const toml::table& sub, const std::string& key) { return Hooks(sub, key, svc.hooks); }},
       {"log",
        [&](const toml::table& sub, const std::string& key) {
          if (auto s = CheckKeys(sub, key, {"file", "max_size", "keep"}); !s.ok()) return s;

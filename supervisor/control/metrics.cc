@@ -112,6 +112,9 @@ void ServiceMetrics(Writer& w, const nlohmann::json& services) {
   w.Family("baton_service_restarts_total", "counter", "Crash restarts of workers since batond started.");
   for (const auto& s : services)
     w.Sample("baton_service_restarts_total", {{"service", s["name"]}}, Num(s["counters"], "restarts"));
+  w.Family("baton_service_hook_failures_total", "counter", "Hooks that failed or timed out since batond started.");
+  for (const auto& s : services)
+    w.Sample("baton_service_hook_failures_total", {{"service", s["name"]}}, Num(s["counters"], "hook_failures"));
   w.Family("baton_service_last_handover_seconds", "gauge", "Duration of the last handover.");
   for (const auto& s : services)
     w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}},

@@ -76,6 +76,7 @@ constexpr std::array<std::pair<EventType, const char*>, kEventTypeCount> kEventT
     {EventType::kTunnelUp, "tunnel_up"},
     {EventType::kTunnelDown, "tunnel_down"},
     {EventType::kTunnelError, "tunnel_error"},
+    {EventType::kHookFailed, "hook_failed"},
 }};
 
 constexpr std::array<std::pair<HandoverKind, const char*>, 5> kKinds = {{
@@ -147,7 +148,8 @@ bool IsTrouble(EventType type) {
     case EventType::kKill:
     case EventType::kHistoryError:
     case EventType::kSelfUpgradeFailed:
-    case EventType::kTunnelError: return true;
+    case EventType::kTunnelError:
+    case EventType::kHookFailed: return true;
     default: return false;
   }
 }

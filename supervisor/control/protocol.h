@@ -127,8 +127,9 @@ enum class EventType {
   kTunnelUp,
   kTunnelDown,
   kTunnelError,
+  kHookFailed,
 };
-inline constexpr int kEventTypeCount = static_cast<int>(EventType::kTunnelError) + 1;
+inline constexpr int kEventTypeCount = static_cast<int>(EventType::kHookFailed) + 1;
 const char* EventTypeName(EventType type);
 std::optional<EventType> ParseEventType(std::string_view name);
 // Whether the event reports something going wrong (logged as a warning, shown in red).

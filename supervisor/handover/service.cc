@@ -65,8 +65,22 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
   bake_timer_.reset();
   Emit(EventType::kHandoverStarted, gen.get(), 0,
        std::string(HandoverKindName(kind)) + " to " + release.version + (old ? " from " + old->release.version : ""));
+  Generation& started = *gen;
   gens_.push_back(std::move(gen));
-  kickoff_ = clock_.After(Duration(0), [this] { SpawnBatch(); });
+  std::string from = old ? old->release.version : "";
+  if (kind == HandoverKind::kRollback || kind == HandoverKind::kAutoRollback)
+    RunHook("on_rollback", config_.hooks.on_rollback, &started, from, HandoverKindName(kind));
+  if (config_.hooks.before_start.empty()) {
+    kickoff_ = clock_.After(Duration(0), [this] { SpawnBatch(); });
+    return Status::Ok();
+  }
+  // No worker starts before the hook says yes; its failure fails this handover only.
+  int64_t id = started.id;
+  RunHook("before_start", config_.hooks.before_start, &started, from, "", [this, id](Status s) {
+    if (!handover_ || handover_->new_gen != id) return;  // ended meanwhile (a shutdown)
+    if (!s.ok()) return FailHandover("the before_start hook failed: " + s.message());
+    SpawnBatch();
+  });
   return Status::Ok();
 }
 
@@ -136,6 +150,7 @@ void Service::Promote() {
   }
   SteerTraffic();  // every new connection to the new generation
   Emit(EventType::kPromoted, gen, 0, gen->release.version + " is live");
+  RunHook("on_promoted", config_.hooks.on_promoted, gen, result.from_version, "");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
     StartBake(config_.bake_time);
   last_result_ = result;
@@ -174,6 +189,7 @@ void Service::FailHandover(const std::string& reason) {
     result.from_generation = old->id;
   }
   Emit(EventType::kFailed, gen, 0, reason);
+  RunHook("on_failed", config_.hooks.on_failed, gen, result.from_version, reason);
   if (done.rollout) {
     // It had a share of new connections: those go back to the live generation, and it
     // finishes the requests it already has, as a replaced generation does, before its
@@ -265,6 +281,7 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
     fatal_reason_ = what + "; " + std::to_string(w.quick_failures) + " quick failures in a row" +
                     (tail.empty() ? "" : "; last stderr: " + tail);
     Emit(EventType::kFatal, &gen, 0, fatal_reason_);
+    RunHook("on_fatal", config_.hooks.on_fatal, &gen, "", fatal_reason_);
     return;
   }
   Duration delay = RestartDelay(config_.restart, w.quick_failures);

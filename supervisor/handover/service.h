@@ -64,6 +64,7 @@ struct ServiceCounters {
   uint64_t handovers_promoted = 0;
   uint64_t handovers_failed = 0;
   uint64_t restarts = 0;
+  uint64_t hook_failures = 0;
   double last_handover_seconds = 0;
 };
 
@@ -212,6 +213,11 @@ class Service {
   Status RestoreLive(const nlohmann::json& live);
   void RestoreWorker(Generation& gen, const nlohmann::json& worker);
   SteadyTime SteadyOf(double wall_then) const;
+  void DrainNow(Generation& old);
+  // Runs hook `hook` (its argv from config; none: `then` at once) for `gen`; a failure is
+  // counted and reported (hook_failed) before `then` hears of it.
+  void RunHook(const char* hook, const std::vector<std::string>& argv, const Generation* gen,
+               const std::string& from_version, const std::string& reason, std::function<void(Status)> then = {});
   void Emit(EventType type, const Generation* gen, int pid, const std::string& message,
             std::optional<double> duration_s = std::nullopt);
   Generation* FindGen(int64_t id);

@@ -123,6 +123,7 @@ nlohmann::json Service::Describe() const {
   j["counters"] = {{"handovers_promoted", counters_.handovers_promoted},
                    {"handovers_failed", counters_.handovers_failed},
                    {"restarts", counters_.restarts},
+                   {"hook_failures", counters_.hook_failures},
                    {"last_handover_seconds", counters_.last_handover_seconds}};
   return j;
 }

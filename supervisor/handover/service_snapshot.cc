@@ -44,6 +44,7 @@ Json Service::Snapshot(std::vector<int>* keep) const {
              {{"handovers_promoted", counters_.handovers_promoted},
               {"handovers_failed", counters_.handovers_failed},
               {"restarts", counters_.restarts},
+              {"hook_failures", counters_.hook_failures},
               {"last_handover_seconds", counters_.last_handover_seconds}}},
             {"recent_generations", Json(retired_)},
             {"fd_store", Json::array()}};
@@ -91,6 +92,7 @@ Status Service::Restore(const Json& s) {
     counters_.handovers_promoted = c.value("handovers_promoted", uint64_t{0});
     counters_.handovers_failed = c.value("handovers_failed", uint64_t{0});
     counters_.restarts = c.value("restarts", uint64_t{0});
+    counters_.hook_failures = c.value("hook_failures", uint64_t{0});
     counters_.last_handover_seconds = c.value("last_handover_seconds", 0.0);
     for (const auto& r : s.value("recent_generations", Json::array())) retired_.push_back(r);
     if (s.contains("previous_release")) previous_release_ = ReleaseFromJson(s["previous_release"]);

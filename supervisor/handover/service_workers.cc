@@ -133,6 +133,21 @@ bool Service::Steered() const {
 // signal would otherwise leave them to be reset). Handshakes that chose its socket just
 // before the switch land in its queue a moment later: the first look is a poll later.
 void Service::Drain(Generation& old) {
+  if (config_.hooks.before_drain.empty()) return DrainNow(old);
+  // Receives no new connection from now on; its stop signal waits for the hook (at most
+  // hooks.timeout), which may take the host out of a registry first.
+  old.state = GenState::kDraining;
+  old.stop_started = clock_.Now();
+  int64_t id = old.id;
+  std::string next = live() ? live()->release.version : "";
+  RunHook("before_drain", config_.hooks.before_drain, &old, "", next.empty() ? "" : "replaced by " + next,
+          [this, id](Status) {
+            Generation* g = FindGen(id);
+            if (g && g->state == GenState::kDraining) DrainNow(*g);
+          });
+}
+
+void Service::DrainNow(Generation& old) {
   size_t open = ConnectionsHolding(old.id);
   if (open == 0 && !Steered()) return StopGeneration(old, old.after_drain);
   old.state = GenState::kDraining;

@@ -1,4 +1,4 @@
-// Day-2 operations with real processes: env_file, start order, log files.
+// Day-2 operations with real processes: env_file, start order, log files, hooks.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +9,17 @@
 #include "tests/integration/harness.h"
 
 using namespace baton::it;
+
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
 
 TEST_CASE("env_file: a release reads the file as it is at its handover and a syntax error fails only that upgrade") {
   TempDir files;
@@ -119,17 +130,6 @@ TEST_CASE("start order: a service a reload adds starts after what it names") {
   CHECK(d.Service("web")["state"] == "running");
 }
 
-namespace {
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
-
 TEST_CASE("log files: worker output in the service's file and batond's own as JSON - SIGUSR1 opens them anew") {
   Daemon d(WebService(2, "[service.web.log]\nfile = \"@DIR@/logs/web.log\"\nkeep = 2\n"),
            "log_file = \"@DIR@/logs/batond.log\"\nlog_format = \"json\"\n");
@@ -161,4 +161,28 @@ TEST_CASE("log files: worker output in the service's file and batond's own as JS
   load.Stop();
   INFO(load.failures());
   CHECK(load.failed() == 0);
+}
+
+TEST_CASE("hooks: real commands with the handover's facts - a before_start that fails stops the upgrade only") {
+  TempDir out;
+  std::string record = "[\"/bin/sh\", \"-c\", \"echo $BATON_HOOK $BATON_VERSION from=$BATON_FROM_VERSION >> " +
+                       out.path + "/hooks.log\"]";
+  Daemon d(WebService(2, "[service.web.hooks]\non_promoted = " + record + "\nbefore_drain = " + record +
+                             "\nbefore_start = [\"/bin/sh\", \"-c\", \"test ! -e " + out.path + "/freeze\"]\n"));
+  d.Start();
+  INFO(d.Log());
+  Load load(d.Port("web"), 4);
+  REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+  REQUIRE(load.WaitForVersion("v2"));
+  REQUIRE(WaitFor([&] { return Slurp(out.path + "/hooks.log").find("on_promoted v2 from=v1") != std::string::npos; }));
+  CHECK(Slurp(out.path + "/hooks.log").find("before_drain v1 from=") != std::string::npos);
+  std::ofstream(out.path + "/freeze") << "deploys frozen\n";
+  auto frozen = d.Ctl({"upgrade", "web", "--version", "v3"});
+  CHECK(frozen.exit_code != 0);
+  CHECK_THAT(frozen.output, Catch::Contains("the before_start hook failed"));
+  CHECK(d.Service("web")["version"] == "v2");
+  load.Stop();
+  INFO(load.failures());
+  CHECK(load.failed() == 0);
+  CHECK(load.versions().count("v3") == 0);
 }
