@@ -66,6 +66,27 @@ std::string Table(const std::vector<std::string>& headers, const std::vector<std
   return out;
 }
 
+// j[key] for a const object, or null when j is no object or lacks the key: a malformed
+// answer shows as missing fields, where const operator[] would be undefined behaviour.
+const nlohmann::json& Get(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+// j[key] as a T, or `fallback` when it is missing or of another type.
+template <typename T>
+T Value(const nlohmann::json& j, const char* key, T fallback) {
+  const nlohmann::json& v = Get(j, key);
+  if (v.is_null()) return fallback;
+  try {
+    return v.get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return fallback;
+  }
+}
+
 std::string Str(const nlohmann::json& j, const char* key, const std::string& fallback) {
   if (!j.is_object() || !j.contains(key) || j[key].is_null()) return fallback;
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
@@ -96,46 +117,46 @@ std::string Seconds(double s) {
 
 static std::string LastHandover(const nlohmann::json& s) {
   if (!s.contains("last_handover")) return "-";
-  const auto& h = s["last_handover"];
-  bool ok = h.value("promoted", false);
+  const auto& h = Get(s, "last_handover");
+  bool ok = Value(h, "promoted", false);
   return Str(h, "kind") + " " + Str(h, "version") + " " + State(ok ? "promoted" : "failed");
 }
 
 std::string FormatStatus(const nlohmann::json& status, double now) {
-  const auto& d = status["daemon"];
+  const auto& d = Get(status, "daemon");
   std::string out = "batond " + Str(d, "version") + ", pid " + Str(d, "pid") + ", up " +
-                    Age(d.value("started_at", 0.0), now) + ", config " + Str(d, "config") + "\n\n";
+                    Age(Value(d, "started_at", 0.0), now) + ", config " + Str(d, "config") + "\n\n";
   std::vector<std::vector<std::string>> rows;
-  for (const auto& s : status["services"]) {
+  for (const auto& s : Get(status, "services")) {
     int ready = 0, total = 0;
     std::string gen = "-";
-    for (const auto& g : s["generations"])
-      if (g["state"] == "live") {
+    for (const auto& g : Get(s, "generations"))
+      if (Get(g, "state") == "live") {
         gen = Str(g, "id");
-        for (const auto& w : g["workers"]) {
-          total += w["state"] != "exited" && w["state"] != "stopping";
-          ready += w["state"] == "ready";
+        for (const auto& w : Get(g, "workers")) {
+          total += Get(w, "state") != "exited" && Get(w, "state") != "stopping";
+          ready += Get(w, "state") == "ready";
         }
       }
     std::string listen;
-    for (const auto& l : s["listeners"])
+    for (const auto& l : Get(s, "listeners"))
       listen += (listen.empty() ? "" : " ") + Str(l, "name") + "=" + Str(l, "address") + " (" + Str(l, "mode") + ")";
     rows.push_back({Str(s, "name"), State(Str(s, "state")), Str(s, "version"), gen,
                     std::to_string(ready) + "/" + Str(s, "replicas"), listen.empty() ? "-" : listen, LastHandover(s)});
   }
   out += Table({"SERVICE", "STATE", "VERSION", "GEN", "READY", "LISTEN", "LAST HANDOVER"}, rows);
-  for (const auto& s : status["services"])
+  for (const auto& s : Get(status, "services"))
     if (s.contains("fatal_reason"))
       out += "\n" + Str(s, "name") + ": " + State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
     else if (s.contains("waiting_for"))
-      out += "\n" + Str(s, "name") + ": " + State("waiting") + " for " + Names(s["waiting_for"]) + " to be live\n";
-  if (!status.contains("tunnels") || status["tunnels"].empty()) return out;
+      out += "\n" + Str(s, "name") + ": " + State("waiting") + " for " + Names(Get(s, "waiting_for")) + " to be live\n";
+  if (!status.contains("tunnels") || Get(status, "tunnels").empty()) return out;
   std::vector<std::vector<std::string>> tunnels;
-  for (const auto& t : status["tunnels"])
-    for (const auto& s : t["sessions"]) {
+  for (const auto& t : Get(status, "tunnels"))
+    for (const auto& s : Get(t, "sessions")) {
       std::string state = Str(s, "state");
       tunnels.push_back({Str(t, "name"), Str(s, "edge"), Str(t, "remote_bind") + " -> " + Str(t, "to"),
-                         State(state) + (state == "up" ? " " + Age(s.value("connected_since", 0.0), now) : ""),
+                         State(state) + (state == "up" ? " " + Age(Value(s, "connected_since", 0.0), now) : ""),
                          Str(s, "channels_open"), Str(s, "reconnects"), Str(s, "last_error", "")});
     }
   return out + "\n" + Table({"TUNNEL", "EDGE", "FORWARD", "STATE", "OPEN", "RECONNECTS", "LAST ERROR"}, tunnels);
@@ -147,12 +168,12 @@ namespace {
 // generation, and what waits in each queue.
 std::string ListenerLine(const nlohmann::json& l) {
   std::string out = "listen " + Str(l, "name") + "  " + Str(l, "address") + "  " + Str(l, "mode");
-  if (l.contains("steering") && l["steering"].is_object()) {
+  if (l.contains("steering") && Get(l, "steering").is_object()) {
     std::string sockets;
-    for (const auto& k : l["steering"]["sockets"]) {
+    for (const auto& k : Get(Get(l, "steering"), "sockets")) {
       if (!k.contains("generation")) continue;
       sockets += (sockets.empty() ? "" : ", ") + std::string("gen ") + Str(k, "generation") + " " + Str(k, "weight") +
-                 "%" + (k.value("queued", 0) > 0 ? " (" + Str(k, "queued") + " queued)" : "");
+                 "%" + (Value(k, "queued", 0) > 0 ? " (" + Str(k, "queued") + " queued)" : "");
     }
     if (!sockets.empty()) out += ": " + sockets;
   }
@@ -161,15 +182,15 @@ std::string ListenerLine(const nlohmann::json& l) {
 
 std::string WorkerTable(const nlohmann::json& s, double now) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& g : s["generations"])
-    for (const auto& w : g["workers"]) {
-      std::string pid = w.value("pid", 0) ? Str(w, "pid") : "-";
+  for (const auto& g : Get(s, "generations"))
+    for (const auto& w : Get(g, "workers")) {
+      std::string pid = Value(w, "pid", 0) ? Str(w, "pid") : "-";
       std::string status = Str(w, "status", "");
       if (w.contains("backend_ports"))
-        for (const auto& [name, port] : w["backend_ports"].items())
+        for (const auto& [name, port] : Get(w, "backend_ports").items())
           status += (status.empty() ? "" : "; ") + std::string("port ") + name + "=" + port.dump();
       if (status.empty()) status = "-";
-      rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(g.value("started_at", 0.0), now),
+      rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(Value(g, "started_at", 0.0), now),
                       Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), status});
     }
   return Table({"GEN", "VERSION", "STATE", "AGE", "WORKER", "PID", "STATE", "RESTARTS", "LAST EXIT", "STATUS"}, rows);
@@ -180,32 +201,32 @@ std::string WorkerTable(const nlohmann::json& s, double now) {
 std::string FormatService(const nlohmann::json& s, double now) {
   std::string out = Bold(Str(s, "name")) + "  " + State(Str(s, "state")) + "  version " + Str(s, "version") +
                     "  replicas " + Str(s, "replicas") + "\n";
-  for (const auto& l : s["listeners"]) out += ListenerLine(l);
+  for (const auto& l : Get(s, "listeners")) out += ListenerLine(l);
   if (s.contains("proxies"))
-    for (const auto& p : s["proxies"])
+    for (const auto& p : Get(s, "proxies"))
       out += "proxy  " + Str(p, "name") + "  " + Str(p, "address") + "  " + Str(p, "active") + " open, " +
              Str(p, "total") + " total, " + Str(p, "errors") + " errors" +
-             (p.value("paused", false) ? ", paused (no backend ready, or max_connections)" : "") + "\n";
+             (Value(p, "paused", false) ? ", paused (no backend ready, or max_connections)" : "") + "\n";
   if (s.contains("handover"))
-    out += "in progress: " + Str(s["handover"], "kind") + " to " + Str(s["handover"], "version") + " (generation " +
-           Str(s["handover"], "generation") + ")\n";
+    out += "in progress: " + Str(Get(s, "handover"), "kind") + " to " + Str(Get(s, "handover"), "version") +
+           " (generation " + Str(Get(s, "handover"), "generation") + ")\n";
   if (s.contains("last_handover")) {
-    const auto& h = s["last_handover"];
-    out += "last handover: " + LastHandover(s) + " in " + Seconds(h.value("duration_s", 0.0));
+    const auto& h = Get(s, "last_handover");
+    out += "last handover: " + LastHandover(s) + " in " + Seconds(Value(h, "duration_s", 0.0));
     if (h.contains("reason")) out += ": " + Str(h, "reason");
     out += "\n";
   }
   if (s.contains("fatal_reason")) out += State("fatal") + ": " + Str(s, "fatal_reason") + "\n";
-  if (s.contains("waiting_for")) out += State("waiting") + " for " + Names(s["waiting_for"]) + " to be live\n";
+  if (s.contains("waiting_for")) out += State("waiting") + " for " + Names(Get(s, "waiting_for")) + " to be live\n";
   return out + "\n" + WorkerTable(s, now);
 }
 
 std::string FormatHistory(const nlohmann::json& history) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& e : history["releases"]) {
-    std::string outcome = State(e.value("outcome", std::string("?")) == "promoted" ? "promoted" : "failed");
-    rows.push_back({Time(e.value("at", 0.0)), Str(e, "generation"), Str(e, "version"), Str(e, "kind"), outcome,
-                    Seconds(e.value("duration_s", 0.0)), Str(e, "reason", "")});
+  for (const auto& e : Get(history, "releases")) {
+    std::string outcome = State(Value(e, "outcome", std::string("?")) == "promoted" ? "promoted" : "failed");
+    rows.push_back({Time(Value(e, "at", 0.0)), Str(e, "generation"), Str(e, "version"), Str(e, "kind"), outcome,
+                    Seconds(Value(e, "duration_s", 0.0)), Str(e, "reason", "")});
   }
   return Table({"WHEN", "GEN", "VERSION", "KIND", "OUTCOME", "TOOK", "REASON"}, rows);
 }
@@ -223,7 +244,7 @@ std::string FormatEvent(const ServiceEvent& e, double started) {
 
 std::string FormatLogLine(const nlohmann::json& l) {
   std::string stream = Str(l, "stream");
-  return Dim(Time(l.value("time", 0.0))) + " " + Str(l, "version") + " " + Str(l, "pid") + " " +
+  return Dim(Time(Value(l, "time", 0.0))) + " " + Str(l, "version") + " " + Str(l, "pid") + " " +
          (stream == "stderr" ? Dim("err") : Dim("out")) + " " + Str(l, "line", "") + "\n";
 }
 
@@ -231,9 +252,9 @@ std::string FormatReload(const nlohmann::json& r) {
   std::string out;
   for (const char* key : {"added", "removed", "restarting", "unchanged"})
     if (r.contains(key) && !r[key].empty()) out += std::string(key) + ": " + r[key].dump() + "\n";
-  for (const auto& c : r.value("changed", nlohmann::json::array()))
-    out += "changed: " + Str(c, "service") + " " + c["keys"].dump() + "\n";
-  for (const auto& w : r.value("warnings", nlohmann::json::array())) out += "warning: " + w.get<std::string>() + "\n";
+  for (const auto& c : Value(r, "changed", nlohmann::json::array()))
+    out += "changed: " + Str(c, "service") + " " + Get(c, "keys").dump() + "\n";
+  for (const auto& w : Value(r, "warnings", nlohmann::json::array())) out += "warning: " + w.get<std::string>() + "\n";
   return out;
 }
 

@@ -43,8 +43,12 @@ TEST_CASE("progressive: a release that resets connections is stopped at the firs
                   "--reset-every", "2"});
   INFO(r.output);
   CHECK(r.exit_code == 1);
+  // Which limit trips first is a race the product does not fix: a reset that arrives before
+  // the proxy sees its connect complete reads as a failed connect (retried, then counted
+  // against max_connect_failures, default 0); one after it counts against max_resets.
   CHECK_THAT(r.output, Catch::Contains("aborted at step 1/3 (10% of new connections)") &&
-                           Catch::Contains("more than rollout.max_resets 2"));
+                           (Catch::Contains("more than rollout.max_resets 2") ||
+                            Catch::Contains("more than rollout.max_connect_failures 0")));
   CHECK(d.Service("web")["version"] == "v1");
   CHECK(d.WorkerPids("web", "starting").empty());
   REQUIRE(load.WaitForVersion("v1"));

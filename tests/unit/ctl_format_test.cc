@@ -67,6 +67,12 @@ TEST_CASE_METHOD(UtcNoColor, "ctl: status shows each service, its live generatio
                                {"waiting_for", {"db", "web"}}}}}};
   CHECK(FormatStatus(waiting, kNow).find("\njobs: waiting for db, web to be live\n") != std::string::npos);
   CHECK(FormatService(waiting["services"][0], kNow).find("waiting for db, web to be live\n") != std::string::npos);
+  // A malformed answer shows as missing fields; it must not crash batonctl.
+  for (const auto& junk : {nlohmann::json::object(), nlohmann::json::array(), nlohmann::json(42),
+                           nlohmann::json{{"services", {{{"generations", 7}, {"listeners", "x"}}}}}}) {
+    CHECK_NOTHROW(FormatStatus(junk, kNow));
+    CHECK_NOTHROW(FormatService(junk, kNow));
+  }
 }
 
 TEST_CASE_METHOD(UtcNoColor, "ctl: a service shows its steering split, its last handover and every worker") {
