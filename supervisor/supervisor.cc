@@ -285,11 +285,8 @@ bool Supervisor::StillStarting(const Service& svc) const {
   ServiceState state = svc.State();
   if (state == ServiceState::kStarting) return true;
   if (state != ServiceState::kWaiting) return false;
-  for (const auto& dep : svc.waiting_for()) {
-    auto it =
-        std::find_if(services_.begin(), services_.end(), [&](const auto& s) { return s->service->name() == dep; });
-    if (it != services_.end() && StillStarting(*(*it)->service)) return true;
-  }
+  for (const auto& dep : svc.waiting_for())
+    if (const ServiceSlot* slot = Find(dep); slot && StillStarting(*slot->service)) return true;
   return false;
 }
 
@@ -337,7 +334,7 @@ void Supervisor::OnOutput(const std::string& service, const Generation& gen, int
   slot->logs.Add(std::move(l));
 }
 
-Supervisor::ServiceSlot* Supervisor::Find(const std::string& name) {
+Supervisor::ServiceSlot* Supervisor::Find(const std::string& name) const {
   for (auto& s : services_)
     if (s->service->name() == name) return s.get();
   return nullptr;

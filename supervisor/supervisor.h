@@ -172,7 +172,7 @@ class Supervisor : public Commands {
   void Publish(const ServiceEvent& e);
   void OnOutput(const std::string& service, const Generation& gen, int pid, OutputStream stream, std::string_view line);
   Status RunHandover(Service& svc, const Release& release, HandoverKind kind, Progress progress, Done done);
-  ServiceSlot* Find(const std::string& name);
+  ServiceSlot* Find(const std::string& name) const;
   uint64_t Subscribe(std::function<void(const ServiceEvent&)> fn);
 
   Config config_;

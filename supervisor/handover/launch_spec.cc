@@ -33,15 +33,24 @@ void PlaceDescriptors(const WorkerInputs& in, LaunchSpec& spec, TemplateVars& va
   for (const auto& [name, port] : in.backend_ports) vars.ports[name] = port;
 }
 
+}  // namespace
+
+std::string WorkerPath(const std::vector<std::pair<std::string, std::string>>& base_env) {
+  for (const auto& [k, v] : base_env)
+    if (k == "PATH") return v;
+  return kDefaultPath;
+}
+
+namespace {
+
 // A clean environment: PATH and the pass_env variables from batond's, then the config's
-// env, the release's env, then batond's own; later entries win.
+// env, env_file, the release's env, then batond's own; later entries win.
 Result<std::map<std::string, std::string>> WorkerEnvironment(const WorkerInputs& in, const TemplateVars& vars,
                                                              const std::vector<std::string>& names) {
   const ServiceConfig& config = in.config;
-  std::map<std::string, std::string> env{{"PATH", kDefaultPath}};
+  std::map<std::string, std::string> env{{"PATH", WorkerPath(in.base_env)}};
   for (const auto& [k, v] : in.base_env)
-    if (k == "PATH" || std::find(config.pass_env.begin(), config.pass_env.end(), k) != config.pass_env.end())
-      env[k] = v;
+    if (std::find(config.pass_env.begin(), config.pass_env.end(), k) != config.pass_env.end()) env[k] = v;
   // `env`, then env_file (taken as written), then the release's own env.
   auto expand = [&](const std::map<std::string, std::string>& templates) -> Status {
     for (const auto& [k, v] : templates) {

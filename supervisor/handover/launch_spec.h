@@ -39,6 +39,9 @@ struct WorkerInputs {
 // With `probes`, also the readiness probes, their templates expanded.
 Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* probes);
 
+// batond's PATH (from `base_env`), or a standard one: what workers and hooks run with.
+std::string WorkerPath(const std::vector<std::pair<std::string, std::string>>& base_env);
+
 // Whether any template of the service or the release mentions {probe_port}.
 bool NeedsProbePort(const ServiceConfig& config, const Release& release);
 

@@ -1,6 +1,6 @@
 // [service.X.hooks]: commands run at points of a handover, as exec probes (the probe
 // runner's timeout and kill), with the handover's facts in their environment.
-#include "supervisor/base/log.h"
+#include "supervisor/handover/launch_spec.h"
 #include "supervisor/handover/service.h"
 
 namespace baton {
@@ -14,10 +14,7 @@ void Service::RunHook(const char* hook, const std::vector<std::string>& argv, co
   Probe probe;
   probe.kind = Probe::Kind::kExec;
   probe.argv = argv;
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (const auto& [k, v] : io_.base_env)
-    if (k == "PATH") path = v;
-  probe.env = {{"PATH", path},
+  probe.env = {{"PATH", WorkerPath(io_.base_env)},
                {"BATON_HOOK", hook},
                {"BATON_SERVICE", name()},
                {"BATON_VERSION", gen ? gen->release.version : ""},

@@ -85,13 +85,8 @@ Result<BoundListener> BindListener(const ListenerConfig& config) {
   if (a.is_stream() && ::listen(fd.get(), config.backlog) != 0) return Status::FromErrno("listen on " + what, errno);
 
   BoundListener bound{config.name, a, std::move(fd)};
-  if (a.is_inet()) {
-    sockaddr_storage actual;
-    socklen_t alen = sizeof actual;
-    ::getsockname(bound.fd.get(), reinterpret_cast<sockaddr*>(&actual), &alen);
-    bound.address.port = ntohs(actual.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&actual)->sin_port
-                                                           : reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port);
-  }
+  if (a.is_inet())  // port 0: the one the kernel chose
+    if (auto actual = BoundAddress(bound.fd.get()); actual.ok()) bound.address.port = actual->port;
   return bound;
 }
 

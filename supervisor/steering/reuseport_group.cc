@@ -77,13 +77,11 @@ void ReuseportGroup::TakeBackLeftovers(std::vector<std::pair<std::string, Unique
     size_t queued = QueuedOn(fd.get());
     if (config_.address.is_stream()) ::shutdown(fd.get(), SHUT_RD);  // leaves the group now; systemd's copy later
     if (keeper_) keeper_->Forget(name);
-    spdlog::info("{}: {} from before the restart leaves the group{}", config_.name, name,
-                 queued == 0 ? ""
-                 : ebpf_     ? "; its " + std::to_string(queued) + " waiting connection(s) move to the anchor"
-                 : !config_.address.is_stream()
-                     ? ""
-                     : "; its " + std::to_string(queued) +
-                           " waiting connection(s) are reset unless net.ipv4.tcp_migrate_req = 1");
+    std::string fate;  // of the connections waiting in it (a UDP socket's datagrams are dropped)
+    if (queued > 0 && config_.address.is_stream())
+      fate = "; its " + std::to_string(queued) + " waiting connection(s) " +
+             (ebpf_ ? "move to the anchor" : "are reset unless net.ipv4.tcp_migrate_req = 1");
+    spdlog::info("{}: {} from before the restart leaves the group{}", config_.name, name, fate);
   }
 }
 
