@@ -123,6 +123,25 @@ int FreePort() {
   return *port;
 }
 
+namespace {
+
+// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot; "" when
+// there is no such process.
+std::string StartTime(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line) || line.rfind(')') == std::string::npos) return "";
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+  }
+  return field;
+}
+
+}  // namespace
+
+void Daemon::Saw(int pid) { seen_workers_.emplace_back(pid, StartTime(pid)); }
+
 bool ProcessAlive(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
@@ -212,8 +231,8 @@ Daemon::~Daemon() {
     CHECK(log.find("Sanitizer") == std::string::npos);
     CHECK(log.find("runtime error") == std::string::npos);
   }
-  for (int pid : seen_workers_)
-    if (ProcessAlive(pid)) ::kill(-pid, SIGKILL);
+  for (const auto& [pid, started] : seen_workers_)
+    if (!started.empty() && StartTime(pid) == started && ProcessAlive(pid)) ::kill(-pid, SIGKILL);
 }
 
 void Daemon::Start() {
@@ -260,7 +279,7 @@ int Daemon::Stop(std::chrono::milliseconds limit) {
   for (const auto& s : daemon_status["services"])
     for (const auto& g : s["generations"])
       for (const auto& w : g["workers"])
-        if (w["pid"].get<int>() > 0) seen_workers_.push_back(w["pid"].get<int>());
+        if (w["pid"].get<int>() > 0) Saw(w["pid"].get<int>());
   ::kill(pid_, SIGTERM);
   int status = 0;
   bool exited = WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
@@ -296,7 +315,7 @@ std::vector<int> Daemon::WorkerPids(const std::string& service, const std::strin
     if (g["state"] == gen_state)
       for (const auto& w : g["workers"])
         if (w["pid"].get<int>() > 0) pids.push_back(w["pid"].get<int>());
-  seen_workers_.insert(seen_workers_.end(), pids.begin(), pids.end());
+  for (int pid : pids) Saw(pid);
   return pids;
 }
 

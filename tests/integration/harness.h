@@ -119,7 +119,10 @@ class Daemon {
   std::vector<std::string> wrapper_;
   std::string binary_ = BATOND_PATH;
   int pid_ = -1;
-  std::vector<int> seen_workers_;  // killed at teardown if anything went wrong
+  // Workers seen, by pid and start time, killed at teardown if anything went wrong: only
+  // while the pid still names that process (pids wrap, and tests run side by side).
+  std::vector<std::pair<int, std::string>> seen_workers_;
+  void Saw(int pid);
 };
 
 // Load from several client threads (half of them keeping connections alive) until
