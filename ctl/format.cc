@@ -186,9 +186,21 @@ std::string WorkerTable(const nlohmann::json& s, double now) {
     for (const auto& w : Get(g, "workers")) {
       std::string pid = Value(w, "pid", 0) ? Str(w, "pid") : "-";
       std::string status = Str(w, "status", "");
+      auto add = [&](const std::string& part) { status += (status.empty() ? "" : "; ") + part; };
       if (w.contains("backend_ports"))
-        for (const auto& [name, port] : Get(w, "backend_ports").items())
-          status += (status.empty() ? "" : "; ") + std::string("port ") + name + "=" + port.dump();
+        for (const auto& [name, port] : Get(w, "backend_ports").items()) add("port " + name + "=" + port.dump());
+      if (w.contains("health")) {
+        const auto& h = Get(w, "health");
+        std::string last = Str(h, "last_result", "");
+        if (!last.empty())
+          add("health " + (last == "ok" ? last : last + ", " + Str(h, "consecutive_failures") + " in a row"));
+      }
+      if (Value(w, "unhealthy", false)) add("unhealthy");
+      if (w.contains("replaces"))
+        add("replaces worker " + Str(Get(w, "replaces"), "worker") + " (" + Str(Get(w, "replaces"), "cause") + ")");
+      if (w.contains("replaced_by")) add("being replaced by worker " + Str(w, "replaced_by"));
+      if (Value(w, "rss_bytes", uint64_t{0}) > 0)
+        add(std::to_string(Value(w, "rss_bytes", uint64_t{0}) >> 20) + " MiB");
       if (status.empty()) status = "-";
       rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(Value(g, "started_at", 0.0), now),
                       Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), status});
@@ -225,10 +237,14 @@ std::string FormatHistory(const nlohmann::json& history) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : Get(history, "releases")) {
     std::string outcome = State(Value(e, "outcome", std::string("?")) == "promoted" ? "promoted" : "failed");
+    std::string replaced;
+    if (e.contains("replacements") && Get(e, "replacements").is_object())
+      for (const auto& [cause, n] : Get(e, "replacements").items())
+        replaced += (replaced.empty() ? "" : ", ") + n.dump() + " " + cause;
     rows.push_back({Time(Value(e, "at", 0.0)), Str(e, "generation"), Str(e, "version"), Str(e, "kind"), outcome,
-                    Seconds(Value(e, "duration_s", 0.0)), Str(e, "reason", "")});
+                    Seconds(Value(e, "duration_s", 0.0)), replaced.empty() ? "-" : replaced, Str(e, "reason", "")});
   }
-  return Table({"WHEN", "GEN", "VERSION", "KIND", "OUTCOME", "TOOK", "REASON"}, rows);
+  return Table({"WHEN", "GEN", "VERSION", "KIND", "OUTCOME", "TOOK", "REPLACED", "REASON"}, rows);
 }
 
 std::string FormatEvent(const ServiceEvent& e, double started) {

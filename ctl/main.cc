@@ -142,8 +142,8 @@ struct Cli {
   bool follow = false, no_wait_drain = false, names_only = false;
   int self_upgrade_timeout = 30;
   CLI::App *status = nullptr, *upgrade = nullptr, *rollback = nullptr, *restart = nullptr, *start = nullptr,
-           *stop = nullptr, *scale = nullptr, *sig = nullptr, *history = nullptr, *logs = nullptr, *events = nullptr,
-           *reload = nullptr, *metrics = nullptr, *self_upgrade = nullptr;
+           *stop = nullptr, *scale = nullptr, *recycle = nullptr, *sig = nullptr, *history = nullptr, *logs = nullptr,
+           *events = nullptr, *reload = nullptr, *metrics = nullptr, *self_upgrade = nullptr;
   std::map<ServiceAction, CLI::App*> steer;
 
   std::string path(ServiceAction action) const { return protocol::ActionPath(service, action); }
@@ -174,6 +174,9 @@ struct Cli {
     scale = app.add_subcommand("scale", "change the number of workers");
     scale->add_option("service", service)->required();
     scale->add_option("replicas", replicas)->required()->check(CLI::Range(1, 1024));
+    recycle = app.add_subcommand(
+        "recycle", "replace every worker, one at a time, each stopped only once its replacement is ready");
+    recycle->add_option("service", service)->required();
     sig = app.add_subcommand("signal", "send a signal to every worker's process group");
     sig->add_option("service", service)->required();
     sig->add_option("signal", signal, "e.g. HUP, USR1, TERM")->required();
@@ -267,6 +270,11 @@ struct Cli {
     if (scale->parsed())
       return Simple(o, "POST", path(ServiceAction::kScale), {{"replicas", replicas}}, [&](const nlohmann::json&) {
         return service + " scaled to " + std::to_string(replicas) + " worker(s)\n";
+      });
+    if (recycle->parsed())
+      return Simple(o, "POST", path(ServiceAction::kRecycle), nlohmann::json::object(), [&](const nlohmann::json& b) {
+        return "recycling " + Str(b, "workers") + " worker(s) of " + service +
+               ", one at a time (batonctl events shows each replacement)\n";
       });
     if (sig->parsed())
       return Simple(o, "POST", path(ServiceAction::kSignal), {{"signal", signal}}, [&](const nlohmann::json& b) {

@@ -71,6 +71,7 @@ class Supervisor : public Commands {
   Status Start(const std::string& service, Progress progress, Done done) override;
   Status Stop(const std::string& service, Progress progress, std::function<void()> done) override;
   Result<nlohmann::json> Scale(const std::string& service, int replicas) override;
+  Result<nlohmann::json> Recycle(const std::string& service) override;
   Result<nlohmann::json> PromoteRollout(const std::string& service) override;
   Result<nlohmann::json> PauseRollout(const std::string& service) override;
   Result<nlohmann::json> ResumeRollout(const std::string& service) override;

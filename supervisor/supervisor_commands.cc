@@ -228,6 +228,14 @@ Result<nlohmann::json> Supervisor::Scale(const std::string& service, int replica
   return nlohmann::json{{"service", service}, {"replicas", replicas}};
 }
 
+Result<nlohmann::json> Supervisor::Recycle(const std::string& service) {
+  ServiceSlot* slot = Find(service);
+  if (!slot) return NoService(service);
+  auto count = slot->service->Recycle();
+  if (!count.ok()) return count.status();
+  return nlohmann::json{{"service", service}, {"workers", *count}};
+}
+
 Result<nlohmann::json> Supervisor::Signal(const std::string& service, const std::string& signal) {
   ServiceSlot* slot = Find(service);
   if (!slot) return NoService(service);

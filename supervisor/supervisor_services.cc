@@ -5,6 +5,7 @@
 #include "supervisor/base/log.h"
 #include "supervisor/base/system_names.h"
 #include "supervisor/config/env_file.h"
+#include "supervisor/process/process_memory.h"
 #include "supervisor/supervisor.h"
 
 namespace baton {
@@ -78,6 +79,7 @@ ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [this] { return ports_.Next(); };
   sio.read_env_files = ReadEnvironmentFiles;
+  sio.group_rss = [](int pgid) { return ProcessGroupRss(pgid); };
   sio.proxied_connections = [raw](int64_t generation, bool unanswered_only) {
     size_t n = 0;
     for (auto* list : {&raw->proxies, &raw->retired_proxies})
@@ -98,6 +100,10 @@ ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
   std::string name = svc.name;
   sio.on_result = [this, name](const Release& release, const HandoverResult& result) {
     RecordResult(name, release, result);
+  };
+  sio.on_replaced = [this, name](const Generation& gen, ReplaceCause cause) {
+    if (Status s = history_->NoteReplacement(name, gen.id, ReplaceCauseName(cause)); !s.ok())
+      spdlog::error("{}: history not saved: {}", name, s.message());
   };
   sio.on_output = [this, name](const Generation& gen, int pid, OutputStream stream, std::string_view line) {
     OnOutput(name, gen, pid, stream, line);

@@ -71,6 +71,33 @@ struct ReadyConfig {
   friend bool operator==(const ReadyConfig&, const ReadyConfig&) = default;
 };
 
+// [service.X.health]: liveness of every worker of the live generation, after it was
+// ready. Probes (as in `ready`) run every `interval`; `failures` failed rounds in a row,
+// or no WATCHDOG=1 within `watchdog`, and the worker is replaced: a fresh worker of the
+// same release starts, and the failing one is stopped once that one is ready.
+struct HealthConfig {
+  std::optional<std::string> http;  // URL template; 2xx is healthy
+  std::optional<std::string> tcp;   // "HOST:PORT" template; connect is healthy
+  std::vector<std::string> exec;    // argv template; exit 0 is healthy
+  Duration interval = 10s;          // between rounds of probes
+  Duration timeout = 2s;            // one probe
+  int failures = 3;                 // failed rounds in a row before the worker is replaced
+  Duration watchdog = 0ms;          // sd_notify watchdog (WATCHDOG_USEC); 0: off
+  bool has_probe() const { return http || tcp || !exec.empty(); }
+  bool enabled() const { return has_probe() || watchdog.count() > 0; }
+  friend bool operator==(const HealthConfig&, const HealthConfig&) = default;
+};
+
+// [service.X.recycle]: workers of the live generation are replaced, one at a time and
+// never during a handover, by the same replacement as a failed health check.
+struct RecycleConfig {
+  uint64_t max_memory = 0;  // bytes of RSS of the worker's process group; 0: no limit
+  Duration max_age = 0ms;   // 0: no limit
+  Duration interval = 10s;  // how often memory and age are looked at
+  bool enabled() const { return max_memory > 0 || max_age.count() > 0; }
+  friend bool operator==(const RecycleConfig&, const RecycleConfig&) = default;
+};
+
 struct StopConfig {
   int signal = SIGTERM;
   Duration timeout = 10s;  // grace before SIGKILL to the process group
@@ -150,6 +177,8 @@ struct ServiceConfig {
   std::string cwd;
   std::vector<ListenerConfig> listeners;
   ReadyConfig ready;
+  HealthConfig health;
+  RecycleConfig recycle;
   StopConfig stop;
   RestartConfig restart;
   RolloutConfig rollout;

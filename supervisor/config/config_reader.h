@@ -62,6 +62,11 @@ class ConfigReader {
   Status Steering(const toml::table* t, const std::string& key, ListenerConfig& l) const;
   Status ProxyOptions(const toml::table& t, const std::string& key, ListenerConfig& l) const;
   Status Ready(const toml::table& t, const std::string& prefix, ReadyConfig& r) const;
+  Status Health(const toml::table& t, const std::string& prefix, HealthConfig& h) const;
+  Status Recycle(const toml::table& t, const std::string& prefix, RecycleConfig& r) const;
+  // http, tcp and exec of a [ready] or [health] table.
+  Status ProbeTargets(const toml::table& t, const std::string& prefix, std::optional<std::string>& http,
+                      std::optional<std::string>& tcp, std::vector<std::string>& exec) const;
   Status Stop(const toml::table& t, const std::string& prefix, StopConfig& st) const;
   Status Rollout(const toml::table& t, const std::string& prefix, ServiceConfig& svc) const;
   Status Limits(const toml::table& t, const std::string& prefix, LimitsConfig& l) const;

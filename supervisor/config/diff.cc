@@ -24,6 +24,9 @@ ServiceDiff DiffService(const ServiceConfig& a, const ServiceConfig& b) {
   note(a.version == b.version, "version", false);
   note(a.replicas == b.replicas, "replicas", false);
   note(a.ready == b.ready, "ready", false);
+  // Workers learn the watchdog from their environment (WATCHDOG_USEC); probes apply at once.
+  note(a.health == b.health, "health", a.health.watchdog != b.health.watchdog);
+  note(a.recycle == b.recycle, "recycle", false);
   note(a.stop == b.stop, "stop", false);
   note(a.restart == b.restart, "restart", false);
   note(a.rollout == b.rollout, "rollout", false);

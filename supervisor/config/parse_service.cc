@@ -1,5 +1,5 @@
-// [service.NAME]: the command, listeners, readiness, stop, restart, rollout, limits and the
-// templates' placeholders.
+// [service.NAME]: the command, listeners, stop, restart, rollout, limits, hooks and the
+// templates' placeholders (readiness, health and recycling: parse_health.cc).
 #include <algorithm>
 #include <functional>
 #include <fstream>
@@ -93,40 +93,6 @@ Status ConfigReader::ProxyOptions(const toml::table& t, const std::string& key, 
     return Error(*t.get("idle_timeout"), key + ".idle_timeout", "must be greater than 0");
   if (p.connect_timeout.count() == 0)
     return Error(*t.get("connect_timeout"), key + ".connect_timeout", "must be greater than 0");
-  return Status::Ok();
-}
-
-Status ConfigReader::Ready(const toml::table& t, const std::string& prefix, ReadyConfig& r) const {
-  if (auto s =
-          CheckKeys(t, prefix, {"notify", "http", "tcp", "exec", "timeout", "interval", "probe_timeout", "min_uptime"});
-      !s.ok())
-    return s;
-  if (auto s = Bool(t, prefix, "notify", r.notify); !s.ok()) return s;
-  if (const toml::node* n = t.get("http")) {
-    std::string url;
-    if (auto s = String(t, prefix, "http", url); !s.ok()) return s;
-    if (url.rfind("http://", 0) != 0) return Error(*n, prefix + ".http", "expected an http:// URL");
-    r.http = url;
-  }
-  if (const toml::node* n = t.get("tcp")) {
-    if (n->is_boolean()) {
-      if (n->as_boolean()->get()) r.tcp = "127.0.0.1:{probe_port}";
-    } else if (n->is_string()) {
-      r.tcp = n->as_string()->get();
-      if (r.tcp->rfind(':') == std::string::npos) return Error(*n, prefix + ".tcp", "expected \"HOST:PORT\"");
-    } else {
-      return Error(*n, prefix + ".tcp", "expected true or \"HOST:PORT\"");
-    }
-  }
-  if (const toml::node* n = t.get("exec")) {
-    if (auto s = StringArray(*n, prefix + ".exec", r.exec, true); !s.ok()) return s;
-  }
-  if (auto s = Dur(t, prefix, "timeout", r.timeout); !s.ok()) return s;
-  if (auto s = Dur(t, prefix, "interval", r.interval); !s.ok()) return s;
-  if (auto s = Dur(t, prefix, "probe_timeout", r.probe_timeout); !s.ok()) return s;
-  if (auto s = Dur(t, prefix, "min_uptime", r.min_uptime); !s.ok()) return s;
-  if (r.interval < 10ms) return Error(*t.get("interval"), prefix + ".interval", "must be at least 10ms");
-  if (r.timeout.count() == 0) return Error(*t.get("timeout"), prefix + ".timeout", "must be greater than 0");
   return Status::Ok();
 }
 
@@ -264,13 +230,16 @@ Status ConfigReader::CheckTemplates(const toml::table& t, const std::string& pre
   if (const toml::table* env = t.get_as<toml::table>("env"))
     for (auto&& [k, v] : *env)
       if (auto s = check(v.as_string()->get(), v, prefix + ".env." + std::string(k.str())); !s.ok()) return s;
-  if (const toml::table* ready = t.get_as<toml::table>("ready")) {
-    for (const char* key : {"http", "tcp"})
-      if (const toml::node* n = ready->get(key); n && n->is_string())
-        if (auto s = check(n->as_string()->get(), *n, prefix + ".ready." + key); !s.ok()) return s;
-    if (const toml::node* n = ready->get("exec"))
-      for (const auto& arg : svc.ready.exec)
-        if (auto s = check(arg, *n, prefix + ".ready.exec"); !s.ok()) return s;
+  for (auto [table, exec] : {std::pair{"ready", &svc.ready.exec}, {"health", &svc.health.exec}}) {
+    const toml::table* probes = t.get_as<toml::table>(table);
+    if (!probes) continue;
+    std::string key = prefix + "." + table;
+    for (const char* target : {"http", "tcp"})
+      if (const toml::node* n = probes->get(target); n && n->is_string())
+        if (auto s = check(n->as_string()->get(), *n, key + "." + target); !s.ok()) return s;
+    if (const toml::node* n = probes->get("exec"))
+      for (const auto& arg : *exec)
+        if (auto s = check(arg, *n, key + ".exec"); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -284,28 +253,11 @@ Status ConfigReader::Service(const std::string& name, const toml::node& node, Se
   if (name.empty() || name.size() > 64 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos)
     return Error(node, prefix, "service names use letters, digits, '-' and '_' (at most 64)");
-  static const std::set<std::string> kKeys = {"command",
-                                              "version",
-                                              "replicas",
-                                              "env",
-                                              "env_file",
-                                              "after",
-                                              "hooks",
-                                              "log",
-                                              "cwd",
-                                              "listen",
-                                              "ready",
-                                              "stop",
-                                              "restart",
-                                              "rollout",
-                                              "bake_time",
-                                              "user",
-                                              "group",
-                                              "fd_store_max",
-                                              "supplementary_groups",
-                                              "umask",
-                                              "limits",
-                                              "pass_env"};
+  static const std::set<std::string> kKeys = {
+      "command", "version", "replicas",  "env",   "env_file", "after",        "hooks",
+      "log",     "cwd",     "listen",    "ready", "health",   "recycle",      "stop",
+      "restart", "rollout", "bake_time", "user",  "group",    "fd_store_max", "supplementary_groups",
+      "umask",   "limits",  "pass_env"};
   if (auto s = CheckKeys(*t, prefix, kKeys); !s.ok()) return s;
   const toml::node* cmd = t->get("command");
   if (!cmd) return Error(node, prefix + ".command", "missing: every service needs a command (an argv array)");
@@ -374,6 +326,8 @@ Status ConfigReader::SubTables(const toml::table& t, const std::string& prefix, 
   const std::pair<const char*, Read> tables[] = {
       {"listen", [&](const toml::table& sub, const std::string& key) { return Listeners(sub, key, svc); }},
       {"ready", [&](const toml::table& sub, const std::string& key) { return Ready(sub, key, svc.ready); }},
+      {"health", [&](const toml::table& sub, const std::string& key) { return Health(sub, key, svc.health); }},
+      {"recycle", [&](const toml::table& sub, const std::string& key) { return Recycle(sub, key, svc.recycle); }},
       {"stop", [&](const toml::table& sub, const std::string& key) { return Stop(sub, key, svc.stop); }},
       {"restart", [&](const toml::table& sub, const std::string& key) { return Restart(sub, key, svc.restart); }},
       {"limits", [&](const toml::table& sub, const std::string& key) { return Limits(sub, key, svc.limits); }},

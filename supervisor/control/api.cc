@@ -178,6 +178,9 @@ void ControlApi::HandleService(const std::string& service, protocol::ServiceActi
       });
     }
     case ServiceAction::kStop: return Stop(service, request, body, responder);
+    case ServiceAction::kRecycle:
+      if (Status s = OnlyFields(body, {}); !s.ok()) return fail(s);
+      return reply(commands_.Recycle(service));
     case ServiceAction::kScale: {
       if (Status s = OnlyFields(body, {"replicas"}); !s.ok()) return fail(s);
       if (!body.contains("replicas") || !body["replicas"].is_number_integer())

@@ -55,6 +55,8 @@ class Commands {
   virtual Status Start(const std::string& service, Progress progress, Done done) = 0;
   virtual Status Stop(const std::string& service, Progress progress, std::function<void()> done) = 0;
   virtual Result<nlohmann::json> Scale(const std::string& service, int replicas) = 0;
+  // Replaces the live generation's workers one at a time (Service::Recycle); answers at once.
+  virtual Result<nlohmann::json> Recycle(const std::string& service) = 0;
   // A progressive handover in progress: skip the remaining steps; hold the current step;
   // carry on.
   virtual Result<nlohmann::json> PromoteRollout(const std::string& service) = 0;

@@ -115,6 +115,20 @@ void ServiceMetrics(Writer& w, const nlohmann::json& services) {
   w.Family("baton_service_hook_failures_total", "counter", "Hooks that failed or timed out since batond started.");
   for (const auto& s : services)
     w.Sample("baton_service_hook_failures_total", {{"service", s["name"]}}, Num(s["counters"], "hook_failures"));
+  w.Family("baton_service_health_failures_total", "counter",
+           "Rounds of health probes that failed, over every worker, since batond started.");
+  for (const auto& s : services)
+    w.Sample("baton_service_health_failures_total", {{"service", s["name"]}}, Num(s["counters"], "health_failures"));
+  w.Family("baton_service_replacements_total", "counter",
+           "Workers replaced without a drop (a fresh worker ready before the old one stops), by cause.");
+  for (const auto& s : services)
+    for (const char* cause : {"health", "memory", "age", "operator"})
+      w.Sample("baton_service_replacements_total", {{"service", s["name"]}, {"cause", cause}},
+               Num(s["counters"].value("replacements", nlohmann::json::object()), cause));
+  w.Family("baton_service_replace_failures_total", "counter",
+           "Replacements whose fresh worker did not get ready (the old one carried on).");
+  for (const auto& s : services)
+    w.Sample("baton_service_replace_failures_total", {{"service", s["name"]}}, Num(s["counters"], "replace_failures"));
   w.Family("baton_service_last_handover_seconds", "gauge", "Duration of the last handover.");
   for (const auto& s : services)
     w.Sample("baton_service_last_handover_seconds", {{"service", s["name"]}},

@@ -25,7 +25,7 @@ const char* NameOf(const std::array<std::pair<Enum, const char*>, N>& names, Enu
 
 using protocol::ServiceAction;
 
-constexpr std::array<std::pair<ServiceAction, const char*>, 12> kActions = {{
+constexpr std::array<std::pair<ServiceAction, const char*>, 13> kActions = {{
     {ServiceAction::kHistory, "history"},
     {ServiceAction::kLogs, "logs"},
     {ServiceAction::kUpgrade, "upgrade"},
@@ -37,6 +37,7 @@ constexpr std::array<std::pair<ServiceAction, const char*>, 12> kActions = {{
     {ServiceAction::kSignal, "signal"},
     {ServiceAction::kPromote, "promote"},
     {ServiceAction::kPause, "pause"},
+    {ServiceAction::kRecycle, "recycle"},
     {ServiceAction::kResume, "resume"},
 }};
 
@@ -77,6 +78,10 @@ constexpr std::array<std::pair<EventType, const char*>, kEventTypeCount> kEventT
     {EventType::kTunnelDown, "tunnel_down"},
     {EventType::kTunnelError, "tunnel_error"},
     {EventType::kHookFailed, "hook_failed"},
+    {EventType::kUnhealthy, "unhealthy"},
+    {EventType::kReplacing, "replacing"},
+    {EventType::kReplaced, "replaced"},
+    {EventType::kReplaceFailed, "replace_failed"},
 }};
 
 constexpr std::array<std::pair<HandoverKind, const char*>, 5> kKinds = {{
@@ -149,7 +154,9 @@ bool IsTrouble(EventType type) {
     case EventType::kHistoryError:
     case EventType::kSelfUpgradeFailed:
     case EventType::kTunnelError:
-    case EventType::kHookFailed: return true;
+    case EventType::kHookFailed:
+    case EventType::kUnhealthy:
+    case EventType::kReplaceFailed: return true;
     default: return false;
   }
 }

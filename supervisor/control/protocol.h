@@ -65,7 +65,8 @@ enum class ServiceAction {
   kSignal,
   kPromote,
   kPause,
-  kResume
+  kResume,
+  kRecycle
 };
 const char* ActionName(ServiceAction action);
 std::optional<ServiceAction> ParseAction(std::string_view name);
@@ -128,8 +129,12 @@ enum class EventType {
   kTunnelDown,
   kTunnelError,
   kHookFailed,
+  kUnhealthy,
+  kReplacing,
+  kReplaced,
+  kReplaceFailed,
 };
-inline constexpr int kEventTypeCount = static_cast<int>(EventType::kHookFailed) + 1;
+inline constexpr int kEventTypeCount = static_cast<int>(EventType::kReplaceFailed) + 1;
 const char* EventTypeName(EventType type);
 std::optional<EventType> ParseEventType(std::string_view name);
 // Whether the event reports something going wrong (logged as a warning, shown in red).

@@ -70,6 +70,9 @@ Result<std::map<std::string, std::string>> WorkerEnvironment(const WorkerInputs&
   env["BATON_SERVICE"] = config.name;
   env["BATON_VERSION"] = in.release.version;
   if (in.probe_port) env["BATON_PROBE_PORT"] = std::to_string(*in.probe_port);
+  // As systemd's WatchdogSec= does; WATCHDOG_PID is filled in with the worker's own pid.
+  if (config.health.watchdog.count() > 0)
+    env["WATCHDOG_USEC"] = std::to_string(std::chrono::microseconds(config.health.watchdog).count());
   for (const auto& l : config.listeners)  // PORT, as platforms that assign ports set it
     if (l.mode == ListenMode::kProxy && in.backend_ports.count(l.name)) {
       env["PORT"] = std::to_string(in.backend_ports.at(l.name));
@@ -78,24 +81,33 @@ Result<std::map<std::string, std::string>> WorkerEnvironment(const WorkerInputs&
   return env;
 }
 
-Status ReadyProbes(const WorkerInputs& in, const TemplateVars& vars, const LaunchSpec& spec,
-                   std::vector<Probe>& probes) {
-  const ReadyConfig& r = in.config.ready;
+// The probes of a [ready] or [health] table (`what`), their templates expanded; an exec
+// probe runs with the worker's environment.
+Status ExpandProbes(const char* what, const std::optional<std::string>& http, const std::optional<std::string>& tcp,
+                    const std::vector<std::string>& exec, const TemplateVars& vars, const LaunchSpec& spec,
+                    std::vector<Probe>& probes) {
   auto add = [&](Probe::Kind kind, const std::string& text) -> Status {
     auto target = ExpandTemplate(text, vars);
-    if (!target.ok()) return Status::InvalidArgument("ready probe: " + target.status().message());
+    if (!target.ok()) return Status::InvalidArgument(std::string(what) + " probe: " + target.status().message());
     probes.push_back(Probe{kind, *target, {}, {}});
     return Status::Ok();
   };
-  if (r.http)
-    if (Status s = add(Probe::Kind::kHttp, *r.http); !s.ok()) return s;
-  if (r.tcp)
-    if (Status s = add(Probe::Kind::kTcp, *r.tcp); !s.ok()) return s;
-  if (!r.exec.empty()) {
-    auto exec = ExpandAll(r.exec, vars);
-    if (!exec.ok()) return Status::InvalidArgument("ready.exec: " + exec.status().message());
-    probes.push_back(Probe{Probe::Kind::kExec, "", std::move(*exec), spec.env});
+  if (http)
+    if (Status s = add(Probe::Kind::kHttp, *http); !s.ok()) return s;
+  if (tcp)
+    if (Status s = add(Probe::Kind::kTcp, *tcp); !s.ok()) return s;
+  if (!exec.empty()) {
+    auto argv = ExpandAll(exec, vars);
+    if (!argv.ok()) return Status::InvalidArgument(std::string(what) + ".exec: " + argv.status().message());
+    probes.push_back(Probe{Probe::Kind::kExec, "", std::move(*argv), spec.env});
   }
+  return Status::Ok();
+}
+
+Status ReadyProbes(const WorkerInputs& in, const TemplateVars& vars, const LaunchSpec& spec,
+                   std::vector<Probe>& probes) {
+  const ReadyConfig& r = in.config.ready;
+  if (Status s = ExpandProbes("ready", r.http, r.tcp, r.exec, vars, spec, probes); !s.ok()) return s;
   // Proxy mode: the backend port must accept connections before any are routed to it.
   for (const auto& [name, port] : in.backend_ports)
     probes.push_back(Probe{Probe::Kind::kTcp, "127.0.0.1:" + std::to_string(port), {}, {}});
@@ -104,7 +116,8 @@ Status ReadyProbes(const WorkerInputs& in, const TemplateVars& vars, const Launc
 
 }  // namespace
 
-Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* probes) {
+Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* probes,
+                                   std::vector<Probe>* health_probes) {
   const ServiceConfig& config = in.config;
   TemplateVars vars;
   vars.service = config.name;
@@ -119,7 +132,8 @@ Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* p
   spec.argv = std::move(*argv);
   spec.tag = config.name + " " + in.release.version;
   spec.cwd = config.cwd;
-  spec.set_listen_pid = !spec.fds.empty();
+  if (!spec.fds.empty()) spec.own_pid_env.push_back("LISTEN_PID");
+  if (config.health.watchdog.count() > 0) spec.own_pid_env.push_back("WATCHDOG_PID");
   spec.parent_death_signal = config.stop.signal;
   spec.user = config.user;
   spec.group = config.group;
@@ -134,6 +148,9 @@ Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* p
   spec.env.assign(env->begin(), env->end());
   if (probes)
     if (Status s = ReadyProbes(in, vars, spec, *probes); !s.ok()) return s;
+  const HealthConfig& h = config.health;
+  if (health_probes)
+    if (Status s = ExpandProbes("health", h.http, h.tcp, h.exec, vars, spec, *health_probes); !s.ok()) return s;
   return spec;
 }
 
@@ -143,8 +160,9 @@ bool NeedsProbePort(const ServiceConfig& c, const Release& r) {
       if (UsesProbePort(s)) return true;
     return false;
   };
-  if (any(r.command ? *r.command : c.command) || any(c.ready.exec)) return true;
-  if ((c.ready.http && UsesProbePort(*c.ready.http)) || (c.ready.tcp && UsesProbePort(*c.ready.tcp))) return true;
+  if (any(r.command ? *r.command : c.command) || any(c.ready.exec) || any(c.health.exec)) return true;
+  for (const auto* target : {&c.ready.http, &c.ready.tcp, &c.health.http, &c.health.tcp})
+    if (*target && UsesProbePort(**target)) return true;
   for (const auto& [k, v] : c.env)
     if (UsesProbePort(v)) return true;
   for (const auto& [k, v] : r.env)

@@ -36,8 +36,10 @@ struct WorkerInputs {
   std::vector<std::pair<std::string, std::string>> file_env;  // env_file, as read for the generation
 };
 
-// With `probes`, also the readiness probes, their templates expanded.
-Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* probes);
+// With `probes`, also the readiness probes, their templates expanded; with
+// `health_probes`, the health probes.
+Result<LaunchSpec> BuildLaunchSpec(const WorkerInputs& in, std::vector<Probe>* probes,
+                                   std::vector<Probe>* health_probes = nullptr);
 
 // batond's PATH (from `base_env`), or a standard one: what workers and hooks run with.
 std::string WorkerPath(const std::vector<std::pair<std::string, std::string>>& base_env);

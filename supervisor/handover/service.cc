@@ -63,6 +63,7 @@ Status Service::Handover(const Release& release, HandoverKind kind, Done done) {
                                                   : static_cast<size_t>(config_.replicas);
   handover_ = Pending{kind, gen->id, old ? old->id : 0, batch, clock_.Now(), std::move(done)};
   bake_timer_.reset();
+  recycle_queue_.clear();  // the new generation is fresh throughout
   Emit(EventType::kHandoverStarted, gen.get(), 0,
        std::string(HandoverKindName(kind)) + " to " + release.version + (old ? " from " + old->release.version : ""));
   Generation& started = *gen;
@@ -90,7 +91,7 @@ void Service::SpawnBatch() {
   size_t target = std::min(gen->workers.size() + handover_->batch, static_cast<size_t>(config_.replicas));
   while (gen->workers.size() < target) {
     auto w = std::make_unique<Worker>();
-    w->id = static_cast<int>(gen->workers.size());
+    w->id = gen->next_worker_id++;
     Worker& ref = *w;
     gen->workers.push_back(std::move(w));
     if (Status s = SpawnWorker(*gen, ref); !s.ok()) return FailHandover(s.message());
@@ -149,6 +150,9 @@ void Service::Promote() {
     Drain(*old);  // with kernel steering, no stop signal before its queue is empty
   }
   SteerTraffic();  // every new connection to the new generation
+  for (auto& w : gen->workers) WatchLiveness(*gen, *w);
+  recycle_queue_.clear();
+  ArmRecycleTimer();
   Emit(EventType::kPromoted, gen, 0, gen->release.version + " is live");
   RunHook("on_promoted", config_.hooks.on_promoted, gen, result.from_version, "");
   if (old && previous_release_ && done.kind != HandoverKind::kAutoRollback && config_.bake_time.count() > 0)
@@ -216,6 +220,7 @@ void Service::OnWorkerExit(int64_t gen_id, int worker_id, int pid, const ExitInf
   w->pid = 0;
   w->last_exit = exit;
   w->readiness.reset();
+  w->liveness.reset();
   w->timer.reset();
   Dispatch(*gen, *w, WorkerEvent::kExited);
 }
@@ -238,8 +243,10 @@ void Service::Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std:
                           (tail.empty() ? "" : "; last stderr: " + tail));
     }
     case HandoverCell::kStartingWorkerExit: return OnStartingWorkerExit(gen, w);
-    case HandoverCell::kLiveWorkerReady: return MarkReady(gen, w);
-    case HandoverCell::kLiveWorkerNotReady: return Emit(EventType::kNotReady, &gen, w.pid, detail);
+    case HandoverCell::kLiveWorkerReady: return OnLiveWorkerReady(gen, w);
+    case HandoverCell::kLiveWorkerNotReady:
+      if (w.replaces >= 0) return ReplacementFailed(gen, w, "was not ready: " + detail);
+      return Emit(EventType::kNotReady, &gen, w.pid, detail);
     case HandoverCell::kLiveWorkerExit: return OnLiveWorkerExit(gen, w);
     case HandoverCell::kRestartDue: return OnRestartDue(gen, w);
     case HandoverCell::kStoppingWorkerExit: return OnStoppingWorkerExit(gen, w);
@@ -261,19 +268,11 @@ void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
 void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
   std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
+  if (w.replaces >= 0) return ReplacementFailed(gen, w, w.last_exit->Describe() + " before it was ready");
   std::string tail = w.StderrTail(3);
   Emit(EventType::kCrashed, &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
   if (shutting_down_ || stopped_) return MaybeFinishStop();
-  if (bake_timer_ && previous_release_ && !handover_) {
-    bake_timer_.reset();
-    Release back = *previous_release_;
-    Emit(EventType::kRollingBack, &gen, 0, "crashed within bake_time; rolling back to " + back.version);
-    Status s = Handover(back, HandoverKind::kAutoRollback, [this](const HandoverResult& r) {
-      if (!r.promoted) spdlog::error("{}: automatic rollback failed: {}", name(), r.reason);
-    });
-    if (s.ok()) return;
-    spdlog::error("{}: automatic rollback refused: {}", name(), s.message());
-  }
+  if (RollBackWithinBake(gen, "crashed")) return;
   if (!fatal_reason_.empty()) return;
   bool quick = clock_.Now() - w.started < config_.restart.reset_after;
   w.quick_failures = quick ? w.quick_failures + 1 : 1;
@@ -287,6 +286,19 @@ void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   Duration delay = RestartDelay(config_.restart, w.quick_failures);
   Emit(EventType::kRestarting, &gen, 0, "worker " + std::to_string(w.id) + " restarts in " + FormatDuration(delay));
   ScheduleRestart(gen, w, delay);
+}
+
+bool Service::RollBackWithinBake(Generation& gen, const std::string& what) {
+  if (!bake_timer_ || !previous_release_ || handover_) return false;
+  bake_timer_.reset();
+  Release back = *previous_release_;
+  Emit(EventType::kRollingBack, &gen, 0, what + " within bake_time; rolling back to " + back.version);
+  Status s = Handover(back, HandoverKind::kAutoRollback, [this](const HandoverResult& r) {
+    if (!r.promoted) spdlog::error("{}: automatic rollback failed: {}", name(), r.reason);
+  });
+  if (s.ok()) return true;
+  spdlog::error("{}: automatic rollback refused: {}", name(), s.message());
+  return false;
 }
 
 void Service::ScheduleRestart(Generation& gen, Worker& w, Duration delay) {
@@ -312,6 +324,7 @@ void Service::StartBake(Duration remaining) {
 
 void Service::OnStoppingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
+  if (w.superseded) ScheduleSweep();
   Emit(EventType::kExited, &gen, 0, "worker " + std::to_string(w.id) + " " + w.last_exit->Describe());
   RetireIfDone(gen);
   MaybeFinishStop();

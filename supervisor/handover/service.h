@@ -57,6 +57,11 @@ struct ServiceIo {
   // nothing is read.
   std::function<Result<std::vector<std::pair<std::string, std::string>>>(const std::vector<std::string>&)>
       read_env_files;
+  // The resident memory of a process group, in bytes ([service.X.recycle] max_memory);
+  // null: memory is not looked at.
+  std::function<Result<uint64_t>(int pgid)> group_rss;
+  // A worker of `generation` was replaced (the replacement took over), and why.
+  std::function<void(const Generation&, ReplaceCause)> on_replaced;
 };
 
 // Running totals, for metrics.
@@ -65,6 +70,9 @@ struct ServiceCounters {
   uint64_t handovers_failed = 0;
   uint64_t restarts = 0;
   uint64_t hook_failures = 0;
+  uint64_t health_failures = 0;                  // rounds of health probes that failed
+  std::map<std::string, uint64_t> replacements;  // workers replaced, by cause
+  uint64_t replace_failures = 0;                 // replacements that did not get ready
   double last_handover_seconds = 0;
 };
 
@@ -90,6 +98,10 @@ class Service {
   Status Scale(int replicas);
   // Sends `sig` to every running worker's process group; returns how many were signalled.
   int Signal(int sig);
+  // Replaces every worker of the live generation, one at a time, each by a fresh worker of
+  // the same release that must be ready before the old one gets its stop signal. Refused
+  // during a handover or another recycle. Returns how many workers will be replaced.
+  Result<int> Recycle();
   // Takes new settings (and listeners, in fd order). Running workers keep what they were
   // started with; new workers and the next handover use the new settings. The live
   // generation is not resized here: call Scale for that.
@@ -187,6 +199,22 @@ class Service {
   void OnStopTimeout(Generation& gen, Worker& w);
   void OnRestartDue(Generation& gen, Worker& w);
   void OnBakeExpired();
+  // A crash or a failed health check within bake_time: back to the previous release.
+  // False when that does not apply or the rollback was refused.
+  bool RollBackWithinBake(Generation& gen, const std::string& what);
+
+  // Liveness and replacement (service_replace.cc).
+  void WatchLiveness(Generation& gen, Worker& w);
+  void OnUnhealthy(int64_t gen_id, int worker_id, int pid, const std::string& reason);
+  Status Replace(Generation& gen, Worker& w, ReplaceCause cause, const std::string& why);
+  void OnLiveWorkerReady(Generation& gen, Worker& w);
+  void TakeOver(Generation& gen, Worker& replacement);
+  void ReplacementFailed(Generation& gen, Worker& replacement, const std::string& why);
+  bool ReplacementInFlight(const Generation& gen) const;
+  // Recycling: the operator's queue first, then max_memory and max_age; one at a time.
+  void NextRecycle();
+  void ArmRecycleTimer();
+  void ScheduleSweep();
 
   // Mechanics.
   Status SpawnWorker(Generation& gen, Worker& w);
@@ -194,7 +222,8 @@ class Service {
   void ScheduleRestart(Generation& gen, Worker& w, Duration delay);
   void StartBake(Duration remaining);
   Result<LaunchSpec> BuildLaunchSpec(const Release& release, const Generation* gen, std::optional<int> probe_port,
-                                     const std::map<std::string, int>& backend_ports, std::vector<Probe>* probes) const;
+                                     const std::map<std::string, int>& backend_ports, std::vector<Probe>* probes,
+                                     std::vector<Probe>* health_probes = nullptr) const;
   // Kernel steering: sends new connections where the generations' states say (the live
   // generation, or the split of a progressive step; nowhere while nothing is live).
   void SteerTraffic();
@@ -239,8 +268,11 @@ class Service {
   std::optional<Release> previous_release_;
   std::unique_ptr<Timer> bake_timer_;  // set while the live generation is baking
   SteadyTime bake_due_{};
-  std::unique_ptr<Timer> kickoff_;  // defers the first spawn out of Handover()
-  std::unique_ptr<Timer> sweep_;    // erases exited generations from the loop
+  std::unique_ptr<Timer> kickoff_;        // defers the first spawn out of Handover()
+  std::unique_ptr<Timer> sweep_;          // erases exited generations and replaced workers from the loop
+  std::unique_ptr<Timer> recycle_timer_;  // with [recycle]: the next look at memory and age
+  std::deque<int> recycle_queue_;         // workers of the live generation the operator asked to recycle
+  SteadyTime recycle_hold_until_{};       // after a replacement failed: no automatic recycle before
   std::string fatal_reason_;
   std::vector<std::string> waiting_for_;
   bool shutting_down_ = false;  // batond is exiting: nothing starts again

@@ -84,6 +84,11 @@ nlohmann::json Service::Describe() const {
       if (!w->notify_status.empty()) wj["status"] = w->notify_status;
       if (w->probe_port) wj["probe_port"] = *w->probe_port;
       if (!w->backend_ports.empty()) wj["backend_ports"] = w->backend_ports;
+      if (w->liveness) wj["health"] = w->liveness->Describe();
+      if (w->unhealthy) wj["unhealthy"] = true;
+      if (w->replaces >= 0) wj["replaces"] = {{"worker", w->replaces}, {"cause", ReplaceCauseName(w->replace_cause)}};
+      if (w->replaced_by >= 0) wj["replaced_by"] = w->replaced_by;
+      if (w->rss) wj["rss_bytes"] = w->rss;
       workers.push_back(std::move(wj));
     }
     nlohmann::json gj = {{"id", g->id},
@@ -124,6 +129,9 @@ nlohmann::json Service::Describe() const {
                    {"handovers_failed", counters_.handovers_failed},
                    {"restarts", counters_.restarts},
                    {"hook_failures", counters_.hook_failures},
+                   {"health_failures", counters_.health_failures},
+                   {"replacements", counters_.replacements},
+                   {"replace_failures", counters_.replace_failures},
                    {"last_handover_seconds", counters_.last_handover_seconds}};
   return j;
 }

@@ -28,6 +28,8 @@ void Service::StopAll(std::function<void()> done) {
   stop_done_ = std::move(done);
   FailHandover(shutting_down_ ? "batond is shutting down" : "the service was stopped");
   bake_timer_.reset();
+  recycle_timer_.reset();
+  recycle_queue_.clear();
   for (auto& gen : gens_) {
     if (gen->state == GenState::kLive || gen->state == GenState::kStarting) StopGeneration(*gen, GenState::kDraining);
     for (auto& w : gen->workers)
@@ -62,8 +64,13 @@ Status Service::Scale(int replicas) {
 }
 
 void Service::Reconfigure(const ServiceConfig& config, std::vector<ListenerRef> listeners) {
+  bool health_changed = !(config.health == config_.health);
+  bool recycle_changed = !(config.recycle == config_.recycle);
   config_ = config;
   io_.listeners = std::move(listeners);
+  if (Generation* gen = MutableLive(); gen && health_changed)
+    for (auto& w : gen->workers) WatchLiveness(*gen, *w);
+  if (recycle_changed && live()) ArmRecycleTimer();
 }
 
 int Service::Signal(int sig) {
@@ -83,6 +90,10 @@ void Service::OnNotify(int worker_pid, const NotifyMessage& msg) {
       if (w->pid != worker_pid) continue;
       if (const std::string* status = msg.status()) w->notify_status = status->substr(0, 200);
       if (msg.Is("FDSTORE", "1") || msg.Is("FDSTOREREMOVE", "1")) StoreFds(*gen, worker_pid, msg);
+      if (w->liveness && msg.Is("WATCHDOG", "1")) w->liveness->OnWatchdog();
+      // Each of these may add workers to the generation (a replacement, the next rolling
+      // batch): `w` is not touched afterwards.
+      if (w->liveness && msg.Is("WATCHDOG", "trigger")) return w->liveness->OnWatchdogTrigger();
       if (msg.ready() && w->readiness) w->readiness->OnNotifyReady();
       return;
     }

@@ -45,6 +45,9 @@ Json Service::Snapshot(std::vector<int>* keep) const {
               {"handovers_failed", counters_.handovers_failed},
               {"restarts", counters_.restarts},
               {"hook_failures", counters_.hook_failures},
+              {"health_failures", counters_.health_failures},
+              {"replacements", counters_.replacements},
+              {"replace_failures", counters_.replace_failures},
               {"last_handover_seconds", counters_.last_handover_seconds}}},
             {"recent_generations", Json(retired_)},
             {"fd_store", Json::array()}};
@@ -58,6 +61,7 @@ Json Service::Snapshot(std::vector<int>* keep) const {
   if (const Generation* gen = live()) {
     Json workers = Json::array();
     for (const auto& w : gen->workers) {
+      if (w->superseded) continue;
       Json j = {{"id", w->id},
                 {"pid", w->pid},
                 {"phase", WorkerPhaseName(w->phase)},
@@ -93,6 +97,9 @@ Status Service::Restore(const Json& s) {
     counters_.handovers_failed = c.value("handovers_failed", uint64_t{0});
     counters_.restarts = c.value("restarts", uint64_t{0});
     counters_.hook_failures = c.value("hook_failures", uint64_t{0});
+    counters_.health_failures = c.value("health_failures", uint64_t{0});
+    counters_.replacements = c.value("replacements", std::map<std::string, uint64_t>{});
+    counters_.replace_failures = c.value("replace_failures", uint64_t{0});
     counters_.last_handover_seconds = c.value("last_handover_seconds", 0.0);
     for (const auto& r : s.value("recent_generations", Json::array())) retired_.push_back(r);
     if (s.contains("previous_release")) previous_release_ = ReleaseFromJson(s["previous_release"]);
@@ -107,6 +114,7 @@ Status Service::Restore(const Json& s) {
     if (Status st = RestoreLive(s["live"]); !st.ok()) return st;
     if (s.contains("bake_remaining_ms")) StartBake(std::chrono::milliseconds(s["bake_remaining_ms"].get<int64_t>()));
     SteerTraffic();
+    ArmRecycleTimer();
   } catch (const Json::exception& e) {
     return Status::InvalidArgument("service '" + name() + "': " + e.what());
   }
@@ -142,6 +150,7 @@ Status Service::RestoreLive(const Json& l) {
 void Service::RestoreWorker(Generation& g, const Json& j) {
   auto w = std::make_unique<Worker>();
   w->id = j.at("id").get<int>();
+  g.next_worker_id = std::max(g.next_worker_id, w->id + 1);
   w->pid = j.at("pid").get<int>();
   w->started_wall = j.at("started_wall").get<double>();
   w->started = SteadyOf(w->started_wall);
@@ -168,7 +177,9 @@ void Service::RestoreWorker(Generation& g, const Json& j) {
          "worker " + std::to_string(ref.id) + " could not be taken over: " + st.message());
     ref.pid = 0;
     ScheduleRestart(g, ref, Duration(0));
+    return;
   }
+  WatchLiveness(g, ref);
 }
 
 }  // namespace baton

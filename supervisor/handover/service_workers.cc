@@ -18,8 +18,8 @@ constexpr size_t kStderrTailLines = 10;
 
 Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Generation* gen,
                                             std::optional<int> probe_port,
-                                            const std::map<std::string, int>& backend_ports,
-                                            std::vector<Probe>* probes) const {
+                                            const std::map<std::string, int>& backend_ports, std::vector<Probe>* probes,
+                                            std::vector<Probe>* health_probes) const {
   WorkerInputs in{config_, release, {}, {}, {}, probe_port, backend_ports, io_.base_env, io_.notify_socket, {}};
   for (const auto& l : io_.listeners) in.listeners.push_back({l.name, l.fd, l.port});
   if (gen) {
@@ -27,7 +27,7 @@ Result<LaunchSpec> Service::BuildLaunchSpec(const Release& release, const Genera
     in.file_env = gen->file_env;
   }
   for (const auto& [name, fd] : fd_store_) in.stored_fds.emplace_back(name, fd->get());
-  return baton::BuildLaunchSpec(in, probes);
+  return baton::BuildLaunchSpec(in, probes, health_probes);
 }
 
 ProcessEvents Service::WorkerEvents(int64_t gen_id, int worker_id, std::shared_ptr<int> pid) {
@@ -96,7 +96,13 @@ Status Service::SpawnWorker(Generation& gen, Worker& w) {
 
 void Service::StopWorker(Generation& gen, Worker& w) {
   w.readiness.reset();
+  w.liveness.reset();
   w.timer.reset();
+  if (w.replaces >= 0) {  // stopped before it took over: the worker it was to replace stays
+    if (Worker* old = FindWorker(gen.id, w.replaces)) old->replaced_by = -1;
+    w.replaces = -1;
+    w.superseded = true;
+  }
   if (w.pid == 0) {
     w.phase = WorkerPhase::kExited;
     return;
@@ -201,14 +207,16 @@ std::optional<std::pair<int64_t, int>> Service::Backend(const std::string& liste
   if (generation == 0 && progressive_running() && commit && handover_->rollout->TakeForNew())
     if (auto to_new = Backend(listener, handover_->new_gen)) return to_new;
   if (!gen) return std::nullopt;
+  // A worker whose health check gave up on it gets connections only when no other can.
   size_t n = gen->workers.size();
-  for (size_t i = 0; i < n; ++i) {
-    const Worker& w = *gen->workers[(round_robin_ + i) % n];
-    auto port = w.backend_ports.find(listener);
-    if (w.phase != WorkerPhase::kReady || port == w.backend_ports.end()) continue;
-    if (commit) round_robin_ = (round_robin_ + i + 1) % n;
-    return std::make_pair(gen->id, port->second);
-  }
+  for (bool take_unhealthy : {false, true})
+    for (size_t i = 0; i < n; ++i) {
+      const Worker& w = *gen->workers[(round_robin_ + i) % n];
+      auto port = w.backend_ports.find(listener);
+      if (w.phase != WorkerPhase::kReady || port == w.backend_ports.end() || w.unhealthy != take_unhealthy) continue;
+      if (commit) round_robin_ = (round_robin_ + i + 1) % n;
+      return std::make_pair(gen->id, port->second);
+    }
   return std::nullopt;
 }
 
@@ -228,14 +236,15 @@ void Service::RefillLive() {
   Generation* gen = MutableLive();
   if (!gen || shutting_down_ || stopped_ || !fatal_reason_.empty()) return;
   for (auto& w : gen->workers)
-    if (w->phase == WorkerPhase::kExited && gen->CountActive() < static_cast<size_t>(config_.replicas)) {
+    if (w->phase == WorkerPhase::kExited && !w->superseded &&
+        gen->CountActive() < static_cast<size_t>(config_.replicas)) {
       w->restarts++;
       counters_.restarts++;
       if (Status s = SpawnWorker(*gen, *w); !s.ok()) Emit(EventType::kRestartFailed, gen, 0, s.message());
     }
   while (gen->CountActive() < static_cast<size_t>(config_.replicas)) {
     auto w = std::make_unique<Worker>();
-    w->id = static_cast<int>(gen->workers.size());
+    w->id = gen->next_worker_id++;
     Worker& ref = *w;
     gen->workers.push_back(std::move(w));
     if (Status s = SpawnWorker(*gen, ref); !s.ok()) {
@@ -266,14 +275,7 @@ void Service::RetireIfDone(Generation& gen) {
   if (retired_.size() > kRetiredKept) retired_.pop_back();
   Emit(EventType::kGenerationExited, &gen, 0, "generation " + std::to_string(gen.id) + " has no processes left");
   if (io_.steering) io_.steering->Retire(gen.id);
-  // Erase later from the loop: callers up the stack may still hold references into it.
-  if (!sweep_)
-    sweep_ = clock_.After(Duration(0), [this] {
-      std::erase_if(gens_, [](const auto& g) {
-        return g->CountRunning() == 0 && (g->state == GenState::kExited || g->state == GenState::kFailed);
-      });
-      sweep_.reset();
-    });
+  ScheduleSweep();
 }
 
 void Service::Emit(EventType type, const Generation* gen, int pid, const std::string& message,
@@ -296,8 +298,10 @@ Generation* Service::FindGen(int64_t id) {
 
 Worker* Service::FindWorker(int64_t gen_id, int worker_id) {
   Generation* g = FindGen(gen_id);
-  if (!g || worker_id < 0 || static_cast<size_t>(worker_id) >= g->workers.size()) return nullptr;
-  return g->workers[worker_id].get();
+  if (!g) return nullptr;
+  for (auto& w : g->workers)
+    if (w->id == worker_id) return w.get();
+  return nullptr;
 }
 
 const Generation* Service::pending() const {

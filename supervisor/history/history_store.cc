@@ -91,6 +91,19 @@ Status HistoryStore::Record(const std::string& service, const Release& release, 
   return Save();
 }
 
+Status HistoryStore::NoteReplacement(const std::string& service, int64_t generation, const std::string& cause) {
+  auto& services = doc_["services"];
+  auto it = services.find(service);
+  if (it == services.end() || !it->is_array()) return Status::Ok();
+  for (auto e = it->rbegin(); e != it->rend(); ++e)
+    if (e->is_object() && e->value("generation", int64_t{0}) == generation && e->value("outcome", "") == "promoted") {
+      auto& count = (*e)["replacements"][cause];
+      count = (count.is_number_unsigned() ? count.get<uint64_t>() : 0) + 1;
+      return Save();
+    }
+  return Status::Ok();
+}
+
 Status HistoryStore::Save() const { return WriteFileAtomically(path_, JsonText(doc_, 1) + "\n"); }
 
 nlohmann::json HistoryStore::Entries(const std::string& service) const {

@@ -22,6 +22,9 @@ class HistoryStore {
   static Result<HistoryStore> Open(const std::string& state_dir, std::string* warning);
 
   Status Record(const std::string& service, const Release& release, const HandoverResult& result, double now);
+  // A worker of the promoted `generation` was replaced (by cause: health, memory, age,
+  // operator): counted in that release's entry, as "replacements": {"health": 2}.
+  Status NoteReplacement(const std::string& service, int64_t generation, const std::string& cause);
 
   // The release most recently promoted, if any.
   std::optional<Release> LastPromoted(const std::string& service) const;

@@ -47,12 +47,14 @@ void ChildMain(const ChildSetup& c) {
     for (int fd = above; fd < 65536; ++fd)
       if (fd != report_w) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  if (c.listen_pid_digits) {
+  if (!c.own_pid_digits.empty()) {
     char digits[16];
     int n = 0;
     for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
-    for (int i = 0; i < n; ++i) c.listen_pid_digits[i] = digits[n - 1 - i];
-    c.listen_pid_digits[n] = '\0';
+    for (char* value : c.own_pid_digits) {
+      for (int i = 0; i < n; ++i) value[i] = digits[n - 1 - i];
+      value[n] = '\0';
+    }
   }
   if (c.fd_limit) ::setrlimit(RLIMIT_NOFILE, c.fd_limit);
   for (const auto& [resource, limit] : c.limits)

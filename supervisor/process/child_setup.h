@@ -25,8 +25,10 @@ struct ChildSetup {
   const char* path;
   char* const* argv;
   char* const* envp;
-  char* listen_pid_digits;  // to fill in with the child's pid, or null
-  const char* cwd;          // or null
+  // Values to fill in with the child's pid (LISTEN_PID=, WATCHDOG_PID=), each with room
+  // for 16 digits.
+  std::vector<char*> own_pid_digits;
+  const char* cwd;  // or null
   int devnull, out_w, err_w, report_w;
   const int* fds;
   int nfds;

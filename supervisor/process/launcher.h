@@ -32,7 +32,7 @@ struct LaunchSpec {
   std::vector<std::pair<std::string, std::string>> env;  // the complete environment
   std::string cwd;                                       // empty: inherit
   std::vector<int> fds;                                  // placed at fds 3, 4, ... in the child
-  bool set_listen_pid = false;                           // add LISTEN_PID=<the child's own pid>
+  std::vector<std::string> own_pid_env;                  // variables set to the child's own pid (LISTEN_PID)
   bool log_output = true;                                // log output lines (probes set false)
   int parent_death_signal = 0;                           // sent to the child if batond dies (0: none)
   // Least privilege: run as `user` (name or uid; batond must be root) in `group` (default:

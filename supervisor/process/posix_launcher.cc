@@ -169,14 +169,21 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   }
 
   void OnExit() {
-    // While the child is a zombie its pid cannot be reused, so the group kill is safe:
-    // it removes any children the worker left behind.
-    ::kill(-pid_, SIGKILL);
+    // The wait can end without an exit: the reactor may hand a readiness event of a
+    // descriptor closed a moment ago (the same number, the same slot) to this one. So
+    // first look, without reaping, whether the child is a zombie, and wait on otherwise.
     siginfo_t info{};
-    if (::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) {
-      if (errno == EINTR || info.si_pid == 0) {
-        WaitExit();
-        return;
+    int looked = ::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG | WNOWAIT);
+    if ((looked != 0 && errno == EINTR) || (looked == 0 && info.si_pid == 0)) {
+      WaitExit();
+      return;
+    }
+    if (looked == 0) {
+      // A zombie's pid cannot be reused, so the group kill is safe: it removes any
+      // children the worker left behind. Then it is reaped (at once: it has exited).
+      ::kill(-pid_, SIGKILL);
+      info = {};
+      while (::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
       }
     }
     ExitInfo exit;
@@ -222,7 +229,7 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
   if (Status s = ResolveIdentity(spec, &setup, &env_strings); !s.ok()) return s;
-  if (spec.set_listen_pid) env_strings.push_back("LISTEN_PID=" + std::string(16, '\0'));
+  for (const auto& name : spec.own_pid_env) env_strings.push_back(name + "=" + std::string(16, '\0'));
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -248,7 +255,8 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   setup.path = path.c_str();
   setup.argv = argv.data();
   setup.envp = envp.data();
-  setup.listen_pid_digits = spec.set_listen_pid ? env_strings.back().data() + std::strlen("LISTEN_PID=") : nullptr;
+  for (size_t i = env_strings.size() - spec.own_pid_env.size(); i < env_strings.size(); ++i)
+    setup.own_pid_digits.push_back(env_strings[i].data() + env_strings[i].find('=') + 1);
   setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   setup.devnull = devnull.get();
   setup.out_w = out_w.get();

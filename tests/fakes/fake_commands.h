@@ -45,6 +45,10 @@ struct FakeCommands : Commands {
     calls.push_back("scale " + s + " " + std::to_string(replicas));
     return nlohmann::json{{"replicas", replicas}};
   }
+  Result<nlohmann::json> Recycle(const std::string& s) override {
+    calls.push_back("recycle " + s);
+    return nlohmann::json{{"workers", 2}};
+  }
   Result<nlohmann::json> PromoteRollout(const std::string& s) override { return Rollout("promote", s); }
   Result<nlohmann::json> PauseRollout(const std::string& s) override { return Rollout("pause", s); }
   Result<nlohmann::json> ResumeRollout(const std::string& s) override { return Rollout("resume", s); }

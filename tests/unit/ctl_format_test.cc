@@ -124,9 +124,17 @@ TEST_CASE_METHOD(UtcNoColor, "ctl: events, log lines, history, reload and the ou
                           {"kind", "upgrade"},
                           {"outcome", "failed"},
                           {"duration_s", 12.25},
-                          {"reason", "crashed"}}}}}) ==
-        "WHEN                 GEN  VERSION  KIND     OUTCOME  TOOK   REASON\n"
-        "2023-11-14 22:13:20  3    v3       upgrade  failed   12.2s  crashed\n");
+                          {"reason", "crashed"}},
+                         {{"at", kNow},
+                          {"generation", 4},
+                          {"version", "v4"},
+                          {"kind", "upgrade"},
+                          {"outcome", "promoted"},
+                          {"duration_s", 1.5},
+                          {"replacements", {{"health", 2}, {"memory", 1}}}}}}}) ==
+        "WHEN                 GEN  VERSION  KIND     OUTCOME   TOOK    REPLACED            REASON\n"
+        "2023-11-14 22:13:20  3    v3       upgrade  failed    12.2s   -                   crashed\n"
+        "2023-11-14 22:13:20  4    v4       upgrade  promoted  1.500s  2 health, 1 memory  \n");
   CHECK(FormatReload({{"added", {"api"}},
                       {"removed", nlohmann::json::array()},
                       {"changed", {{{"service", "web"}, {"keys", {"replicas"}}}}},

@@ -53,6 +53,12 @@ struct Harness {
       if (!env_file_error.ok()) return env_file_error;
       return env_file;
     };
+    io.group_rss = [this](int pgid) -> Result<uint64_t> {
+      auto it = rss.find(pgid);
+      if (it == rss.end()) return Status::NotFound("no process in group");
+      return it->second;
+    };
+    io.on_replaced = [this](const Generation&, ReplaceCause cause) { replaced.push_back(cause); };
     service = std::make_unique<Service>(clock, launcher, probes, std::move(config), std::move(io),
                                         [this](const ServiceEvent& e) { events.push_back(e); });
   }
@@ -101,6 +107,8 @@ struct Harness {
   EnvList env_file;                              // what the service's env_file holds
   Status env_file_error = Status::Ok();
   std::vector<std::vector<std::string>> env_files_read;
+  std::map<int, uint64_t> rss;         // a worker's process group -> its resident bytes
+  std::vector<ReplaceCause> replaced;  // what on_replaced heard
   std::unique_ptr<Service> service;
   std::vector<ServiceEvent> events;
   std::vector<HandoverResult> results;

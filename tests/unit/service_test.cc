@@ -19,7 +19,7 @@ TEST_CASE("start: workers get their listeners, placeholders and conventions, pro
   const LaunchSpec& spec = h.launcher.launched[0].spec;
   CHECK(spec.argv == std::vector<std::string>{"server", "--version", "v1", "--fd", "3"});
   CHECK(spec.fds == std::vector<int>{7});
-  CHECK(spec.set_listen_pid);
+  CHECK(spec.own_pid_env == std::vector<std::string>{"LISTEN_PID"});
   std::map<std::string, std::string> env(spec.env.begin(), spec.env.end());
   CHECK(env["LISTEN_FDS"] == "1");
   CHECK(env["LISTEN_FDNAMES"] == "http");
