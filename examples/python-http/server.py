@@ -6,9 +6,12 @@ with socket.fromfd), tells batond it is ready with sd_notify READY=1 (or by runn
 systemd-notify --ready, with --systemd-notify), and drains on SIGTERM: it stops
 accepting, finishes the request in hand and exits.
 Usage: server.py VERSION [--crash-after SECONDS] [--fail] [--systemd-notify] [--bind [HOST:]PORT]
+                 [--probe-port PORT]
 
 --bind [HOST:]PORT makes it bind HOST:PORT (127.0.0.1 by default) itself instead, as
 servers do under supervisors that do not pass sockets (the benchmarks compare the two).
+--probe-port PORT also answers on 127.0.0.1:PORT, a private port for batond's probes.
+With WATCHDOG_USEC set (batond's health.watchdog), it sends WATCHDOG=1 three times a period.
 """
 import http.server
 import os
@@ -16,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 version = sys.argv[1] if len(sys.argv) > 1 else "unknown"
@@ -81,6 +85,13 @@ def on_term(signum, frame):
 
 
 signal.signal(signal.SIGTERM, on_term)
+if "--probe-port" in sys.argv:
+    probe = http.server.HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--probe-port") + 1])), Handler)
+    threading.Thread(target=probe.serve_forever, daemon=True).start()
+watchdog_every = None
+if os.environ.get("WATCHDOG_PID") == str(os.getpid()):
+    watchdog_every = int(os.environ.get("WATCHDOG_USEC", "0")) / 3e6
+last_ping = time.monotonic()
 server = InheritedServer()
 server.timeout = 0.2
 started = time.monotonic()
@@ -93,5 +104,8 @@ while not stopping:
     if crash_after is not None and time.monotonic() - started > crash_after:
         print(f"server {version}: segmentation fault (simulated)", file=sys.stderr, flush=True)
         os._exit(139)
+    if watchdog_every and time.monotonic() - last_ping >= watchdog_every:
+        notify("WATCHDOG=1")
+        last_ping = time.monotonic()
     server.handle_request()
 print(f"server {version}: drained, exiting", file=sys.stderr, flush=True)

@@ -11,6 +11,8 @@
 //   --ignore-term      ignore SIGTERM (to test SIGKILL escalation)
 //   --probe-port P     also serve on 127.0.0.1:P (a private port for probes)
 //   --handle-ms MS     take this long over each request
+//   --watchdog         send WATCHDOG=1 three times per WATCHDOG_USEC
+//   --hold-mib N       keep N MiB of touched memory (for max_memory)
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -92,7 +94,8 @@ void Serve(int conn, const std::string& version, int handle_ms) {
 int main(int argc, char** argv) {
   std::string version = "unknown";
   bool notify = false, ignore_term = false;
-  int ready_delay = 0, exit_at_start = -1, crash_after = -1, probe_port = 0, handle_ms = 0;
+  int ready_delay = 0, exit_at_start = -1, crash_after = -1, probe_port = 0, handle_ms = 0, hold_mib = 0;
+  bool watchdog = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -112,6 +115,10 @@ int main(int argc, char** argv) {
       probe_port = std::atoi(next().c_str());
     else if (a == "--handle-ms")
       handle_ms = std::atoi(next().c_str());
+    else if (a == "--watchdog")
+      watchdog = true;
+    else if (a == "--hold-mib")
+      hold_mib = std::atoi(next().c_str());
   }
   std::signal(SIGTERM, ignore_term ? SIG_IGN : OnTerm);
   std::signal(SIGPIPE, SIG_IGN);
@@ -126,6 +133,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(ready_delay));
+  std::vector<char> held(static_cast<size_t>(hold_mib) << 20, 1);  // touched: resident
+  const char* watchdog_usec = std::getenv("WATCHDOG_USEC");
+  auto ping_every = std::chrono::microseconds(watchdog && watchdog_usec ? std::atoll(watchdog_usec) / 3 : 0);
+  auto last_ping = std::chrono::steady_clock::now();
   std::vector<pollfd> fds;
   for (int i = 0; i < std::atoi(lfds); ++i) {
     ::fcntl(3 + i, F_SETFL, ::fcntl(3 + i, F_GETFL) | O_NONBLOCK);
@@ -153,6 +164,10 @@ int main(int argc, char** argv) {
     if (crash_after >= 0 && std::chrono::steady_clock::now() - started > std::chrono::milliseconds(crash_after)) {
       std::fprintf(stderr, "test_worker %s: crashing as asked\n", version.c_str());
       return 3;
+    }
+    if (ping_every.count() > 0 && std::chrono::steady_clock::now() - last_ping >= ping_every) {
+      Notify("WATCHDOG=1");
+      last_ping = std::chrono::steady_clock::now();
     }
     if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
     for (const auto& p : fds) {

@@ -131,7 +131,7 @@ TEST_CASE("the health check: rounds every interval, failures in a row, the watch
   CHECK(failed[3] == "no WATCHDOG=1 within 5s");
 }
 
-TEST_CASE("the watchdog alone: WATCHDOG=1 within the period keeps a worker well; silence is reported") {
+TEST_CASE("the watchdog alone: WATCHDOG=1 within the period keeps a worker well, silence is reported") {
   FakeClock clock;
   FakeProbeRunner runner;
   ::baton::HealthConfig config;
@@ -292,7 +292,7 @@ TEST_CASE("the sd_notify watchdog: WATCHDOG_USEC and WATCHDOG_PID for workers, s
   CHECK(h.PidsOf("v1").size() == 2);
 }
 
-TEST_CASE("recycle: one worker at a time, each after its replacement is ready; refused during a handover") {
+TEST_CASE("recycle: one worker at a time, each after its replacement is ready, refused during a handover") {
   Harness h(NotifyConfig(3));
   h.StartLive("v1");
   auto first = h.PidsOf("v1");
