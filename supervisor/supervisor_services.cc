@@ -78,6 +78,7 @@ ServiceIo Supervisor::IoFor(ServiceSlot& slot, const ServiceConfig& svc) {
   sio.notify_socket = notify_->path();
   sio.base_env = BaseEnvironment();
   sio.pick_probe_port = [this] { return ports_.Next(); };
+  sio.port_free = LoopbackPortFree;
   sio.read_env_files = ReadEnvironmentFiles;
   sio.group_rss = [](int pgid) { return ProcessGroupRss(pgid); };
   sio.proxied_connections = [raw](int64_t generation, bool unanswered_only) {

@@ -38,6 +38,7 @@ struct Worker {
   double started_wall = 0;
   int restarts = 0;
   int quick_failures = 0;  // crashes in a row that came sooner than restart.reset_after
+  int port_races = 0;      // starts lost to another process taking a port batond picked
   std::optional<ExitInfo> last_exit;
   std::deque<std::string> stderr_tail;  // last lines, for failure reasons
   std::string notify_status;            // last STATUS= from sd_notify

@@ -254,8 +254,28 @@ void Service::Dispatch(Generation& gen, Worker& w, WorkerEvent event, const std:
   }
 }
 
+// A port batond picked was free when picked; another process may bind it before the
+// worker does (a port is only a number until bound). A worker that exits before it is
+// ready while such a port is held elsewhere lost that race, not its release's fault.
+bool Service::LostPortRace(const Worker& w) const {
+  if (!io_.port_free || w.port_races >= kMaxPortRaces) return false;
+  if (w.probe_port && !io_.port_free(*w.probe_port)) return true;
+  for (const auto& [listener, port] : w.backend_ports)
+    if (!io_.port_free(port)) return true;
+  return false;
+}
+
 void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
+  if (LostPortRace(w)) {
+    w.port_races++;
+    Emit(EventType::kRestarting, &gen, 0,
+         "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() +
+             " and a port picked for it is held by another process: starting it again on fresh ports");
+    Status s = SpawnWorker(gen, w);
+    if (s.ok()) return;
+    return FailHandover(s.message());
+  }
   bool progressive = progressive_running();
   std::string reason =
       "worker " + std::to_string(w.id) + " " + w.last_exit->Describe() + (progressive ? "" : " before it was ready");

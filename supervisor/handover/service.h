@@ -42,6 +42,7 @@ struct ServiceIo {
   std::string notify_socket;
   std::vector<std::pair<std::string, std::string>> base_env;
   std::function<Result<int>()> pick_probe_port;  // also picks proxy backend ports
+  std::function<bool(int port)> port_free;       // whether 127.0.0.1:port could be bound now
   // Proxy mode: connections still routed to a generation, over every proxied listener;
   // with `unanswered_only`, those with no byte from the worker yet.
   std::function<size_t(int64_t generation, bool unanswered_only)> proxied_connections;
@@ -194,6 +195,8 @@ class Service {
   // After `delay`, `event` for the worker, if it and its generation still exist.
   void ArmWorkerTimer(const Generation& gen, Worker& w, Duration delay, WorkerEvent event);
   void OnStartingWorkerExit(Generation& gen, Worker& w);
+  bool LostPortRace(const Worker& w) const;
+  static constexpr int kMaxPortRaces = 3;
   void OnLiveWorkerExit(Generation& gen, Worker& w);
   void OnStoppingWorkerExit(Generation& gen, Worker& w);
   void OnStopTimeout(Generation& gen, Worker& w);

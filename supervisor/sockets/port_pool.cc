@@ -8,11 +8,8 @@
 #include "supervisor/base/unique_fd.h"
 
 namespace baton {
-namespace {
 
-// Whether 127.0.0.1:port can be bound now, as the worker will (SO_REUSEADDR, so a port
-// whose last connection is in TIME_WAIT counts as free).
-bool CanBind(int port) {
+bool LoopbackPortFree(int port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return false;
   int one = 1;
@@ -24,8 +21,6 @@ bool CanBind(int port) {
   return ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
-}  // namespace
-
 PortPool::PortPool(PortRange range, uint32_t start) : range_(range), cursor_(start) {}
 
 void PortPool::SetRange(PortRange range) { range_ = range; }
@@ -33,7 +28,7 @@ void PortPool::SetRange(PortRange range) { range_ = range; }
 Result<int> PortPool::Next() {
   for (int i = 0; i < kTries; ++i) {
     int port = range_.first + static_cast<int>(cursor_++ % static_cast<uint32_t>(range_.size()));
-    if (CanBind(port)) return port;
+    if (LoopbackPortFree(port)) return port;
   }
   return Status::Failed("no free port in daemon.port_range " + range_.ToString() + " after " + std::to_string(kTries) +
                         " tries");

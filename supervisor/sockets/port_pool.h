@@ -11,6 +11,10 @@
 
 namespace baton {
 
+// Whether 127.0.0.1:port can be bound now, as a worker would (SO_REUSEADDR: a port whose
+// last connection is in TIME_WAIT counts as free).
+bool LoopbackPortFree(int port);
+
 class PortPool {
  public:
   // `start` picks where in the range the first hand-out begins (several batonds on one

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "supervisor/base/log.h"
 #include "supervisor/config/env_file.h"
@@ -43,6 +44,7 @@ struct Harness {
     io.listeners.push_back(ListenerRef{"http", 7, 8080, "tcp://127.0.0.1:8080"});
     io.notify_socket = "/run/notify.sock";
     io.pick_probe_port = [this] { return Result<int>(next_probe_port++); };
+    io.port_free = [this](int port) { return taken_ports.count(port) == 0; };
     io.on_result = [this](const Release&, const HandoverResult& r) { results.push_back(r); };
     io.proxied_connections = [this](int64_t generation, bool unanswered_only) {
       return (unanswered_only ? proxied_unanswered : proxied_open)[generation];
@@ -101,6 +103,7 @@ struct Harness {
   FakeLauncher launcher;
   FakeProbeRunner probes;
   int next_probe_port = 40000;
+  std::set<int> taken_ports;                     // ports another process holds
   std::map<int64_t, size_t> proxied_open;        // generation -> connections the proxy holds open
   std::map<int64_t, size_t> proxied_unanswered;  // ... of which the worker has not answered yet
   std::map<int64_t, GenerationTraffic> traffic;  // what the proxy routed to each generation

@@ -124,3 +124,35 @@ TEST_CASE("proxy mode: a failed new generation is never routed to") {
   CHECK(h.service->Backend("web", 0)->first == live);
   CHECK_FALSE(h.service->Backend("web", failed));
 }
+
+TEST_CASE("proxy mode: a worker that lost its port to another process starts again on a fresh one") {
+  Harness h(ProxyServiceConfig());
+  ProxiedHandover(h, "v1", HandoverKind::kStart);
+  h.Begin("v2");
+  auto v2 = h.PidsOf("v2");
+  REQUIRE(v2.size() == 2);
+  // Another process bound the first v2 worker's port before it did: it exits at once.
+  int port = 0;
+  for (const auto& [k, v] : h.launcher.launched[h.launcher.launched.size() - 2].spec.env)
+    if (k == "PORT") port = std::stoi(v);
+  REQUIRE(port > 0);
+  h.taken_ports.insert(port);
+  h.launcher.Exit(v2[0], ExitInfo{1, 0});
+  CHECK_FALSE(h.outcome);  // not a failed handover
+  CHECK(h.HasEvent(EventType::kRestarting));
+  auto again = h.PidsOf("v2");
+  REQUIRE(again.size() == 2);
+  std::string fresh;
+  for (const auto& [k, v] : h.launcher.launched.back().spec.env)
+    if (k == "PORT") fresh = v;
+  CHECK(fresh != std::to_string(port));
+  while (!h.probes.attempts.empty()) h.probes.CompleteNext(Status::Ok());
+  h.ReadyAll("v2");
+  REQUIRE(h.outcome);
+  CHECK(h.outcome->promoted);
+  // A worker that exits while its port is free failed by itself: the handover fails.
+  h.Begin("v3");
+  h.launcher.Exit(h.PidsOf("v3")[0], ExitInfo{1, 0});
+  REQUIRE(h.outcome);
+  CHECK_FALSE(h.outcome->promoted);
+}
