@@ -287,8 +287,8 @@ void Service::OnStartingWorkerExit(Generation& gen, Worker& w) {
 
 void Service::OnLiveWorkerExit(Generation& gen, Worker& w) {
   w.phase = WorkerPhase::kExited;
-  std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
   if (w.replaces >= 0) return ReplacementFailed(gen, w, w.last_exit->Describe() + " before it was ready");
+  std::string what = "worker " + std::to_string(w.id) + " " + w.last_exit->Describe();
   std::string tail = w.StderrTail(3);
   Emit(EventType::kCrashed, &gen, 0, what + (tail.empty() ? "" : "; last stderr: " + tail));
   if (shutting_down_ || stopped_) return MaybeFinishStop();
