@@ -57,6 +57,10 @@ Status Supervisor::AddService(const ServiceConfig& configured, std::vector<Bound
         // A backend may have become routable.
         if (e.type == EventType::kReady || e.type == EventType::kPromoted)
           for (auto& p : raw->proxies) p->Resume();
+        // A generation with no process left gets no more traffic: its figures go.
+        if (e.type == EventType::kGenerationExited)
+          for (auto* list : {&raw->proxies, &raw->retired_proxies})
+            for (auto& p : *list) p->ForgetGeneration(e.generation);
         // Start order: a service waiting for this one starts now (before systemd hears
         // that nothing is starting any more).
         if (e.type == EventType::kPromoted) StartWaiting();

@@ -84,6 +84,8 @@ class ProxyListener {
   // byte from the backend yet, which may still wait in the backend's own accept queue.
   size_t Connections(int64_t generation, bool unanswered_only = false) const;
   ProxyGenerationStats Stats(int64_t generation) const;
+  // A generation that has exited: its figures are dropped (each handover adds one).
+  void ForgetGeneration(int64_t generation) { stats_.erase(generation); }
   bool paused() const { return paused_; }
 
  private:
