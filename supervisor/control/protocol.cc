@@ -37,8 +37,8 @@ constexpr std::array<std::pair<ServiceAction, const char*>, 13> kActions = {{
     {ServiceAction::kSignal, "signal"},
     {ServiceAction::kPromote, "promote"},
     {ServiceAction::kPause, "pause"},
-    {ServiceAction::kRecycle, "recycle"},
     {ServiceAction::kResume, "resume"},
+    {ServiceAction::kRecycle, "recycle"},
 }};
 
 constexpr std::array<std::pair<EventType, const char*>, kEventTypeCount> kEventTypes = {{
