@@ -68,14 +68,18 @@ def free_port():
 
 
 def slope_per_hour(samples):
-    """Least-squares slope of (t, value) pairs, in value units per hour."""
-    n = len(samples)
-    if n < 2:
+    """Theil-Sen slope of (t, value) pairs (the median of the slopes between every two of
+    at most 300 evenly spread samples), in value units per hour. Robust to the few samples
+    taken while batond re-executes itself (a self-upgrade), when its resident set is
+    briefly a fraction of what it is, which tilt a least-squares line over a short window."""
+    step = max(1, len(samples) // 300)
+    pts = samples[::step]
+    slopes = sorted((v2 - v1) / (t2 - t1) for i, (t1, v1) in enumerate(pts) for t2, v2 in pts[i + 1:] if t2 > t1)
+    if not slopes:
         return 0.0
-    mt = sum(t for t, _ in samples) / n
-    mv = sum(v for _, v in samples) / n
-    den = sum((t - mt) ** 2 for t, _ in samples)
-    return 0.0 if den == 0 else sum((t - mt) * (v - mv) for t, v in samples) / den * 3600
+    mid = len(slopes) // 2
+    median = slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
+    return median * 3600
 
 
 class Soak:
@@ -312,12 +316,15 @@ timeout = "5s"
         pid = self.proc.pid
         while not self.stop.wait(1.0):
             try:
-                with open(f"/proc/{pid}/statm") as f:
-                    rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                # VmRSS also counts the program's and libraries' pages, which come and go with
+                # each re-exec; RssAnon is the memory batond allocated, where a leak would show.
+                with open(f"/proc/{pid}/status") as f:
+                    kb = {k: int(v.split()[0]) * 1024 for k, v in (l.split(":", 1) for l in f) if k in ("VmRSS", "RssAnon")}
                 fds = len(os.listdir(f"/proc/{pid}/fd"))
-            except OSError:
+            except (OSError, ValueError):
                 continue
-            self.samples.append((time.time() - t0, rss, fds))
+            if "VmRSS" in kb and "RssAnon" in kb:
+                self.samples.append((time.time() - t0, kb["VmRSS"], fds, kb["RssAnon"]))
 
     # --- the run --------------------------------------------------------------------------
 
@@ -349,8 +356,15 @@ timeout = "5s"
         # The history fills up (500 entries per service) over the first half: the second
         # half alone shows growth that has no such end.
         second_half = [s for s in self.samples if s[0] >= self.args.minutes * 30]
-        rss_slope = slope_per_hour([(t, r / 2**20) for t, r, _ in settled])
-        fd_slope = slope_per_hour([(t, f) for t, _, f in settled])
+        fd_slope = slope_per_hour([(t, f) for t, _, f, _ in settled])
+
+        def memory(index):  # the figures of one memory column of the samples
+            return {"first": self.samples[0][index] / 2**20 if self.samples else None,
+                    "after_1_min": settled[0][index] / 2**20 if settled else None,
+                    "last": self.samples[-1][index] / 2**20 if self.samples else None,
+                    "slope_mib_per_hour": round(slope_per_hour([(s[0], s[index] / 2**20) for s in settled]), 3),
+                    "second_half_slope_mib_per_hour":
+                        round(slope_per_hour([(s[0], s[index] / 2**20) for s in second_half]), 3)}
         in_flight_on_killed = other = 0
         for report in reports.values():
             for started, ended in report["failure_times"]:
@@ -361,19 +375,15 @@ timeout = "5s"
         out = {
             "minutes": self.args.minutes,
             "batond_alive_at_end": alive,
-            "rss_mib": {"first": self.samples[0][1] / 2**20 if self.samples else None,
-                        "after_1_min": settled[0][1] / 2**20 if settled else None,
-                        "last": self.samples[-1][1] / 2**20 if self.samples else None,
-                        "slope_mib_per_hour": round(rss_slope, 3),
-                        "second_half_slope_mib_per_hour":
-                            round(slope_per_hour([(t, r / 2**20) for t, r, _ in second_half]), 3)},
+            "rss_mib": memory(1),
+            "anon_mib": memory(3),
             "open_fds": {"first": self.samples[0][2] if self.samples else None,
                          "after_1_min": settled[0][2] if settled else None,
                          "last": self.samples[-1][2] if self.samples else None,
-                         "min": min(f for _, _, f in settled) if settled else None,
-                         "max": max(f for _, _, f in settled) if settled else None,
+                         "min": min(s[2] for s in settled) if settled else None,
+                         "max": max(s[2] for s in settled) if settled else None,
                          "slope_per_hour": round(fd_slope, 3),
-                         "second_half_slope_per_hour": round(slope_per_hour([(t, f) for t, _, f in second_half]), 3)},
+                         "second_half_slope_per_hour": round(slope_per_hour([(s[0], s[2]) for s in second_half]), 3)},
             "requests": {name: {"ok": r["ok"], "failed": r["failed"], "errors": r["errors"]}
                          for name, r in reports.items()},
             "failed_in_flight_on_killed_workers": in_flight_on_killed,

@@ -166,7 +166,9 @@ void Service::NextRecycle() {
     recycle_queue_.pop_front();
     Worker* w = FindWorker(gen->id, id);
     if (!w || w->phase != WorkerPhase::kReady || w->superseded || w->replaced_by >= 0) continue;
-    if (Replace(*gen, *w, ReplaceCause::kOperator, "recycled by the operator").ok()) return;
+    // A replacement that cannot start has already moved on to the next (ReplacementFailed).
+    (void)Replace(*gen, *w, ReplaceCause::kOperator, "recycled by the operator");
+    return;
   }
   if (!config_.recycle.enabled() || clock_.Now() < recycle_hold_until_) return;
   std::vector<WorkerSample> samples;

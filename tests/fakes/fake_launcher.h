@@ -18,6 +18,10 @@ class FakeLauncher : public ProcessLauncher {
 
   Result<int> Launch(const LaunchSpec& spec, ProcessEvents events) override {
     if (fail_launches) return Status::FromErrno("fork", EAGAIN);
+    if (fail_next_launches > 0) {
+      --fail_next_launches;
+      return Status::FromErrno("fork", EAGAIN);
+    }
     int pid = next_pid_++;
     launched.push_back({pid, spec});
     running_[pid] = std::move(events);
@@ -68,6 +72,7 @@ class FakeLauncher : public ProcessLauncher {
   std::set<std::string> missing;
   std::set<int> carried;  // processes Reattach may claim
   bool fail_launches = false;
+  int fail_next_launches = 0;  // this many launches fail, then they succeed again
 
  private:
   int next_pid_ = 1000;

@@ -346,3 +346,20 @@ TEST_CASE("recycle by max_age and max_memory, looked at every interval, never du
   REQUIRE(h.outcome->promoted);
   CHECK(h.PidsOf("v2").size() == 2);
 }
+
+TEST_CASE("recycle: workers that cannot be started again are reported, and no two replacements run at once") {
+  Harness h(NotifyConfig(3));
+  h.StartLive("v1");
+  auto first = h.PidsOf("v1");
+  h.launcher.fail_launches = true;  // fork fails: every replacement fails at once
+  REQUIRE(h.service->Recycle().ok());
+  CHECK(CountEvents(h, EventType::kReplaceFailed) == 3);
+  CHECK(h.PidsOf("v1") == first);  // every worker serves on
+  for (int pid : first) CHECK_FALSE(h.launcher.SignalledAny(pid));
+  h.launcher.fail_launches = false;
+  // The first replacement cannot start; the next one does, and it alone runs.
+  h.launcher.fail_next_launches = 1;
+  REQUIRE(h.service->Recycle().ok());
+  CHECK(CountEvents(h, EventType::kReplaceFailed) == 4);
+  CHECK(h.PidsOf("v1").size() == 4);  // one fresh worker at a time
+}
