@@ -199,8 +199,7 @@ std::string WorkerTable(const nlohmann::json& s, double now) {
       if (w.contains("replaces"))
         add("replaces worker " + Str(Get(w, "replaces"), "worker") + " (" + Str(Get(w, "replaces"), "cause") + ")");
       if (w.contains("replaced_by")) add("being replaced by worker " + Str(w, "replaced_by"));
-      if (Value(w, "rss_bytes", uint64_t{0}) > 0)
-        add(std::to_string(Value(w, "rss_bytes", uint64_t{0}) >> 20) + " MiB");
+      if (uint64_t rss = Value(w, "rss_bytes", uint64_t{0}); rss > 0) add(std::to_string(rss >> 20) + " MiB");
       if (status.empty()) status = "-";
       rows.push_back({Str(g, "id"), Str(g, "version"), State(Str(g, "state")), Age(Value(g, "started_at", 0.0), now),
                       Str(w, "id"), pid, State(Str(w, "state")), Str(w, "restarts"), Str(w, "last_exit"), status});

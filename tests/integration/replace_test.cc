@@ -43,8 +43,8 @@ uint64_t Counter(Daemon& d, const char* cause) {
   return r.contains(cause) ? r[cause].get<uint64_t>() : 0;
 }
 
-// SIGSTOP on the only worker: it neither answers nor accepts. Returns the requests it had
-// taken and will never answer (those fail with any supervisor); everything else must not.
+// SIGSTOP on the only worker: it neither answers nor accepts. Only the requests it had
+// already taken may fail (with any supervisor they would); every other must not.
 void HangedWorkerIsReplaced(Daemon& d, int listeners) {
   d.Start();
   INFO(d.Log());
