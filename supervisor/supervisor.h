@@ -61,8 +61,9 @@ class Supervisor : public Commands {
   int Run();
 
   // Commands (the control API's view of the daemon): supervisor_commands.cc.
-  nlohmann::json DaemonStatus() override;
-  Result<nlohmann::json> ServiceStatus(const std::string& service) override;
+  std::string StatusText() override;
+  std::string ServicesText() override;
+  Result<std::string> ServiceStatusText(const std::string& service) override;
   Result<nlohmann::json> History(const std::string& service) override;
   Status Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) override;
   Status Rollback(const std::string& service, const std::optional<std::string>& to, Progress progress,
@@ -136,7 +137,8 @@ class Supervisor : public Commands {
   void StartProxies(ServiceSlot& slot);
   ServiceIo IoFor(ServiceSlot& slot, const ServiceConfig& svc);
   void RecordResult(const std::string& name, const Release& release, const HandoverResult& result);
-  nlohmann::json DescribeService(const ServiceSlot& slot) const;
+  nlohmann::json DescribeDaemon();
+  void WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out) const;
   // Creates every tunnel's sessions; the first of each starts at once, the next when the
   // one before it is up or has failed once.
   Status CreateTunnels();

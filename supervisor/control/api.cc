@@ -12,6 +12,11 @@ void ReplyError(Responder& r, const Status& s) {
   r.Reply(ControlApi::HttpStatusFor(s.code()), ControlApi::ErrorBody(ErrorCodeName(s.code()), s.message()));
 }
 
+void ReplyJsonText(Responder& r, std::string json) {
+  json += '\n';  // as Reply ends a JSON answer
+  r.ReplyText(200, "application/json", json);
+}
+
 Status OptionalString(const nlohmann::json& body, const char* key, std::optional<std::string>& out) {
   if (!body.contains(key) || body[key].is_null()) return Status::Ok();
   if (!body[key].is_string()) return Status::InvalidArgument(std::string("field '") + key + "' must be a string");
@@ -88,7 +93,7 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     return responder->Reply(400, ErrorBody("bad_json", body.is_discarded() ? "request body is not valid JSON"
                                                                            : "request body must be a JSON object"));
   if (path == protocol::kStatusPath) {
-    if (allow("GET")) responder->Reply(200, commands_.DaemonStatus());
+    if (allow("GET")) ReplyJsonText(*responder, commands_.StatusText());
     return;
   }
   if (path == protocol::kEventsPath) {
@@ -108,13 +113,13 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
   }
   if (path == protocol::kServicesPath) {
     if (!allow("GET")) return;
-    return responder->Reply(200, {{"services", commands_.DaemonStatus()["services"]}});
+    return ReplyJsonText(*responder, commands_.ServicesText());
   }
   if (auto route = protocol::ParseServicePath(path)) {
     if (!route->action) {
       if (!allow("GET")) return;
-      auto st = commands_.ServiceStatus(route->service);
-      return st.ok() ? responder->Reply(200, *st) : ReplyError(*responder, st.status());
+      auto st = commands_.ServiceStatusText(route->service);
+      return st.ok() ? ReplyJsonText(*responder, *st) : ReplyError(*responder, st.status());
     }
     if (allow(protocol::MethodOf(*route->action)))
       HandleService(route->service, *route->action, request, target.query, body, responder);

@@ -44,8 +44,11 @@ class Commands {
   using Done = std::function<void(const HandoverResult&)>;
   using Line = std::function<void(const nlohmann::json&)>;
   virtual ~Commands() = default;
-  virtual nlohmann::json DaemonStatus() = 0;
-  virtual Result<nlohmann::json> ServiceStatus(const std::string& service) = 0;
+  // Status as JSON text, written straight out: with a thousand workers a tree would cost
+  // milliseconds. The daemon with everything; every service; one service.
+  virtual std::string StatusText() = 0;
+  virtual std::string ServicesText() = 0;
+  virtual Result<std::string> ServiceStatusText(const std::string& service) = 0;
   virtual Result<nlohmann::json> History(const std::string& service) = 0;
   // Each returns an error at once, or OK and later calls `done` once (progress before it).
   virtual Status Upgrade(const std::string& service, const UpgradeRequest& request, Progress progress, Done done) = 0;

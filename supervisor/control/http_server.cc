@@ -54,31 +54,11 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   }
 
   void Reply(int status, const nlohmann::json& body) override {
-    if (started_) return;
-    started_ = true;
-    http::response<http::string_body> res{static_cast<http::status>(status), 11};
-    res.set(http::field::server, "batond");
-    res.set(http::field::content_type, "application/json");
-    res.set(http::field::connection, "close");
-    res.body() = JsonText(body) + "\n";
-    res.prepare_payload();
-    std::ostringstream out;
-    out << res;
-    Send(out.str(), true);
+    Respond(status, "application/json", JsonText(body) + "\n");
   }
 
   void ReplyText(int status, const std::string& content_type, const std::string& body) override {
-    if (started_) return;
-    started_ = true;
-    http::response<http::string_body> res{static_cast<http::status>(status), 11};
-    res.set(http::field::server, "batond");
-    res.set(http::field::content_type, content_type);
-    res.set(http::field::connection, "close");
-    res.body() = body;
-    res.prepare_payload();
-    std::ostringstream out;
-    out << res;
-    Send(out.str(), true);
+    Respond(status, content_type, body);
   }
 
   void StartStream() override {
@@ -98,6 +78,22 @@ class Session : public std::enable_shared_from_this<Session>, public Responder {
   void EndStream() override { Send("", true); }
 
  private:
+  // One write of the head and the body together (a status can be hundreds of kilobytes:
+  // no stream or intermediate copies).
+  void Respond(int status, std::string_view content_type, std::string_view body) {
+    if (started_) return;
+    started_ = true;
+    std::string reason(http::obsolete_reason(static_cast<http::status>(status)));
+    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: batond\r\nContent-Type: ";
+    head += content_type;
+    head += "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    std::string message;
+    message.reserve(head.size() + body.size());
+    message += head;
+    message += body;
+    Send(std::move(message), true);
+  }
+
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       return Reply(413, ControlApi::ErrorBody(

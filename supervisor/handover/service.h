@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 
+#include "supervisor/base/json_writer.h"
 #include "supervisor/base/lifetime.h"
 #include "supervisor/control/protocol.h"
 #include "supervisor/handover/generation.h"
@@ -159,6 +160,12 @@ class Service {
   ServiceState State() const;
   std::string StateName() const { return ServiceStateName(State()); }
   const ServiceCounters& counters() const { return counters_; }
+  // Status: the service's own fields; its generations and workers, written as text (the
+  // bulk of a status with many workers), each generation with its open proxied
+  // connections when `proxied` is given; both together as one tree.
+  using ProxiedConnections = std::function<size_t(int64_t generation)>;
+  nlohmann::json DescribeFields() const;
+  void WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied = {}) const;
   nlohmann::json Describe() const;
 
  private:

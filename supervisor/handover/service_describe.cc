@@ -1,5 +1,6 @@
 // How a service, its generations and its events read in JSON (status, events, history).
 #include "supervisor/base/duration.h"
+#include "supervisor/base/json_writer.h"
 #include "supervisor/handover/service.h"
 
 namespace baton {
@@ -70,35 +71,57 @@ const char* ServiceStateName(ServiceState s) {
   return "?";
 }
 
-nlohmann::json Service::Describe() const {
-  nlohmann::json gens = nlohmann::json::array();
+void Service::WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied) const {
+  out.BeginArray();
   for (const auto& g : gens_) {
-    nlohmann::json workers = nlohmann::json::array();
+    out.BeginObject();
+    out.Key("id").Int(g->id);
+    out.Key("version").String(g->release.version);
+    out.Key("state").String(GenStateName(g->state));
+    out.Key("started_at").Double(g->started_wall);
+    if (!g->reason.empty()) out.Key("reason").String(g->reason);
+    if (proxied) out.Key("proxied_connections").Uint(proxied(g->id));
+    out.Key("workers").BeginArray();
     for (const auto& w : g->workers) {
-      nlohmann::json wj = {{"id", w->id},
-                           {"pid", w->pid},
-                           {"state", WorkerPhaseName(w->phase)},
-                           {"restarts", w->restarts},
-                           {"started_at", w->started_wall}};
-      if (w->last_exit) wj["last_exit"] = w->last_exit->Describe();
-      if (!w->notify_status.empty()) wj["status"] = w->notify_status;
-      if (w->probe_port) wj["probe_port"] = *w->probe_port;
-      if (!w->backend_ports.empty()) wj["backend_ports"] = w->backend_ports;
-      if (w->liveness) wj["health"] = w->liveness->Describe();
-      if (w->unhealthy) wj["unhealthy"] = true;
-      if (w->replaces >= 0) wj["replaces"] = {{"worker", w->replaces}, {"cause", ReplaceCauseName(w->replace_cause)}};
-      if (w->replaced_by >= 0) wj["replaced_by"] = w->replaced_by;
-      if (w->rss) wj["rss_bytes"] = w->rss;
-      workers.push_back(std::move(wj));
+      out.BeginObject();
+      out.Key("id").Int(w->id);
+      out.Key("pid").Int(w->pid);
+      out.Key("state").String(WorkerPhaseName(w->phase));
+      out.Key("restarts").Int(w->restarts);
+      out.Key("started_at").Double(w->started_wall);
+      if (w->last_exit) out.Key("last_exit").String(w->last_exit->Describe());
+      if (!w->notify_status.empty()) out.Key("status").String(w->notify_status);
+      if (w->probe_port) out.Key("probe_port").Int(*w->probe_port);
+      if (!w->backend_ports.empty()) {
+        out.Key("backend_ports").BeginObject();
+        for (const auto& [name, port] : w->backend_ports) out.Key(name).Int(port);
+        out.EndObject();
+      }
+      if (w->liveness) out.Key("health").Value(w->liveness->Describe());
+      if (w->unhealthy) out.Key("unhealthy").Bool(true);
+      if (w->replaces >= 0) {
+        out.Key("replaces").BeginObject().Key("worker").Int(w->replaces);
+        out.Key("cause").String(ReplaceCauseName(w->replace_cause)).EndObject();
+      }
+      if (w->replaced_by >= 0) out.Key("replaced_by").Int(w->replaced_by);
+      if (w->rss) out.Key("rss_bytes").Uint(w->rss);
+      out.EndObject();
     }
-    nlohmann::json gj = {{"id", g->id},
-                         {"version", g->release.version},
-                         {"state", GenStateName(g->state)},
-                         {"started_at", g->started_wall},
-                         {"workers", std::move(workers)}};
-    if (!g->reason.empty()) gj["reason"] = g->reason;
-    gens.push_back(std::move(gj));
+    out.EndArray();
+    out.EndObject();
   }
+  out.EndArray();
+}
+
+nlohmann::json Service::Describe() const {
+  nlohmann::json j = DescribeFields();
+  JsonWriter gens;
+  WriteGenerations(gens);
+  j["generations"] = nlohmann::json::parse(gens.text());
+  return j;
+}
+
+nlohmann::json Service::DescribeFields() const {
   nlohmann::json listeners = nlohmann::json::array();
   for (const auto& l : io_.listeners) listeners.push_back({{"name", l.name}, {"address", l.address}});
   const Generation* l = live();
@@ -106,7 +129,6 @@ nlohmann::json Service::Describe() const {
                       {"state", StateName()},
                       {"version", l ? nlohmann::json(l->release.version) : nlohmann::json(nullptr)},
                       {"replicas", config_.replicas},
-                      {"generations", std::move(gens)},
                       {"recent_generations", nlohmann::json(retired_)},
                       {"listeners", std::move(listeners)}};
   if (handover_) {

@@ -7,10 +7,11 @@
 namespace baton::testing {
 
 struct FakeCommands : Commands {
-  nlohmann::json DaemonStatus() override { return {{"daemon", {{"pid", 1}}}}; }
-  Result<nlohmann::json> ServiceStatus(const std::string& s) override {
+  std::string StatusText() override { return R"({"daemon":{"pid":1},"services":[{"name":"web"}]})"; }
+  std::string ServicesText() override { return R"({"services":[{"name":"web"}]})"; }
+  Result<std::string> ServiceStatusText(const std::string& s) override {
     if (s != "web") return Status::NotFound("no service named '" + s + "'");
-    return nlohmann::json{{"name", "web"}};
+    return std::string(R"({"name":"web"})");
   }
   Result<nlohmann::json> History(const std::string& s) override { return nlohmann::json{{"service", s}}; }
   Status Upgrade(const std::string& s, const UpgradeRequest& r, Progress p, Done d) override {

@@ -18,6 +18,7 @@ struct RecordingResponder : Responder {
     status = s;
     content_type = type;
     text = b;
+    if (type == "application/json") body = nlohmann::json::parse(b);  // status, written as text
   }
   void StartStream() override { streaming = true; }
   void StreamLine(const nlohmann::json& l) override { lines.push_back(l); }
@@ -56,7 +57,11 @@ HandoverResult Outcome(bool promoted) {
 }  // namespace
 
 TEST_CASE_METHOD(Fixture, "status routes") {
-  CHECK(Call("GET", "/v1/status")->status == 200);
+  auto status = Call("GET", "/v1/status");
+  CHECK(status->status == 200);
+  CHECK(status->body["daemon"]["pid"] == 1);
+  CHECK(status->text.back() == '\n');
+  CHECK(Call("GET", "/v1/services")->body["services"][0]["name"] == "web");
   CHECK(Call("GET", "/v1/services/web")->body["name"] == "web");
   auto missing = Call("GET", "/v1/services/nope");
   CHECK(missing->status == 404);
