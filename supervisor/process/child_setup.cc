@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,10 +30,12 @@ void ChildMain(const ChildSetup& c) {
     ::_exit(127);
   };
   ::setpgid(0, 0);
-  sigset_t all;
-  ::sigemptyset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  // Every signal arrives blocked (SpawnChild): batond's handlers must not run here, on its
+  // memory. Back to the defaults first, then unblocked.
   for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
   // Move everything we still need above the listener range, then place the listeners.
   int above = 3 + c.nfds;
@@ -61,7 +66,10 @@ void ChildMain(const ChildSetup& c) {
     if (::setrlimit(resource, &limit) != 0) fail(5);
   if (c.umask >= 0) ::umask(static_cast<mode_t>(c.umask));
   if (c.set_identity) {
-    if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 || ::setuid(c.uid) != 0) fail(4);
+    // Raw system calls: glibc's wrappers would also try to change batond's other threads.
+    if (::syscall(SYS_setgroups, c.groups.size(), c.groups.data()) != 0 || ::syscall(SYS_setgid, c.gid) != 0 ||
+        ::syscall(SYS_setuid, c.uid) != 0)
+      fail(4);
   }
   // A killed batond must not leave workers serving unsupervised: they get their stop
   // signal and drain. Set after the identity change, which clears it; the parent may
@@ -74,6 +82,33 @@ void ChildMain(const ChildSetup& c) {
   ::execve(c.path, c.argv, c.envp);
   fail(2);
   ::_exit(127);
+}
+
+namespace {
+
+int ChildEntry(void* setup) { ChildMain(*static_cast<const ChildSetup*>(setup)); }
+
+}  // namespace
+
+Result<pid_t> SpawnChild(const ChildSetup& setup) {
+  // The child runs on a stack of its own until it execs; batond waits meanwhile, so one
+  // stack per thread serves every spawn. Mapped once, never unmapped.
+  constexpr size_t kStackBytes = 256 * 1024;
+  thread_local void* stack = nullptr;
+  if (!stack) {
+    void* mapped = ::mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mapped == MAP_FAILED) return Status::FromErrno("map the spawn stack", errno);
+    stack = mapped;
+  }
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::clone(ChildEntry, static_cast<char*>(stack) + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                      const_cast<ChildSetup*>(&setup));
+  int err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return Status::FromErrno("clone", err);
+  return pid;
 }
 
 Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings) {

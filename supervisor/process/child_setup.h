@@ -1,4 +1,4 @@
-// What a child does between fork and exec, all prepared before fork: the descriptors it
+// What a child does between spawn and exec, all prepared before the spawn: the descriptors it
 // gets, its limits, identity and death signal; and how it reports a failure to exec.
 // Internal to process/ (posix_launcher.cc).
 #pragma once
@@ -20,7 +20,7 @@ struct ExecFailure {
   int err;
 };
 
-// Everything the child does between fork and exec, prepared before fork.
+// Everything the child does between spawn and exec, prepared before the spawn.
 struct ChildSetup {
   const char* path;
   char* const* argv;
@@ -43,9 +43,16 @@ struct ChildSetup {
   pid_t parent = 0;
 };
 
-// Runs in the child between fork and exec: only async-signal-safe calls. Never returns:
-// it execs, or writes an ExecFailure to report_w and exits 127.
+// Runs in the child between spawn and exec: only async-signal-safe calls, and no writes
+// to batond's memory (shared until the exec) but the pid digits prepared for it. Never returns: it execs, or writes
+// an ExecFailure to report_w and exits 127.
 [[noreturn]] void ChildMain(const ChildSetup& c);
+
+// Starts a child running ChildMain(setup) with clone(CLONE_VM | CLONE_VFORK), as
+// posix_spawn does: batond's memory is not copied for a child that only execs (no page
+// tables to copy, none to tear down at the exec, no copy-on-write faults in batond
+// afterwards). Returns once the child has exec'd or exited.
+Result<pid_t> SpawnChild(const ChildSetup& setup);
 
 // Fills in who the child runs as, and HOME, USER and LOGNAME when env lacks them.
 Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings);

@@ -224,7 +224,7 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   std::string path = ResolveExecutable(spec.argv[0], spec.env, spec.cwd);
   if (path.empty()) return Status::NotFound("executable not found or not executable: " + spec.argv[0]);
 
-  // Everything the child needs is allocated before fork.
+  // Everything the child needs is allocated before the spawn.
   ChildSetup setup{};
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
@@ -267,9 +267,9 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   setup.umask = spec.umask ? static_cast<int>(*spec.umask) : -1;
   setup.death_signal = spec.parent_death_signal;
   setup.parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return Status::FromErrno("fork", errno);
-  if (pid == 0) ChildMain(setup);
+  auto spawned = SpawnChild(setup);
+  if (!spawned.ok()) return spawned.status();
+  pid_t pid = *spawned;
   ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once
   out_w.Reset();
   err_w.Reset();

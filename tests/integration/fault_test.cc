@@ -341,7 +341,7 @@ TEST_CASE("RLIMIT_NPROC reached in a handover: the fork fails cleanly and the ol
   auto r = d.Ctl({"upgrade", "web", "--version", "v2"});
   INFO(r.output);
   CHECK(r.exit_code == 1);
-  CHECK(r.output.find("fork: Resource temporarily unavailable") != std::string::npos);
+  CHECK(r.output.find("clone: Resource temporarily unavailable") != std::string::npos);
   CHECK(d.WorkerPids("web") == workers);
   CHECK(d.Service("web")["version"] == "v1");
   CHECK(d.Api("GET", "/v1/status").status == 200);
