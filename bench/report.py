@@ -69,6 +69,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(compare.ROOT, "build/release"))
     ap.add_argument("--upgrades", type=int, default=100)
+    ap.add_argument("--baseline", metavar="BUILD", help="an earlier build: batond's own costs beside it, with ratios")
+    ap.add_argument("--baseline-name", default="", help="how the report names the baseline (a git revision)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds and a shorter idle window")
     ap.add_argument("--write", metavar="FILE", help="splice the results into this Markdown file")
     args = ap.parse_args()
@@ -76,13 +78,15 @@ def main():
     print("== failed requests across upgrades", flush=True)
     compared = compare.collect(args.build, args.upgrades, log=lambda s: print(s, flush=True))
     print("== batond's own costs", flush=True)
-    costs = scale.collect(args.build, args.quick, log=lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    costs = (scale.compared(args.build, args.baseline, args.quick, log) if args.baseline
+             else scale.collect(args.build, args.quick, log))
     print("== proxy mode throughput and latency", flush=True)
     proxied = proxy.collect(args.build, 3 if args.quick else 10, log=lambda s: print(s, flush=True))
     print("== listener modes side by side: kernel steering, shared socket, proxy", flush=True)
     steered = steering.collect(args.build, 3 if args.quick else 5, 3, log=lambda s: print(s, flush=True))
     defaults = args.upgrades == 100 and not args.quick
-    command = "./run bench" if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
+    command = ("./run bench" + (f" {args.baseline_name}" if args.baseline_name else "")) if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
     section = "\n".join([
         "## Harness results",
         "",
@@ -96,6 +100,8 @@ def main():
         "",
         "### batond's own costs",
         "",
+        *([f"Beside the build of `{args.baseline_name or args.baseline}`, measured in the same run.", ""]
+          if args.baseline else []),
         scale.markdown(costs),
         "",
         "### Proxy mode: throughput and latency (one nginx worker as the backend)",

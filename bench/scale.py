@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """batond's own costs: handover latency it adds, idle cost, status latency, cold start.
 
-    python3 bench/scale.py [--build build/release] [--quick]
+    python3 bench/scale.py [--build build/release] [--baseline BUILD] [--quick]
+
+With --baseline, every measure is taken for both builds in the same run, and the table
+gives the ratio of the headline figures (previous / this: above 1 means faster or smaller
+now).
 
 1. Supervisor-added handover latency: from the new generation's last `ready` event to the
    old generation's `draining` event (batond's own reaction time), p50/p99 over many
@@ -9,7 +13,8 @@
    is ready at once (sd_notify right after start).
 2. Idle: batond's RSS, CPU time and context switches (its wakeups) over 60 s with 100
    workers and no probes.
-3. GET /v1/status latency with 1000 workers.
+3. GET /v1/status latency with 1000 workers, and one service's status, to the answer's
+   last byte, with batond's CPU per request.
 4. Cold start of 1000 workers (10 services x 100): batond start until all are ready.
 5. Self-upgrade with 1000 workers: from the old program's exec to the new one having
    taken everything over (batond's own figure), and as the client sees it (request to
@@ -160,24 +165,52 @@ def self_upgrades(d, rounds):
     return took, seen
 
 
+def raw_get(sock_path, path):
+    """One GET on the control socket, timed to the answer's last byte (no JSON parsing:
+    the client's own parsing of a large answer is not batond's latency)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    size = 0
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        size += len(chunk)
+    s.close()
+    return size
+
+
+def status_latency(d, path, rounds):
+    lat = []
+    cpu0 = proc_stats(d.proc.pid)[0]
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        size = raw_get(d.sock, path)
+        lat.append(time.perf_counter() - t0)
+    cpu = (proc_stats(d.proc.pid)[0] - cpu0) / rounds
+    return lat, cpu, size
+
+
 def collect(build, quick, log=print):
-    """Runs every measurement; returns rows of (measure, figure)."""
+    """Runs every measurement; returns rows of (measure, figure, headline value in seconds
+    or bytes, for ratios: lower is better)."""
     ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
     rows = []
 
-    def add(measure, figure):
-        rows.append((measure, figure))
+    def add(measure, figure, value):
+        rows.append((measure, figure, value))
         log(f"{measure}: {figure}")
 
     rounds = 20 if quick else 100
     for replicas in (1, 16):
         reaction, wall, cpu, rss = handover_latency(build, replicas, rounds)
         add(f"batond's reaction, last `ready` -> old generation told to drain, {replicas} replica(s), {rounds} handovers",
-            f"p50 {ms(statistics.median(reaction))}, p99 {ms(pct(reaction, 99))}")
+            f"p50 {ms(statistics.median(reaction))}, p99 {ms(pct(reaction, 99))}", statistics.median(reaction))
         add(f"upgrade wall time seen by the client, {replicas} replica(s)",
-            f"p50 {ms(statistics.median(wall))}, p99 {ms(pct(wall, 99))}")
+            f"p50 {ms(statistics.median(wall))}, p99 {ms(pct(wall, 99))}", statistics.median(wall))
         add(f"batond during those handovers, {replicas} replica(s)",
-            f"{ms(cpu)} CPU per handover, peak RSS {rss / 2**20:.1f} MiB")
+            f"{ms(cpu)} CPU per handover, peak RSS {rss / 2**20:.1f} MiB", cpu)
 
     window = 10 if quick else 60
     d = Daemon(build, [("idle", 100)])
@@ -188,44 +221,60 @@ def collect(build, quick, log=print):
         time.sleep(window)
         cpu1, rss, sw1 = proc_stats(d.proc.pid)
         add(f"idle with 100 workers, no probes, {window} s",
-            f"RSS {rss / 2**20:.1f} MiB, {cpu1 - cpu0:.3f} s CPU, {sw1 - sw0} context switches")
+            f"RSS {rss / 2**20:.1f} MiB, {cpu1 - cpu0:.3f} s CPU, {sw1 - sw0} context switches", rss)
     finally:
         d.stop()
 
     d = Daemon(build, [(f"s{i}", 100) for i in range(10)])
     try:
         took = d.wait_running()
-        add("cold start of 1000 workers (10 services x 100)", f"all ready after {took:.2f} s")
-        lat = []
-        for _ in range(50):
-            t0 = time.perf_counter()
-            status, _ = api(d.sock, "GET", "/v1/status")
-            lat.append(time.perf_counter() - t0)
-            assert status == 200
-        cpu, rss, _ = proc_stats(d.proc.pid)
-        add("`GET /v1/status` with 1000 workers (50 requests)",
-            f"p50 {ms(statistics.median(lat))}, p99 {ms(pct(lat, 99))}; batond RSS {rss / 2**20:.1f} MiB")
+        cpu = proc_stats(d.proc.pid)[0]
+        add("cold start of 1000 workers (10 services x 100)", f"all ready after {took:.2f} s ({cpu:.2f} s CPU in batond)",
+            took)
+        requests = 50 if quick else 300
+        for path, what in (("/v1/status", "`GET /v1/status` with 1000 workers"),
+                           ("/v1/services/s3", "`GET /v1/services/s3`, one service of 100 workers")):
+            lat, cpu, size = status_latency(d, path, requests)
+            add(f"{what} ({requests} requests, to the last byte)",
+                f"p50 {ms(statistics.median(lat))}, p99 {ms(pct(lat, 99))}; {ms(cpu)} CPU each; {size // 1024} KiB",
+                pct(lat, 99))
+        add("batond RSS with 1000 workers", f"{proc_stats(d.proc.pid)[1] / 2**20:.1f} MiB", proc_stats(d.proc.pid)[1])
         upgrades = 5 if quick else 20
         took, seen = self_upgrades(d, upgrades)
         add(f"self-upgrade with 1000 workers ({upgrades} times): exec to everything taken over",
-            f"p50 {ms(statistics.median(took))}, max {ms(max(took))}")
+            f"p50 {ms(statistics.median(took))}, max {ms(max(took))}", statistics.median(took))
         add("self-upgrade with 1000 workers, as the client sees it (request to outcome in the status)",
-            f"p50 {ms(statistics.median(seen))}, max {ms(max(seen))}")
+            f"p50 {ms(statistics.median(seen))}, max {ms(max(seen))}", statistics.median(seen))
     finally:
         d.stop()
     return rows
 
 
+def compared(build, baseline, quick, log=print):
+    """The same measures for `baseline` (an earlier build) and `build`, one after the other in
+    one run: rows of (measure, baseline figure, figure, baseline/this on the headline
+    value: above 1 is better now)."""
+    log(f"-- baseline: {baseline}")
+    before = collect(baseline, quick, log)
+    log(f"-- this build: {build}")
+    after = collect(build, quick, log)
+    return [(m, fb, fa, vb / va if va else float("nan")) for (m, fb, vb), (_, fa, va) in zip(before, after)]
+
+
 def markdown(rows):
-    return "\n".join(["| measure | figure |", "|---|---|"] + [f"| {m} | {f} |" for m, f in rows])
+    if rows and len(rows[0]) == 4:
+        lines = ["| measure | previous baton | this baton | previous / this |", "|---|---|---|---:|"]
+        return "\n".join(lines + [f"| {m} | {fb} | {fa} | {r:.2f}x |" for m, fb, fa, r in rows])
+    return "\n".join(["| measure | figure |", "|---|---|"] + [f"| {m} | {f} |" for m, f, _ in rows])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/release")
+    ap.add_argument("--baseline", metavar="BUILD", help="an earlier build to measure side by side, with ratios")
     ap.add_argument("--quick", action="store_true", help="shorter idle window and fewer rounds")
     args = ap.parse_args()
-    rows = collect(args.build, args.quick)
+    rows = compared(args.build, args.baseline, args.quick) if args.baseline else collect(args.build, args.quick)
     print()
     print(markdown(rows))
     return 0

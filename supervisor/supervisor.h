@@ -138,6 +138,7 @@ class Supervisor : public Commands {
   ServiceIo IoFor(ServiceSlot& slot, const ServiceConfig& svc);
   void RecordResult(const std::string& name, const Release& release, const HandoverResult& result);
   nlohmann::json DescribeDaemon();
+  void WriteServices(JsonWriter& out) const;  // "services": [...]
   void WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out) const;
   // Creates every tunnel's sessions; the first of each starts at once, the next when the
   // one before it is up or has failed once.

@@ -59,19 +59,25 @@ nlohmann::json Supervisor::DescribeDaemon() {
           {"health", config_.daemon.health ? nlohmann::json(config_.daemon.health->ToString()) : nlohmann::json()}};
 }
 
+void Supervisor::WriteServices(JsonWriter& out) const {
+  out.Key("services").BeginArray();
+  for (const auto& s : services_) WriteServiceStatus(*s, out);
+  out.EndArray();
+}
+
 std::string Supervisor::StatusText() {
   JsonWriter out;
-  out.BeginObject().Key("daemon").Value(DescribeDaemon()).Key("services").BeginArray();
-  for (auto& s : services_) WriteServiceStatus(*s, out);
-  out.EndArray().Key("tunnels").Value(DescribeTunnels()).EndObject();
+  out.BeginObject().Key("daemon").Value(DescribeDaemon());
+  WriteServices(out);
+  out.Key("tunnels").Value(DescribeTunnels()).EndObject();
   return out.Take();
 }
 
 std::string Supervisor::ServicesText() {
   JsonWriter out;
-  out.BeginObject().Key("services").BeginArray();
-  for (auto& s : services_) WriteServiceStatus(*s, out);
-  out.EndArray().EndObject();
+  out.BeginObject();
+  WriteServices(out);
+  out.EndObject();
   return out.Take();
 }
 

@@ -2,12 +2,14 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 namespace baton {
 
@@ -31,32 +33,56 @@ struct ControlValue {
 // libbpf prints to stderr by default; batond says what failed itself.
 int Quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
 
+// Which program this batond carries: a carried program is taken over only if it is this one.
+std::string ProgramDigest() {
+  uint64_t hash = 14695981039346656037u;  // FNV-1a over the compiled object
+  for (size_t i = 0; i < kSteerBpfObject_size; ++i) hash = (hash ^ kSteerBpfObject[i]) * 1099511628211u;
+  return std::to_string(hash) + "/" + std::to_string(kSteerBpfObject_size);
+}
+
+// The program's descriptor in ExportProgram's answer, or -1.
+int CarriedFd(const nlohmann::json& program) {
+  if (!program.is_object() || !program.contains("fd") || !program["fd"].is_number_integer()) return -1;
+  int64_t fd = program["fd"].get<int64_t>();
+  return fd >= 0 && fd <= INT32_MAX ? static_cast<int>(fd) : -1;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds flow_idle,
-                                                       const nlohmann::json* carried) {
-  libbpf_set_print(Quiet);
-  bpf_object* object = bpf_object__open_mem(kSteerBpfObject, kSteerBpfObject_size, nullptr);
-  if (!object) return Status::FromErrno("open the eBPF steering program", errno);
-  auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram(object));
+                                                       const nlohmann::json* carried_maps,
+                                                       const nlohmann::json* carried_program) {
+  auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram());
   program->flow_idle_ = flow_idle;
-  std::vector<int> carried_fds;
-  if (carried) {
-    // libbpf keeps a duplicate of each; the carried descriptors are closed once the program
-    // has loaded, and left open otherwise, for the previous batond program to take back.
-    for (const auto& [name, fd] : carried->items()) {
-      bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
-      if (!map || !fd.is_number_integer())
-        return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");
-      carried_fds.push_back(fd.get<int>());
-      if (int err = bpf_map__reuse_fd(map, carried_fds.back()); err != 0)
-        return Status::FromErrno("take over the carried eBPF map '" + name + "'", -err);
+  if (carried_maps && carried_program && carried_program->is_object() && carried_program->contains("digest") &&
+      (*carried_program)["digest"] == ProgramDigest()) {
+    if (Status s = program->TakeCarried(*carried_maps, *carried_program); !s.ok()) return s;
+  } else {
+    libbpf_set_print(Quiet);
+    bpf_object* object = bpf_object__open_mem(kSteerBpfObject, kSteerBpfObject_size, nullptr);
+    if (!object) return Status::FromErrno("open the eBPF steering program", errno);
+    std::unique_ptr<bpf_object, void (*)(bpf_object*)> closing(object, bpf_object__close);
+    if (carried_maps) {
+      // libbpf keeps a duplicate of each; the carried descriptors are closed once the
+      // program has loaded, and left open otherwise, for the previous batond program to
+      // take back.
+      for (const auto& [name, fd] : carried_maps->items()) {
+        bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
+        if (!map || !fd.is_number_integer())
+          return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");
+        if (int err = bpf_map__reuse_fd(map, fd.get<int>()); err != 0)
+          return Status::FromErrno("take over the carried eBPF map '" + name + "'", -err);
+      }
+      program->carried_ = true;
     }
-    program->carried_ = true;
+    if (int err = bpf_object__load(object); err != 0) return Status::FromErrno("load the eBPF steering program", -err);
+    if (Status s = program->TakeLoaded(object); !s.ok()) return s;
+    if (carried_maps)
+      for (const auto& [name, fd] : carried_maps->items()) ::close(fd.get<int>());
+    // A different program was carried: the one loaded here replaces it at Attach.
+    if (carried_program && CarriedFd(*carried_program) >= 0) ::close(CarriedFd(*carried_program));
   }
-  if (int err = bpf_object__load(object); err != 0) return Status::FromErrno("load the eBPF steering program", -err);
-  for (int fd : carried_fds) ::close(fd);
-  if (carried) {
+  if (program->carried_) {
     // Carry on from the route in force: the next one is written to the other slot.
     ControlValue control{};
     uint32_t zero = 0;
@@ -67,22 +93,53 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
   return program;
 }
 
+Status EbpfProgram::TakeLoaded(bpf_object* object) {
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, object) {
+    if (bpf_map__is_internal(map)) continue;  // the program holds those itself
+    UniqueFd fd(::fcntl(bpf_map__fd(map), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return Status::FromErrno(std::string("keep the eBPF map '") + bpf_map__name(map) + "'", errno);
+    maps_[bpf_map__name(map)] = std::move(fd);
+  }
+  bpf_program* steer = bpf_object__find_program_by_name(object, "steer");
+  program_.Reset(steer ? ::fcntl(bpf_program__fd(steer), F_DUPFD_CLOEXEC, 0) : -1);
+  if (!program_) return Status::FromErrno("keep the eBPF steering program", steer ? errno : ENOENT);
+  return Status::Ok();
+}
+
+// The carried descriptors become this program's own, once all are there (until then,
+// they stay open for the previous batond program to take back).
+Status EbpfProgram::TakeCarried(const nlohmann::json& maps, const nlohmann::json& program) {
+  for (const auto& [name, fd] : maps.items())
+    if (!fd.is_number_integer() || fd.get<int>() < 0)
+      return Status::InvalidArgument("carried eBPF map '" + name + "' has no descriptor");
+  for (const char* name : {"sockets", "routes", "control", "kept"})
+    if (!maps.contains(name)) return Status::InvalidArgument(std::string("carried eBPF map '") + name + "' is missing");
+  int prog_fd = CarriedFd(program);
+  if (prog_fd < 0) return Status::InvalidArgument("the carried eBPF steering program has no descriptor");
+  for (const auto& [name, fd] : maps.items()) maps_[name] = UniqueFd(fd.get<int>());
+  program_.Reset(prog_fd);
+  carried_ = program_carried_ = true;
+  return Status::Ok();
+}
+
 nlohmann::json EbpfProgram::Export(std::vector<int>* keep) const {
   nlohmann::json maps = nlohmann::json::object();
-  bpf_map* map = nullptr;
-  bpf_object__for_each_map(map, object_) {
-    if (bpf_map__is_internal(map)) continue;
-    keep->push_back(bpf_map__fd(map));
-    maps[bpf_map__name(map)] = bpf_map__fd(map);
+  for (const auto& [name, fd] : maps_) {
+    keep->push_back(fd.get());
+    maps[name] = fd.get();
   }
   return maps;
 }
 
-EbpfProgram::~EbpfProgram() { bpf_object__close(object_); }
+nlohmann::json EbpfProgram::ExportProgram(std::vector<int>* keep) const {
+  keep->push_back(program_.get());
+  return {{"fd", program_.get()}, {"digest", ProgramDigest()}};
+}
 
 int EbpfProgram::MapFd(const char* name) const {
-  bpf_map* map = bpf_object__find_map_by_name(object_, name);
-  return map ? bpf_map__fd(map) : -1;
+  auto it = maps_.find(name);
+  return it == maps_.end() ? -1 : it->second.get();
 }
 
 Status EbpfProgram::Place(uint32_t slot, int fd) {
@@ -128,9 +185,8 @@ bool EbpfProgram::KeepsFlows(uint32_t slot) const {
 }
 
 Status EbpfProgram::Attach(int fd) const {
-  bpf_program* program = bpf_object__find_program_by_name(object_, "steer");
-  int prog_fd = program ? bpf_program__fd(program) : -1;
-  if (prog_fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd, sizeof prog_fd) != 0)
+  int prog_fd = program_.get();
+  if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd, sizeof prog_fd) != 0)
     return Status::FromErrno("attach the eBPF steering program", errno);
   return Status::Ok();
 }

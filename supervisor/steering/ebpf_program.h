@@ -15,7 +15,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "supervisor/base/status.h"
@@ -36,16 +38,23 @@ class EbpfProgram {
   static constexpr size_t kMaxTargets = 8;
 
   // Loads a fresh copy of the program and its maps. `flow_idle`: how long a UDP flow may
-  // be silent and still keep its socket. With `carried` (Export's answer, in a new batond
-  // program), the program uses the maps carried over instead: a socket belongs to one
-  // socket array only, and the sockets, routes and flows in them stay as they were.
+  // be silent and still keep its socket. With `carried_maps` (Export's answer, in a new
+  // batond program), the program uses the maps carried over instead: a socket belongs to
+  // one socket array only, and the sockets, routes and flows in them stay as they were.
+  // With `carried_program` (ExportProgram's answer) too, and the same program inside this
+  // batond, that program is taken over as it is: the kernel's verifier, a few
+  // milliseconds per group, does not run again.
   static Result<std::unique_ptr<EbpfProgram>> Load(std::chrono::milliseconds flow_idle,
-                                                   const nlohmann::json* carried = nullptr);
-  // Self-upgrade: the maps' descriptors, added to `keep`.
+                                                   const nlohmann::json* carried_maps = nullptr,
+                                                   const nlohmann::json* carried_program = nullptr);
+  // Self-upgrade: the maps' descriptors, and the program's, added to `keep`.
   nlohmann::json Export(std::vector<int>* keep) const;
-  // Whether the maps were carried over (their sockets are in place already).
+  nlohmann::json ExportProgram(std::vector<int>* keep) const;
+  // Whether the maps were carried over (their sockets are in place already), and whether
+  // the program was too.
   bool carried() const { return carried_; }
-  ~EbpfProgram();
+  bool program_carried() const { return program_carried_; }
+  ~EbpfProgram() = default;
   EbpfProgram(const EbpfProgram&) = delete;
   EbpfProgram& operator=(const EbpfProgram&) = delete;
 
@@ -61,12 +70,18 @@ class EbpfProgram {
   Status Attach(int fd) const;
 
  private:
-  explicit EbpfProgram(bpf_object* object) : object_(object) {}
+  EbpfProgram() = default;
   int MapFd(const char* name) const;
+  // The maps' and the program's descriptors, copied out of libbpf's object (closed once
+  // loaded) or carried over.
+  Status TakeLoaded(bpf_object* object);
+  Status TakeCarried(const nlohmann::json& maps, const nlohmann::json& program);
 
-  bpf_object* object_;
+  std::map<std::string, UniqueFd> maps_;
+  UniqueFd program_;
   uint32_t active_ = 0;  // which of the two routes is in force
   bool carried_ = false;
+  bool program_carried_ = false;
   std::chrono::milliseconds flow_idle_{};
 };
 

@@ -35,9 +35,10 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerCon
 
 // eBPF unless the config asks for classic BPF; with "auto", classic BPF where the kernel
 // refuses eBPF (batond without CAP_BPF, say).
-Status ReuseportGroup::LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps) {
+Status ReuseportGroup::LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps,
+                                   const nlohmann::json* carried_program) {
   if (daemon.steering_program == SteeringProgram::kCbpf) return Status::Ok();
-  auto program = EbpfProgram::Load(daemon.udp_flow_idle, carried_maps);
+  auto program = EbpfProgram::Load(daemon.udp_flow_idle, carried_maps, carried_program);
   if (program.ok()) {
     ebpf_ = std::move(*program);
     return Status::Ok();
@@ -166,7 +167,9 @@ nlohmann::json ReuseportGroup::Describe() const {
     }
     sockets.push_back(std::move(s));
   }
-  return {{"program", program_name()}, {"sockets", std::move(sockets)}};
+  nlohmann::json out = {{"program", program_name()}, {"sockets", std::move(sockets)}};
+  if (ebpf_ && ebpf_->program_carried()) out["program_carried"] = true;  // by a self-upgrade, not verified again
+  return out;
 }
 
 nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
@@ -184,7 +187,8 @@ nlohmann::json ReuseportGroup::Export(std::vector<int>* keep) const {
           {"routes", routes_},
           {"slots", slots_},
           {"anchor_placed", anchor_placed_},
-          {"ebpf_maps", ebpf_ ? ebpf_->Export(keep) : nlohmann::json()}};
+          {"ebpf_maps", ebpf_ ? ebpf_->Export(keep) : nlohmann::json()},
+          {"ebpf_program", ebpf_ ? ebpf_->ExportProgram(keep) : nlohmann::json()}};
 }
 
 Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConfig& config, const nlohmann::json& state,
@@ -216,7 +220,9 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
     // replaces the classic one.
     const nlohmann::json* maps =
         state.contains("ebpf_maps") && state["ebpf_maps"].is_object() ? &state["ebpf_maps"] : nullptr;
-    if (Status s = group->LoadProgram(daemon, maps); !s.ok()) return fail(s);
+    const nlohmann::json* program =
+        state.contains("ebpf_program") && state["ebpf_program"].is_object() ? &state["ebpf_program"] : nullptr;
+    if (Status s = group->LoadProgram(daemon, maps, program); !s.ok()) return fail(s);
     if (group->ebpf_) {
       auto carried = state.value("slots", std::map<int64_t, uint32_t>());
       for (int64_t id : group->layout_.members()) {
@@ -235,6 +241,8 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
     } else if (maps) {
       for (const auto& [name, fd] : maps->items())  // the eBPF program gives way to classic BPF
         if (fd.is_number_integer()) ::close(fd.get<int>());
+      if (program && program->contains("fd") && (*program)["fd"].is_number_integer())
+        ::close((*program)["fd"].get<int>());
     }
     if (Status s = group->Attach(); !s.ok()) return fail(s);
     return group;

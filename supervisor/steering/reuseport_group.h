@@ -64,7 +64,8 @@ class ReuseportGroup {
   nlohmann::json Export(std::vector<int>* keep) const;
   // In the new program: takes over the exported sockets, order and routes; the kernel kept
   // the group and its program throughout.
-  // The program is loaded afresh (eBPF) or rebuilt (classic) from the carried state.
+  // The eBPF program is taken over if it is the one this batond carries, else loaded
+  // afresh; the classic one is rebuilt from the carried state.
   static Result<std::unique_ptr<ReuseportGroup>> Adopt(const ListenerConfig& config, const nlohmann::json& state,
                                                        const DaemonConfig& daemon);
   // Each generation's own socket goes into systemd's file descriptor store while it is in
@@ -91,7 +92,8 @@ class ReuseportGroup {
   int Fd(int64_t id) const;
   int64_t SocketOf(int64_t gen) const;
   size_t QueuedOn(int fd) const;
-  Status LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps = nullptr);
+  Status LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps = nullptr,
+                     const nlohmann::json* carried_program = nullptr);
   void Abandon();
   Status Attach();
   void Prune();

@@ -177,3 +177,56 @@ TEST_CASE(
   char byte = 0;
   for (auto& c : clients) CHECK(::read(c.get(), &byte, 1) == 1);  // each one answered, none reset
 }
+
+namespace {
+
+// What an exec would leave: the exported descriptors open under the same numbers, once the
+// exporting group is gone. Here the group is destroyed, not exec'd over, so the state is
+// rewritten to duplicates.
+nlohmann::json DuplicateDescriptors(nlohmann::json state) {
+  auto dup = [](nlohmann::json& fd) { fd = ::fcntl(fd.get<int>(), F_DUPFD_CLOEXEC, 3); };
+  dup(state["anchor_fd"]);
+  for (auto& s : state["sockets"]) dup(s["fd"]);
+  for (auto& [name, fd] : state["ebpf_maps"].items()) dup(fd);
+  dup(state["ebpf_program"]["fd"]);
+  return state;
+}
+
+}  // namespace
+
+TEST_CASE("reuseport group with eBPF: a self-upgrade takes the same program over without verifying it again") {
+  TestGroup t(WithProgram(SteeringProgram::kEbpf));
+  if (!t.group) SKIP_TEST("the kernel refused the eBPF steering program (needs CAP_BPF): " + t.error);
+  t.Open(1, true);
+  t.Open(2, false);
+  REQUIRE(t.group->Route({{1, 50}, {2, 50}}).ok());
+  // Generation 1 has the anchor, 2 a socket of its own: under their carried numbers.
+  auto sockets = [](const nlohmann::json& state) {
+    return std::map<int, int>{{1, state["anchor_fd"].get<int>()}, {2, state["sockets"][0]["fd"].get<int>()}};
+  };
+  std::vector<int> keep;
+  nlohmann::json state = DuplicateDescriptors(t.group->Export(&keep));
+  CHECK(keep.size() == 2 + state["ebpf_maps"].size() + 1);  // anchor, socket 2, the maps, the program
+  ListenerConfig config = t.group->config();
+  t.group.reset();  // its sockets stay open through the duplicates
+
+  auto adopted = ReuseportGroup::Adopt(config, state, WithProgram(SteeringProgram::kEbpf));
+  REQUIRE(adopted.ok());
+  nlohmann::json described = (*adopted)->Describe();
+  CHECK(described["program"] == "ebpf");
+  CHECK(described["program_carried"] == true);
+  auto split = Land(t.port, sockets(state), 200);  // the route carried over, exactly
+  INFO("split: " << split[1] << "/" << split[2]);
+  CHECK(std::abs(split[2] - 100) <= 2);
+
+  // A program that is not this batond's (another build's digest) is loaded afresh.
+  std::vector<int> again;
+  nlohmann::json other = DuplicateDescriptors((*adopted)->Export(&again));
+  other["ebpf_program"]["digest"] = "another build";
+  adopted->reset();
+  auto reloaded = ReuseportGroup::Adopt(config, other, WithProgram(SteeringProgram::kEbpf));
+  REQUIRE(reloaded.ok());
+  CHECK_FALSE((*reloaded)->Describe().contains("program_carried"));
+  split = Land(t.port, sockets(other), 200);
+  CHECK(std::abs(split[2] - 100) <= 2);
+}
