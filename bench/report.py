@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The benchmark harness: runs bench/compare.py, bench/scale.py, bench/proxy.py and bench/steering.py, prints their tables and
+"""The benchmark harness: runs bench/compare.py, bench/scale.py, bench/proxy.py, bench/steering.py and (as root)
+bench/tunnel.py, prints their tables and
 writes them, with a description of the machine and the command, into docs/BENCHMARKS.md
 (between the harness markers, replacing the previous run).
 
@@ -18,6 +19,7 @@ import compare  # noqa: E402
 import proxy  # noqa: E402
 import scale  # noqa: E402
 import steering  # noqa: E402
+import tunnel  # noqa: E402
 
 BEGIN = "<!-- harness results: written by bench/report.py -->"
 END = "<!-- end of harness results -->"
@@ -85,6 +87,12 @@ def main():
     proxied = proxy.collect(args.build, 3 if args.quick else 10, log=lambda s: print(s, flush=True))
     print("== listener modes side by side: kernel steering, shared socket, proxy", flush=True)
     steered = steering.collect(args.build, 3 if args.quick else 5, 3, log=lambda s: print(s, flush=True))
+    tunnelled = None
+    if os.geteuid() == 0:  # sshd, the edge, runs as root
+        print("== an SSH tunnel: batond's against OpenSSH's ssh -R, through one sshd edge", flush=True)
+        tunnelled = tunnel.collect(args.build, 2 if args.quick else 5, 1 if args.quick else 3, log)
+    else:
+        print("the tunnel comparison is not run: its sshd edge needs root", file=sys.stderr)
     defaults = args.upgrades == 100 and not args.quick
     command = ("./run bench" + (f" {args.baseline_name}" if args.baseline_name else "")) if defaults else "python3 bench/report.py " + " ".join(sys.argv[1:])
     section = "\n".join([
@@ -112,6 +120,8 @@ def main():
         "",
         steering.markdown(steered),
         "",
+        *(["### An SSH tunnel through a loopback sshd edge: batond's `[tunnel]` and OpenSSH's `ssh -N -R`", "",
+           tunnel.markdown(tunnelled), ""] if tunnelled else []),
     ])
     print()
     print(section)

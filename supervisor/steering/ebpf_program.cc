@@ -34,10 +34,13 @@ struct ControlValue {
 int Quiet(enum libbpf_print_level, const char*, va_list) { return 0; }
 
 // Which program this batond carries: a carried program is taken over only if it is this one.
-std::string ProgramDigest() {
-  uint64_t hash = 14695981039346656037u;  // FNV-1a over the compiled object
-  for (size_t i = 0; i < kSteerBpfObject_size; ++i) hash = (hash ^ kSteerBpfObject[i]) * 1099511628211u;
-  return std::to_string(hash) + "/" + std::to_string(kSteerBpfObject_size);
+const std::string& ProgramDigest() {
+  static const std::string digest = [] {
+    uint64_t hash = 14695981039346656037u;  // FNV-1a over the compiled object
+    for (size_t i = 0; i < kSteerBpfObject_size; ++i) hash = (hash ^ kSteerBpfObject[i]) * 1099511628211u;
+    return std::to_string(hash) + "/" + std::to_string(kSteerBpfObject_size);
+  }();
+  return digest;
 }
 
 // The program's descriptor in ExportProgram's answer, or -1.
