@@ -5,6 +5,7 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sanitizer/asan_interface.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -86,7 +87,10 @@ void ChildMain(const ChildSetup& c) {
 
 namespace {
 
-int ChildEntry(void* setup) { ChildMain(*static_cast<const ChildSetup*>(setup)); }
+int ChildEntry(void* setup) {
+  ChildMain(*static_cast<const ChildSetup*>(setup));
+  return 127;  // not reached: ChildMain execs or exits
+}
 
 }  // namespace
 
@@ -100,6 +104,9 @@ Result<pid_t> SpawnChild(const ChildSetup& setup) {
     if (mapped == MAP_FAILED) return Status::FromErrno("map the spawn stack", errno);
     stack = mapped;
   }
+  // The previous child's frames never returned: under AddressSanitizer their redzones are
+  // still marked in its shadow memory, and would read as overflows in this child.
+  ASAN_UNPOISON_MEMORY_REGION(stack, kStackBytes);
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);

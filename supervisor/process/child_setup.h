@@ -44,9 +44,11 @@ struct ChildSetup {
 };
 
 // Runs in the child between spawn and exec: only async-signal-safe calls, and no writes
-// to batond's memory (shared until the exec) but the pid digits prepared for it. Never returns: it execs, or writes
-// an ExecFailure to report_w and exits 127.
-[[noreturn]] void ChildMain(const ChildSetup& c);
+// to batond's memory (shared until the exec) but the pid digits prepared for it. Does not
+// return: it execs, or writes an ExecFailure to report_w and exits 127. (Not declared
+// [[noreturn]]: AddressSanitizer would then treat the call as leaving the stack, which it
+// does not know, with a warning in batond's log.)
+void ChildMain(const ChildSetup& c);
 
 // Starts a child running ChildMain(setup) with clone(CLONE_VM | CLONE_VFORK), as
 // posix_spawn does: batond's memory is not copied for a child that only execs (no page
