@@ -162,10 +162,15 @@ TEST_CASE("systemd socket activation: a systemd:NAME listener is the socket syst
   std::string first;
   REQUIRE(WaitFor([&] { return (first = HttpGet(port)).find("version=v1") == 0; }, 20s));
   CHECK(d.Port("web") == port);
+  // One worker answering is not the first start done: an upgrade before both workers are
+  // ready is refused (a handover is in progress).
+  REQUIRE(WaitFor([&] { return d.Service("web")["state"] == "running"; }, 20s));
   {
     Load load(port, 4);
     REQUIRE(load.WaitForVersion("v1"));
-    REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
+    auto upgrade = d.Ctl({"upgrade", "web", "--version", "v2"});
+    INFO(upgrade.output);
+    REQUIRE(upgrade.exit_code == 0);
     REQUIRE(load.WaitForVersion("v2"));
     load.Stop();
     INFO(load.failures());
