@@ -225,6 +225,7 @@ void TunnelSession::WaitSession() {
     impl_->wait.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
       if (!alive) return;
       impl_->waiting_read = false;
+      AckNow();
       if (!ec) Step();
     });
   }
@@ -238,6 +239,16 @@ void TunnelSession::WaitSession() {
       Step();
     });
   }
+}
+
+// The edge's sshd does not set TCP_NODELAY on a session without a terminal (nor does
+// OpenSSH's ssh -R), so it holds a small packet back until its previous one is
+// acknowledged (Nagle), and Linux delays the acknowledgement of data it received on a
+// socket that answers (up to 40 ms). Acknowledging what arrived at once, at every wakeup,
+// ends the wait: without it, 1 request in 100 through the tunnel took 40 ms or more.
+void TunnelSession::AckNow() {
+  int one = 1;
+  ::setsockopt(impl_->wait.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 void TunnelSession::Pump() {

@@ -59,6 +59,7 @@ class TunnelSession {
   void Connect();
   void Step();
   void WaitSession();
+  void AckNow();  // acknowledges the edge's data at once (TCP_QUICKACK)
   void Pump();
   void AcceptChannels();
   void PumpChannel(Channel& ch);
