@@ -126,6 +126,12 @@ Status EbpfProgram::TakeCarried(const nlohmann::json& maps, const nlohmann::json
   return Status::Ok();
 }
 
+void EbpfProgram::Abandon() {
+  if (!program_carried_) return;  // duplicates of libbpf's: closed as usual
+  for (auto& [name, fd] : maps_) (void)fd.ReleaseOwnership();
+  (void)program_.ReleaseOwnership();
+}
+
 nlohmann::json EbpfProgram::Export(std::vector<int>* keep) const {
   nlohmann::json maps = nlohmann::json::object();
   for (const auto& [name, fd] : maps_) {

@@ -54,6 +54,9 @@ class EbpfProgram {
   // the program was too.
   bool carried() const { return carried_; }
   bool program_carried() const { return program_carried_; }
+  // A self-upgrade that gives up: the descriptors carried over stay open, for the previous
+  // batond program to take back.
+  void Abandon();
   ~EbpfProgram() = default;
   EbpfProgram(const EbpfProgram&) = delete;
   EbpfProgram& operator=(const EbpfProgram&) = delete;

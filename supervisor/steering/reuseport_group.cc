@@ -260,6 +260,7 @@ ReuseportGroup::~ReuseportGroup() {
 void ReuseportGroup::Abandon() {
   (void)anchor_.ReleaseOwnership();
   for (auto& [gen, socket] : sockets_) (void)socket.fd.ReleaseOwnership();
+  if (ebpf_) ebpf_->Abandon();
 }
 
 int ReuseportGroup::Fd(int64_t id) const { return id == kAnchor ? anchor_.get() : sockets_.at(id).fd.get(); }
