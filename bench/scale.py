@@ -25,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -91,6 +92,7 @@ timeout = "10s"
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=120)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def proc_stats(pid):

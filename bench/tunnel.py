@@ -15,6 +15,7 @@ import argparse
 import getpass
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -130,6 +131,7 @@ to = "web.http"
         batond.send_signal(signal.SIGTERM)
         batond.wait(timeout=30)
         edge.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def markdown(rows):
