@@ -80,10 +80,9 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
     }
     if (int err = bpf_object__load(object); err != 0) return Status::FromErrno("load the eBPF steering program", -err);
     if (Status s = program->TakeLoaded(object); !s.ok()) return s;
-    if (carried_maps)
-      for (const auto& [name, fd] : carried_maps->items()) ::close(fd.get<int>());
-    // A different program was carried: the one loaded here replaces it at Attach.
-    if (carried_program && CarriedFd(*carried_program) >= 0) ::close(CarriedFd(*carried_program));
+    // libbpf holds the maps now; a different program was carried: the one loaded here
+    // replaces it at Attach.
+    CloseCarried(carried_maps, carried_program);
   }
   if (program->carried_) {
     // Carry on from the route in force: the next one is written to the other slot.
@@ -124,6 +123,13 @@ Status EbpfProgram::TakeCarried(const nlohmann::json& maps, const nlohmann::json
   program_.Reset(prog_fd);
   carried_ = program_carried_ = true;
   return Status::Ok();
+}
+
+void EbpfProgram::CloseCarried(const nlohmann::json* maps, const nlohmann::json* program) {
+  if (maps && maps->is_object())
+    for (const auto& [name, fd] : maps->items())
+      if (fd.is_number_integer() && fd.get<int>() >= 0) ::close(fd.get<int>());
+  if (program && CarriedFd(*program) >= 0) ::close(CarriedFd(*program));
 }
 
 void EbpfProgram::Abandon() {

@@ -57,6 +57,9 @@ class EbpfProgram {
   // A self-upgrade that gives up: the descriptors carried over stay open, for the previous
   // batond program to take back.
   void Abandon();
+  // Closes what Export and ExportProgram carried (classic BPF takes over, or the program
+  // was loaded afresh).
+  static void CloseCarried(const nlohmann::json* maps, const nlohmann::json* program);
   ~EbpfProgram() = default;
   EbpfProgram(const EbpfProgram&) = delete;
   EbpfProgram& operator=(const EbpfProgram&) = delete;

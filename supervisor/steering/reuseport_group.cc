@@ -238,11 +238,8 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Adopt(const ListenerConf
           return fail(s);
         if (id == kAnchor) group->anchor_placed_ = true;
       }
-    } else if (maps) {
-      for (const auto& [name, fd] : maps->items())  // the eBPF program gives way to classic BPF
-        if (fd.is_number_integer()) ::close(fd.get<int>());
-      if (program && program->contains("fd") && (*program)["fd"].is_number_integer())
-        ::close((*program)["fd"].get<int>());
+    } else {
+      EbpfProgram::CloseCarried(maps, program);  // the eBPF program gives way to classic BPF
     }
     if (Status s = group->Attach(); !s.ok()) return fail(s);
     return group;
