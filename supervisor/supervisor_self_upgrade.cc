@@ -42,8 +42,9 @@ std::optional<std::string> ReadsOurFormat(const std::string& output) {
 std::string CheckCarried(const CarriedState& state, Config* config) {
   auto parsed = ParseConfig(state.config_text, state.config_path);
   if (!parsed.ok()) return "the configuration in use does not load: " + parsed.status().message();
-  for (int fd : state.fds)
-    if (!IsOpenFd(fd)) return "descriptor " + std::to_string(fd) + " was not carried over";
+  // Every carried descriptor closes at this program's own exec again: the components
+  // that take them over need not set it one by one.
+  if (Status s = SetKeptAcrossExec(state.fds, false); !s.ok()) return "not carried over: " + s.message();
   for (const auto& child : state.children) {
     int pid = child.is_object() ? child.value("pid", 0) : 0;
     if (!IsOwnChild(pid)) return "process " + std::to_string(pid) + " is no child of batond";

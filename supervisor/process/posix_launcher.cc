@@ -283,14 +283,13 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
 // The program runs: its exit through a pidfd, its output through the pipes.
 Result<int> PosixLauncher::Watch(int pid, UniqueFd out_r, UniqueFd err_r, const LaunchSpec& spec,
                                  ProcessEvents events) {
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // close-on-exec, always
   if (pidfd < 0) {
     int e = errno;
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     return Status::FromErrno("open pidfd", e);
   }
-  ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   auto watch =
       std::make_shared<ChildWatch>(io_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(), spec.tag,
                                    spec.log_output, std::move(events), [this](int reaped) { children_.erase(reaped); });
@@ -324,8 +323,6 @@ Status PosixLauncher::Import(const nlohmann::json& children) {
       int pid = c.at("pid").get<int>();
       int fds[3] = {c.at("pidfd").get<int>(), c.at("stdout").get<int>(), c.at("stderr").get<int>()};
       if (pid <= 0 || fds[0] < 0) return Status::InvalidArgument("child " + std::to_string(pid) + ": no pidfd");
-      for (int fd : fds)
-        if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
       // Pipes that a closed stdout left behind are stand-ins the reader closes at once.
       for (int i = 1; i < 3; ++i)
         if (fds[i] < 0) fds[i] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -59,7 +59,6 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
     counters_.bytes_out += k.value("bytes_out", uint64_t{0});
     for (const auto& j : carried.at("connections")) {
       int client = j.at("client").get<int>();
-      ::fcntl(client, F_SETFD, FD_CLOEXEC);
       auto c = std::make_unique<Connection>(io_, client);
       c->id = next_id_++;
       c->route = ProxyRoute{j.at("generation").get<int64_t>(), j.at("port").get<int>()};
@@ -80,14 +79,12 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
         continue;
       }
       int backend = j.at("backend").get<int>();
-      ::fcntl(backend, F_SETFD, FD_CLOEXEC);
       ref.backend.assign(backend);
       ref.connected = true;
       for (auto [flow, key] : {std::pair{&ref.up, "up"}, std::pair{&ref.down, "down"}}) {
         const auto& f = j.at(key);
         flow->pipe_read.Reset(f.at("pipe_read").get<int>());
         flow->pipe_write.Reset(f.at("pipe_write").get<int>());
-        for (int p : {flow->pipe_read.get(), flow->pipe_write.get()}) ::fcntl(p, F_SETFD, FD_CLOEXEC);
         flow->in_pipe = f.at("in_pipe").get<size_t>();
         flow->eof = f.at("eof").get<bool>();
         flow->done = f.at("done").get<bool>();

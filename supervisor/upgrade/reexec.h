@@ -24,8 +24,6 @@ Status SetKeptAcrossExec(const std::vector<int>& fds, bool keep);
 Status ExecProgram(const std::string& path, int program_fd, const std::vector<std::string>& argv);
 // Unblocks what ExecProgram blocked; the new program calls it once its handlers are set.
 void UnblockHandledSignals();
-// Whether `fd` is an open descriptor.
-bool IsOpenFd(int fd);
 // Whether `pid` is a child of this process (reaped or not yet, never a stranger).
 bool IsOwnChild(int pid);
 
