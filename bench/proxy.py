@@ -10,7 +10,10 @@ splice-auto`) forwards another, and the direct case connects to the backend port
 Measured per path:
 - small requests: bench/loadgen for --seconds, 4 keep-alive clients, then 4 clients
   opening a connection per request: requests per second, p50 and p99;
-- bulk: 4 clients each downloading a 256 MiB file 2 times: MiB/s.
+- bulk: 4 clients each downloading a 256 MiB file 2 times: MiB/s;
+- the proxy's own CPU time per small request (batond's or HAProxy's, all threads), which
+  does not depend on how many cores the proxy takes from the load generator.
+A last row gives batond's figures as a ratio of HAProxy's (mode tcp) in the same run.
 The load generator shares the machine's cores with the proxy and the backend.
 """
 import argparse
@@ -25,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import free_port, wait_port  # noqa: E402
-from scale import api  # noqa: E402
+from scale import api, proc_stats  # noqa: E402
 
 BIG = 256 * 2**20
 
@@ -79,14 +82,17 @@ def bulk(port, clients=4, times=2):
     return sum(totals) / 2**20 / took
 
 
-def small(build, port, seconds, fresh):
+def small(build, port, seconds, fresh, proxy_pid=None):
+    """(requests/s, p50 ms, p99 ms, the proxy's CPU ms per request or None)."""
+    cpu0 = proc_stats(proxy_pid)[0] if proxy_pid else 0
     out = subprocess.run([os.path.join(build, "bench/loadgen"), "--port", str(port), "--fresh", str(4 if fresh else 0),
                           "--keepalive", str(0 if fresh else 4), "--seconds", str(seconds), "--json"],
                          capture_output=True, text=True, check=True)
     r = json.loads(out.stdout)
     if r["failed"]:
         raise RuntimeError(f"failed requests: {r}")
-    return r["ok"] / seconds, r["p50_ms"], r["p99_ms"]
+    cpu = (proc_stats(proxy_pid)[0] - cpu0) * 1000 / r["ok"] if proxy_pid and r["ok"] else None
+    return r["ok"] / seconds, r["p50_ms"], r["p99_ms"], cpu
 
 
 def live_backend_port(sock, limit=20):
@@ -165,16 +171,17 @@ timeout = "10s"
             backend = live_backend_port(sock)
             for splice in (False, True):  # appended as they start, so a failure stops the first
                 haproxies.append(start_haproxy(tmp, backend, splice))
-            paths = [("direct to the backend", backend), ("batond proxy mode (splice)", public),
-                     ("HAProxy 2.6 mode tcp", haproxies[0][1]), ("HAProxy 2.6 mode tcp, option splice-auto",
-                                                                   haproxies[1][1])]
-            for name, port in paths:
-                ka = small(build, port, seconds, fresh=False)
-                fresh = small(build, port, seconds, fresh=True)
+            paths = [("direct to the backend", backend, None), ("batond proxy mode (splice)", public, daemon.pid),
+                     ("HAProxy 2.6 mode tcp", haproxies[0][1], haproxies[0][0].pid),
+                     ("HAProxy 2.6 mode tcp, option splice-auto", haproxies[1][1], haproxies[1][0].pid)]
+            for name, port, pid in paths:
+                ka = small(build, port, seconds, fresh=False, proxy_pid=pid)
+                fresh = small(build, port, seconds, fresh=True, proxy_pid=pid)
                 mib = bulk(port)
                 rows.append((name, *ka, *fresh, mib))
                 log(f"{name}: keep-alive {ka[0]:.0f} req/s p50 {ka[1]:.3f} ms p99 {ka[2]:.3f} ms; "
-                    f"fresh {fresh[0]:.0f} req/s p50 {fresh[1]:.3f} ms p99 {fresh[2]:.3f} ms; bulk {mib:.0f} MiB/s")
+                    f"fresh {fresh[0]:.0f} req/s p50 {fresh[1]:.3f} ms p99 {fresh[2]:.3f} ms; bulk {mib:.0f} MiB/s; "
+                    f"proxy CPU per request {cpu_text(ka[3])} keep-alive, {cpu_text(fresh[3])} fresh")
         finally:
             for proc, _ in haproxies:
                 proc.terminate()
@@ -184,12 +191,26 @@ timeout = "10s"
     return rows
 
 
+def cpu_text(ms):
+    return "-" if ms is None else f"{ms * 1000:.0f} µs"
+
+
 def markdown(rows):
-    out = ["| path | keep-alive req/s | p50 | p99 | new connection per request, req/s | p50 | p99 | bulk MiB/s |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, ka, ka50, ka99, fr, fr50, fr99, mib in rows:
-        out.append(f"| {name} | {ka:.0f} | {ka50:.3f} ms | {ka99:.3f} ms | {fr:.0f} | {fr50:.3f} ms | {fr99:.3f} ms "
-                   f"| {mib:.0f} |")
+    out = ["| path | keep-alive req/s | p50 | p99 | proxy CPU per request | new connection per request, req/s | p50 "
+           "| p99 | proxy CPU per request | bulk MiB/s |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, ka, ka50, ka99, kacpu, fr, fr50, fr99, frcpu, mib in rows:
+        out.append(f"| {name} | {ka:.0f} | {ka50:.3f} ms | {ka99:.3f} ms | {cpu_text(kacpu)} | {fr:.0f} | "
+                   f"{fr50:.3f} ms | {fr99:.3f} ms | {cpu_text(frcpu)} | {mib:.0f} |")
+    ours = next((r for r in rows if r[0].startswith("batond")), None)
+    peer = next((r for r in rows if r[0] == "HAProxy 2.6 mode tcp"), None)
+    if ours and peer:
+        # Higher is better for rates, lower for times: each ratio reads "batond is N times HAProxy".
+        cells = []
+        for i, v in enumerate(ours[1:], start=1):
+            p = peer[i]
+            cells.append("-" if v is None or p in (None, 0) else f"{v / p:.2f}x")
+        out.append("| batond / HAProxy mode tcp | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
