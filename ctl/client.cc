@@ -52,7 +52,8 @@ ClientResponse CallControl(const std::string& socket_path, const std::string& me
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    http::read(sock, buffer, parser, ec);
+    // read_some: a stream's line goes out as it comes (read would wait for a full chunk).
+    http::read_some(sock, buffer, parser, ec);
     if (ec == http::error::need_buffer) ec = {};
     if (ec == http::error::partial_message || ec == asio::error::eof) break;
     if (ec) {

@@ -66,25 +66,11 @@ std::string Table(const std::vector<std::string>& headers, const std::vector<std
   return out;
 }
 
-// j[key] for a const object, or null when j is no object or lacks the key: a malformed
-// answer shows as missing fields, where const operator[] would be undefined behaviour.
 const nlohmann::json& Get(const nlohmann::json& j, const char* key) {
   static const nlohmann::json kNull;
   if (!j.is_object()) return kNull;
   auto it = j.find(key);
   return it == j.end() ? kNull : *it;
-}
-
-// j[key] as a T, or `fallback` when it is missing or of another type.
-template <typename T>
-T Value(const nlohmann::json& j, const char* key, T fallback) {
-  const nlohmann::json& v = Get(j, key);
-  if (v.is_null()) return fallback;
-  try {
-    return v.get<T>();
-  } catch (const nlohmann::json::exception&) {
-    return fallback;
-  }
 }
 
 std::string Str(const nlohmann::json& j, const char* key, const std::string& fallback) {

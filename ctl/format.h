@@ -21,6 +21,20 @@ std::string Dim(const std::string& text);
 // Rows under headers with columns aligned (ANSI colour codes do not count), one per line.
 std::string Table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
 
+// j[key] for a const object, or null when j is no object or lacks the key: a malformed
+// answer shows as missing fields, where const operator[] would be undefined behaviour.
+const nlohmann::json& Get(const nlohmann::json& j, const char* key);
+// j[key] as a T, or `fallback` when it is missing or of another type.
+template <typename T>
+T Value(const nlohmann::json& j, const char* key, T fallback) {
+  const nlohmann::json& v = Get(j, key);
+  if (v.is_null()) return fallback;
+  try {
+    return v.get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return fallback;
+  }
+}
 // A JSON field as text: strings bare, null or missing as `fallback`, others dumped.
 std::string Str(const nlohmann::json& j, const char* key, const std::string& fallback = "-");
 // "42s", "5m", "3h" from `since` to `now` (Unix times); "-" for 0.

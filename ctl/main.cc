@@ -10,6 +10,7 @@
 
 #include "ctl/client.h"
 #include "ctl/format.h"
+#include "ctl/top.h"
 #include "supervisor/control/protocol.h"
 
 namespace {
@@ -143,7 +144,8 @@ struct Cli {
   int self_upgrade_timeout = 30;
   CLI::App *status = nullptr, *upgrade = nullptr, *rollback = nullptr, *restart = nullptr, *start = nullptr,
            *stop = nullptr, *scale = nullptr, *recycle = nullptr, *sig = nullptr, *history = nullptr, *logs = nullptr,
-           *events = nullptr, *reload = nullptr, *metrics = nullptr, *self_upgrade = nullptr;
+           *events = nullptr, *reload = nullptr, *metrics = nullptr, *self_upgrade = nullptr, *top = nullptr,
+           *dashboard = nullptr;
   std::map<ServiceAction, CLI::App*> steer;
 
   std::string path(ServiceAction action) const { return protocol::ActionPath(service, action); }
@@ -189,6 +191,8 @@ struct Cli {
     events = app.add_subcommand("events", "print everything batond does, as it happens");
     reload = app.add_subcommand("reload", "re-read the configuration file and apply what changed");
     metrics = app.add_subcommand("metrics", "print the Prometheus metrics");
+    top = app.add_subcommand("top", "a live view of services, workers (RSS, CPU) and handovers; q quits");
+    dashboard = app.add_subcommand("dashboard", "print the web dashboard's address, with its token");
     for (auto [action, help] :
          {std::pair{ServiceAction::kPromote, "skip the remaining steps of a progressive handover: promote now"},
           {ServiceAction::kPause, "hold a progressive handover at its current step"},
@@ -304,6 +308,18 @@ struct Cli {
           return service + ": " + protocol::ActionName(action) + " (" + Str(r, "state") + ")\n";
         });
     if (self_upgrade->parsed()) return SelfUpgrade(o, binary, self_upgrade_timeout);
+    if (top->parsed()) {
+      if (!::isatty(STDIN_FILENO) || !::isatty(STDOUT_FILENO)) {
+        std::cerr << "batonctl: top needs a terminal (batonctl status prints once)\n";
+        return kExitUsage;
+      }
+      baton::ctl::SetColor(!std::getenv("NO_COLOR") || !*std::getenv("NO_COLOR"));
+      return baton::ctl::RunTop(o.socket);
+    }
+    if (dashboard->parsed())
+      return Simple(o, "GET", protocol::kDashboardPath, nullptr, [](const nlohmann::json& b) {
+        return Str(b, "url") + (b.value("read_only", false) ? "  (read-only)" : "") + "\n";
+      });
     if (metrics->parsed()) {
       auto r = baton::CallControl(o.socket, "GET", protocol::kMetricsPath);
       if (!r.error.empty() || r.status != 200) return ReportError(r);

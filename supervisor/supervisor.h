@@ -15,6 +15,8 @@
 #include "supervisor/control/api.h"
 #include "supervisor/control/health_server.h"
 #include "supervisor/control/http_server.h"
+#include "supervisor/control/status_feed.h"
+#include "supervisor/control/web_server.h"
 #include "supervisor/handover/service.h"
 #include "supervisor/health/asio_probe_runner.h"
 #include "supervisor/history/history_store.h"
@@ -61,7 +63,7 @@ class Supervisor : public Commands {
   int Run();
 
   // Commands (the control API's view of the daemon): supervisor_commands.cc.
-  std::string StatusText() override;
+  std::string StatusText(bool with_usage) override;
   std::string ServicesText() override;
   Result<std::string> ServiceStatusText(const std::string& service) override;
   Result<nlohmann::json> History(const std::string& service) override;
@@ -80,10 +82,12 @@ class Supervisor : public Commands {
   Result<nlohmann::json> Logs(const std::string& service, size_t lines) override;
   Result<uint64_t> FollowLogs(const std::string& service, Line line) override;
   uint64_t FollowEvents(Line line) override;
+  Result<uint64_t> FollowStatus(Duration interval, std::function<void(std::string)> text) override;
   void Unsubscribe(uint64_t id) override;
   Result<nlohmann::json> Reload() override;                                              // supervisor_reload.cc
   Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) override;  // supervisor_self_upgrade.cc
   std::string Metrics() override;
+  Result<nlohmann::json> Dashboard() override;
 
  private:
   struct ServiceSlot {
@@ -107,7 +111,7 @@ class Supervisor : public Commands {
   // The notify, control and health sockets: the carried ones (fds of the previous program)
   // when resumed, else new ones.
   struct DaemonSockets {
-    int notify_fd = -1, control_fd = -1, health_fd = -1;
+    int notify_fd = -1, control_fd = -1, health_fd = -1, web_fd = -1;
   };
   Status OpenServices(std::vector<std::vector<BoundListener>> bound, std::optional<unsigned> socket_group,
                       DaemonSockets carried);
@@ -138,8 +142,9 @@ class Supervisor : public Commands {
   ServiceIo IoFor(ServiceSlot& slot, const ServiceConfig& svc);
   void RecordResult(const std::string& name, const Release& release, const HandoverResult& result);
   nlohmann::json DescribeDaemon();
-  void WriteServices(JsonWriter& out) const;  // "services": [...]
-  void WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out) const;
+  // "services": [...]; with `usage`, each worker's CPU time and RSS (one read of /proc each).
+  void WriteServices(JsonWriter& out, bool usage) const;
+  void WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out, bool usage) const;
   // Creates every tunnel's sessions; the first of each starts at once, the next when the
   // one before it is up or has failed once.
   Status CreateTunnels();
@@ -191,6 +196,8 @@ class Supervisor : public Commands {
   ControlApi api_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<HealthServer> health_;  // with [daemon] health
+  std::unique_ptr<WebServer> web_;        // with [daemon] web
+  Status OpenWeb(int carried_fd);
   HealthView Health() const;
   std::vector<std::unique_ptr<ServiceSlot>> services_;  // in config order
   std::vector<std::unique_ptr<ServiceSlot>> removing_;  // removed by a reload, still draining
@@ -201,6 +208,7 @@ class Supervisor : public Commands {
   std::vector<std::unique_ptr<TunnelSlot>> tunnels_;
   std::map<uint64_t, std::function<void(const ServiceEvent&)>> subscribers_;
   std::map<uint64_t, std::pair<std::string, Line>> log_followers_;  // id -> (service, sink)
+  std::map<uint64_t, std::unique_ptr<StatusFeed>> status_feeds_;    // by their event subscription
   uint64_t next_subscriber_ = 1;
   double started_wall_ = 0;
   bool stopping_ = false;

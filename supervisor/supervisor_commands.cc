@@ -56,19 +56,21 @@ nlohmann::json Supervisor::DescribeDaemon() {
           {"history_error", history_error_.empty() ? nlohmann::json() : nlohmann::json(history_error_)},
           {"control_refused", control_ ? control_->refused() : 0},
           {"control_shed", control_ ? control_->shed() : 0},
-          {"health", config_.daemon.health ? nlohmann::json(config_.daemon.health->ToString()) : nlohmann::json()}};
+          {"streams", subscribers_.size() + log_followers_.size()},
+          {"health", config_.daemon.health ? nlohmann::json(config_.daemon.health->ToString()) : nlohmann::json()},
+          {"web", config_.daemon.web ? nlohmann::json(config_.daemon.web->ToString()) : nlohmann::json()}};
 }
 
-void Supervisor::WriteServices(JsonWriter& out) const {
+void Supervisor::WriteServices(JsonWriter& out, bool usage) const {
   out.Key("services").BeginArray();
-  for (const auto& s : services_) WriteServiceStatus(*s, out);
+  for (const auto& s : services_) WriteServiceStatus(*s, out, usage);
   out.EndArray();
 }
 
-std::string Supervisor::StatusText() {
+std::string Supervisor::StatusText(bool with_usage) {
   JsonWriter out;
   out.BeginObject().Key("daemon").Value(DescribeDaemon());
-  WriteServices(out);
+  WriteServices(out, with_usage);
   out.Key("tunnels").Value(DescribeTunnels()).EndObject();
   return out.Take();
 }
@@ -76,7 +78,7 @@ std::string Supervisor::StatusText() {
 std::string Supervisor::ServicesText() {
   JsonWriter out;
   out.BeginObject();
-  WriteServices(out);
+  WriteServices(out, false);
   out.EndObject();
   return out.Take();
 }
@@ -85,11 +87,11 @@ Result<std::string> Supervisor::ServiceStatusText(const std::string& service) {
   ServiceSlot* s = Find(service);
   if (!s) return NoService(service);
   JsonWriter out;
-  WriteServiceStatus(*s, out);
+  WriteServiceStatus(*s, out, false);
   return out.Take();
 }
 
-void Supervisor::WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out) const {
+void Supervisor::WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out, bool usage) const {
   nlohmann::json j = slot.service->DescribeFields();
   const auto& configured = slot.service->config().listeners;
   nlohmann::json proxies = nlohmann::json::array();
@@ -130,7 +132,9 @@ void Supervisor::WriteServiceStatus(const ServiceSlot& slot, JsonWriter& out) co
       return open;
     };
   out.BeginObject().Members(j).Key("generations");
-  slot.service->WriteGenerations(out, proxied);
+  Service::WorkerUsage read_usage;
+  if (usage) read_usage = [](int pid) { return ReadProcessUsage(pid); };
+  slot.service->WriteGenerations(out, proxied, read_usage);
   out.EndObject();
 }
 
@@ -293,11 +297,30 @@ uint64_t Supervisor::FollowEvents(Line line) {
   return Subscribe([line](const ServiceEvent& e) { line(e.ToJson()); });
 }
 
+Result<uint64_t> Supervisor::FollowStatus(Duration interval, std::function<void(std::string)> text) {
+  uint64_t id = next_subscriber_++;
+  auto& feed = status_feeds_[id];
+  feed = std::make_unique<StatusFeed>(*clock_, interval, [this, text] { text(StatusText(true)); });
+  // By id, not by pointer: Publish calls a copy of the subscribers, and one of them may end
+  // this stream first.
+  subscribers_[id] = [this, id](const ServiceEvent&) {
+    if (auto it = status_feeds_.find(id); it != status_feeds_.end()) it->second->Changed();
+  };
+  feed->Start();
+  return id;
+}
+
 void Supervisor::Unsubscribe(uint64_t id) {
   subscribers_.erase(id);
   log_followers_.erase(id);
+  status_feeds_.erase(id);
 }
 
-std::string Supervisor::Metrics() { return RenderMetrics(nlohmann::json::parse(StatusText())); }
+Result<nlohmann::json> Supervisor::Dashboard() {
+  if (!web_) return Status::NotFound("no dashboard: set [daemon] web, such as web = \"tcp://127.0.0.1:9181\"");
+  return nlohmann::json{{"url", web_->Url()}, {"read_only", web_->read_only()}};
+}
+
+std::string Supervisor::Metrics() { return RenderMetrics(nlohmann::json::parse(StatusText(false))); }
 
 }  // namespace baton

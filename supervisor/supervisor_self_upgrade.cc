@@ -152,6 +152,7 @@ CarriedState Supervisor::CaptureState(std::vector<int>* keep) {
   keep->push_back(control_->fd());
   keep->push_back(notify_->fd());
   if (health_) keep->push_back(state.health_fd = health_->fd());
+  if (web_) keep->push_back(state.web_fd = web_->fd());
   state.children = launcher_.Export(keep);
   state.version = BATON_VERSION;
   state.binary = own_binary_;

@@ -13,6 +13,7 @@
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/system_names.h"
+#include "supervisor/control/web_access.h"
 #include "supervisor/sockets/inherited_sockets.h"
 #include "supervisor/supervisor.h"
 
@@ -166,7 +167,8 @@ Status Supervisor::InitResumed(int* exit_code) {
   if (!group.ok()) return group.status();
   auto bound = CarriedListeners();
   if (!bound.ok()) return bound.status();
-  if (Status s = OpenServices(std::move(*bound), *group, {c.notify_fd, c.control_fd, c.health_fd}); !s.ok()) return s;
+  if (Status s = OpenServices(std::move(*bound), *group, {c.notify_fd, c.control_fd, c.health_fd, c.web_fd}); !s.ok())
+    return s;
   started_wall_ = c.started_wall;
   orphans_reaped_ = c.orphans_reaped;
   notify_ignored_ = c.notify_ignored;
@@ -200,8 +202,21 @@ Status Supervisor::OpenServices(std::vector<std::vector<BoundListener>> bound, s
     if (!health.ok()) return health.status();
     health_ = std::move(*health);
   }
+  if (Status s = OpenWeb(carried.web_fd); !s.ok()) return s;
   for (size_t i = 0; i < config_.services.size(); ++i)
     if (Status s = AddService(config_.services[i], std::move(bound[i])); !s.ok()) return s;
+  return Status::Ok();
+}
+
+// The dashboard, with its token (made on first use) from the state directory.
+Status Supervisor::OpenWeb(int carried_fd) {
+  const auto& d = config_.daemon;
+  if (!d.web) return Status::Ok();
+  auto token = LoadOrCreateWebToken(d.state_dir);
+  if (!token.ok()) return Status::FailedPrecondition("daemon.web: " + token.status().message());
+  auto web = WebServer::Create(io_, {*d.web, *token, d.web_read_only, d.control_timeout}, api_, carried_fd);
+  if (!web.ok()) return web.status();
+  web_ = std::move(*web);
   return Status::Ok();
 }
 

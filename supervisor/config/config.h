@@ -100,6 +100,10 @@ struct RecycleConfig {
 
 struct StopConfig {
   int signal = SIGTERM;
+  // Who gets the stop signal: the worker's whole process group (false: only its main
+  // process, which stops the rest itself, as a pre-fork server's master does; systemd's
+  // KillMode=mixed). SIGKILL at `timeout` goes to the group either way.
+  bool signal_group = true;
   Duration timeout = 10s;  // grace before SIGKILL to the process group
   // Proxy mode: how long a replaced generation keeps its proxied connections before it is
   // sent the stop signal (it is signalled as soon as the last one closes).
@@ -226,6 +230,10 @@ struct DaemonConfig {
   // Where load balancers ask whether this host serves (GET /livez, /readyz): tcp:// or
   // tcp6://, read-only, off unless set.
   std::optional<SocketAddress> health;
+  // The web dashboard: tcp:// or tcp6://, off unless set; its API needs the bearer token
+  // in state_dir/web.token. `web = { address = "...", read_only = true }` allows no action.
+  std::optional<SocketAddress> web;
+  bool web_read_only = false;
 };
 
 // An outbound tunnel: SSH sessions to edges that forward a port opened on the edge (ssh -R)

@@ -48,6 +48,8 @@ class ConfigReader {
 
   // [daemon], [tunnel.NAME], and the checks that need the whole file.
   Status Daemon(const toml::table& t, DaemonConfig& d) const;
+  Result<SocketAddress> TcpAddress(const toml::node& n, const std::string& key) const;
+  Status Web(const toml::table& t, DaemonConfig& d) const;
   Status Tunnel(const std::string& name, const toml::node& node, TunnelConfig& t) const;
   // "host:port" or "[v6]:port"; the port may be 0 (checked by the caller where it matters).
   static std::optional<std::pair<std::string, int>> HostPort(const std::string& text);

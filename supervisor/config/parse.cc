@@ -14,11 +14,38 @@
 
 namespace baton {
 
+// tcp://HOST:PORT or tcp6://[HOST]:PORT, for batond's own HTTP endpoints.
+Result<SocketAddress> ConfigReader::TcpAddress(const toml::node& n, const std::string& key) const {
+  auto address = n.is_string() ? ParseSocketAddress(n.as_string()->get())
+                               : Result<SocketAddress>(Status::InvalidArgument("expected a string"));
+  if (address.ok() && address->kind != SocketAddress::Kind::kTcp && address->kind != SocketAddress::Kind::kTcp6)
+    address = Status::InvalidArgument("expected tcp://HOST:PORT or tcp6://[HOST]:PORT");
+  if (!address.ok()) return Error(n, key, address.status().message());
+  return *address;
+}
+
+// web = "tcp://127.0.0.1:9181", or web = { address = "...", read_only = true }.
+Status ConfigReader::Web(const toml::table& t, DaemonConfig& d) const {
+  const toml::node* n = t.get("web");
+  if (!n) return Status::Ok();
+  const toml::node* address = n;
+  if (const toml::table* table = n->as_table()) {
+    if (auto s = CheckKeys(*table, "daemon.web", {"address", "read_only"}); !s.ok()) return s;
+    address = table->get("address");
+    if (!address) return Error(*n, "daemon.web", "needs an address, such as \"tcp://127.0.0.1:9181\"");
+    if (auto s = Bool(*table, "daemon.web", "read_only", d.web_read_only); !s.ok()) return s;
+  }
+  auto parsed = TcpAddress(*address, n->is_table() ? "daemon.web.address" : "daemon.web");
+  if (!parsed.ok()) return parsed.status();
+  d.web = *parsed;
+  return Status::Ok();
+}
+
 Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
   if (auto s = CheckKeys(t, "daemon",
                          {"control_socket", "state_dir", "log_level", "allow_uids", "allow_gids", "socket_group",
                           "control_timeout", "log_lines", "port_range", "steering_program", "udp_flow_idle", "health",
-                          "log_file", "log_max_size", "log_keep", "log_format"});
+                          "web", "log_file", "log_max_size", "log_keep", "log_format"});
       !s.ok())
     return s;
   if (auto s = IdList(t, "allow_uids", d.allow_uids); !s.ok()) return s;
@@ -35,13 +62,11 @@ Status ConfigReader::Daemon(const toml::table& t, DaemonConfig& d) const {
         path_ + ":" + std::to_string(n->source().begin.line) + ":" + std::to_string(n->source().begin.column);
   }
   if (const toml::node* n = t.get("health")) {
-    auto address = n->is_string() ? ParseSocketAddress(n->as_string()->get())
-                                  : Result<SocketAddress>(Status::InvalidArgument("expected a string"));
-    if (address.ok() && address->kind != SocketAddress::Kind::kTcp && address->kind != SocketAddress::Kind::kTcp6)
-      address = Status::InvalidArgument("expected tcp://HOST:PORT or tcp6://[HOST]:PORT");
-    if (!address.ok()) return Error(*n, "daemon.health", address.status().message());
+    auto address = TcpAddress(*n, "daemon.health");
+    if (!address.ok()) return address.status();
     d.health = *address;
   }
+  if (auto s = Web(t, d); !s.ok()) return s;
   if (auto s = Dur(t, "daemon", "control_timeout", d.control_timeout); !s.ok()) return s;
   if (auto s = Dur(t, "daemon", "udp_flow_idle", d.udp_flow_idle); !s.ok()) return s;
   if (const toml::node* n = t.get("steering_program")) {

@@ -97,7 +97,14 @@ Status ConfigReader::ProxyOptions(const toml::table& t, const std::string& key, 
 }
 
 Status ConfigReader::Stop(const toml::table& t, const std::string& prefix, StopConfig& st) const {
-  if (auto s = CheckKeys(t, prefix, {"signal", "timeout", "drain_timeout", "wait_for_connections"}); !s.ok()) return s;
+  if (auto s = CheckKeys(t, prefix, {"signal", "signal_to", "timeout", "drain_timeout", "wait_for_connections"});
+      !s.ok())
+    return s;
+  if (const toml::node* n = t.get("signal_to")) {
+    std::string to = n->value_or(std::string());
+    if (to != "group" && to != "main") return Error(*n, prefix + ".signal_to", "expected \"group\" or \"main\"");
+    st.signal_group = to == "group";
+  }
   if (auto s = Dur(t, prefix, "drain_timeout", st.drain_timeout); !s.ok()) return s;
   if (auto s = Bool(t, prefix, "wait_for_connections", st.wait_for_connections); !s.ok()) return s;
   std::string sig;

@@ -17,6 +17,11 @@ ReloadPlan PlanReload(const Config& running, Config next) {
     plan.warnings.push_back("daemon.health takes effect when batond restarts");
     daemon.health = running.daemon.health;
   }
+  if (daemon.web != running.daemon.web || daemon.web_read_only != running.daemon.web_read_only) {
+    plan.warnings.push_back("daemon.web takes effect when batond restarts");
+    daemon.web = running.daemon.web;
+    daemon.web_read_only = running.daemon.web_read_only;
+  }
   if (next.tunnels != running.tunnels) {
     plan.warnings.push_back("[tunnel] changes take effect when batond restarts; the tunnels keep running as they are");
     next.tunnels = running.tunnels;

@@ -1,5 +1,6 @@
 #include "supervisor/control/api.h"
 
+#include "supervisor/base/duration.h"
 #include "supervisor/base/json_fields.h"
 #include "supervisor/base/number.h"
 #include "supervisor/control/protocol.h"
@@ -93,8 +94,14 @@ void ControlApi::Handle(const ApiRequest& request, std::shared_ptr<Responder> re
     return responder->Reply(400, ErrorBody("bad_json", body.is_discarded() ? "request body is not valid JSON"
                                                                            : "request body must be a JSON object"));
   if (path == protocol::kStatusPath) {
-    if (allow("GET")) ReplyJsonText(*responder, commands_.StatusText());
-    return;
+    if (!allow("GET")) return;
+    if (IsTrue(target.query, "follow")) return FollowStatus(target.query, responder);
+    return ReplyJsonText(*responder, commands_.StatusText(IsTrue(target.query, "usage")));
+  }
+  if (path == protocol::kDashboardPath) {
+    if (!allow("GET")) return;
+    auto r = commands_.Dashboard();
+    return r.ok() ? responder->Reply(200, *r) : ReplyError(*responder, r.status());
   }
   if (path == protocol::kEventsPath) {
     if (allow("GET"))
@@ -307,10 +314,30 @@ void ControlApi::Stream(std::shared_ptr<Responder> responder,
   auto id = subscribe([weak](const nlohmann::json& line) {
     if (auto r = weak.lock()) r->StreamLine(line);
   });
-  if (!id.ok()) return ReplyError(*responder, id.status());
-  responder->StartStream();  // no-op if already started
+  Streaming(*responder, std::move(id));
+}
+
+void ControlApi::FollowStatus(const std::map<std::string, std::string>& query, std::shared_ptr<Responder> responder) {
+  Duration interval = std::chrono::seconds(2);
+  if (auto it = query.find("interval"); it != query.end()) {
+    auto d = ParseDuration(it->second);
+    if (!d || *d < std::chrono::milliseconds(100) || *d > std::chrono::hours(1))
+      return responder->Reply(400, ErrorBody("invalid_argument",
+                                             "query parameter 'interval' must be a duration "
+                                             "from 100ms to 1h, such as 2s"));
+    interval = *d;
+  }
+  std::weak_ptr<Responder> weak = responder;
+  Streaming(*responder, commands_.FollowStatus(interval, [weak](std::string text) {
+    if (auto r = weak.lock()) r->StreamText(std::move(text));
+  }));
+}
+
+void ControlApi::Streaming(Responder& responder, Result<uint64_t> id) {
+  if (!id.ok()) return ReplyError(responder, id.status());
+  responder.StartStream();  // no-op if already started
   Commands& commands = commands_;
-  responder->OnClose([&commands, id = *id] { commands.Unsubscribe(id); });
+  responder.OnClose([&commands, id = *id] { commands.Unsubscribe(id); });
 }
 
 }  // namespace baton

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "supervisor/base/clock.h"
 #include "supervisor/base/status.h"
 #include "supervisor/control/protocol.h"
 #include "supervisor/handover/service.h"
@@ -22,6 +23,7 @@ struct ApiRequest {
   std::string target;  // path and query, e.g. /v1/services/web/logs?lines=50
   std::string body;
   bool wants_stream = false;  // Accept: application/x-ndjson
+  std::string authorization;  // the Authorization header, for the dashboard's token
 };
 
 // How an answer goes back. Exactly one of Reply, ReplyText, or StartStream ... EndStream.
@@ -32,6 +34,7 @@ class Responder {
   virtual void ReplyText(int http_status, const std::string& content_type, const std::string& body) = 0;
   virtual void StartStream() = 0;
   virtual void StreamLine(const nlohmann::json& line) = 0;
+  virtual void StreamText(std::string line) = 0;  // a line of JSON text already written
   virtual void EndStream() = 0;
   // Called once if the client goes away before the answer is complete.
   virtual void OnClose(std::function<void()> fn) = 0;
@@ -46,7 +49,7 @@ class Commands {
   virtual ~Commands() = default;
   // Status as JSON text, written straight out: with a thousand workers a tree would cost
   // milliseconds. The daemon with everything; every service; one service.
-  virtual std::string StatusText() = 0;
+  virtual std::string StatusText(bool with_usage) = 0;  // usage: each worker's CPU time and RSS
   virtual std::string ServicesText() = 0;
   virtual Result<std::string> ServiceStatusText(const std::string& service) = 0;
   virtual Result<nlohmann::json> History(const std::string& service) = 0;
@@ -70,6 +73,8 @@ class Commands {
   // Streams: each returns a subscription id for Unsubscribe.
   virtual Result<uint64_t> FollowLogs(const std::string& service, Line line) = 0;
   virtual uint64_t FollowEvents(Line line) = 0;
+  // The status with usage, as text: at once, after events and every `interval`.
+  virtual Result<uint64_t> FollowStatus(Duration interval, std::function<void(std::string)> text) = 0;
   virtual void Unsubscribe(uint64_t id) = 0;
   virtual Result<nlohmann::json> Reload() = 0;
   // Replaces batond's program with `binary` (empty: the file it was started from),
@@ -79,6 +84,8 @@ class Commands {
   using SelfUpgradeAccepted = std::function<void(Result<nlohmann::json> answer, std::function<void()> proceed)>;
   virtual Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) = 0;
   virtual std::string Metrics() = 0;
+  // The web dashboard's address with its token; NotFound without [daemon] web.
+  virtual Result<nlohmann::json> Dashboard() = 0;
 };
 
 class ControlApi {
@@ -102,6 +109,9 @@ class ControlApi {
                std::shared_ptr<Responder> responder,
                const std::function<Status(Commands::Progress, Commands::Done)>& start);
   void Stream(std::shared_ptr<Responder> responder, const std::function<Result<uint64_t>(Commands::Line)>& subscribe);
+  void FollowStatus(const std::map<std::string, std::string>& query, std::shared_ptr<Responder> responder);
+  // Starts the stream of subscription `id`, which ends when the client leaves.
+  void Streaming(Responder& responder, Result<uint64_t> id);
   Commands& commands_;
 };
 

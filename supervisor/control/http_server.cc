@@ -8,16 +8,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <array>
-#include <deque>
 #include <filesystem>
 
-#include "supervisor/base/json_text.h"
 #include "supervisor/base/lifetime.h"
 #include "supervisor/base/log.h"
+#include "supervisor/control/http_session.h"
 #include "supervisor/control/protocol.h"
 #include "supervisor/sockets/fd_limit.h"
 
@@ -25,7 +21,6 @@ namespace baton {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using local = asio::local::stream_protocol;
 
 namespace {
@@ -38,137 +33,6 @@ bool PeerAllowed(const ucred& cred, const ControlAccess& access) {
     if (cred.gid == gid) return true;
   return false;
 }
-
-class Session : public std::enable_shared_from_this<Session>, public Responder {
- public:
-  Session(local::socket socket, ControlApi& api) : stream_(std::move(socket)), api_(api) {}
-
-  // `refused`: the peer failed the credential check; it gets 403 after its request.
-  void Start(bool refused, std::chrono::milliseconds read_timeout) {
-    refused_ = refused;
-    parser_.body_limit(protocol::kMaxBodyBytes);
-    parser_.header_limit(16 * 1024);
-    stream_.expires_after(read_timeout);
-    http::async_read(stream_, buffer_, parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
-  }
-
-  void Reply(int status, const nlohmann::json& body) override {
-    Respond(status, "application/json", JsonText(body) + "\n");
-  }
-
-  void ReplyText(int status, const std::string& content_type, const std::string& body) override {
-    Respond(status, content_type, body);
-  }
-
-  void StartStream() override {
-    if (started_) return;
-    started_ = true;
-    Send(std::string("HTTP/1.1 200 OK\r\nServer: batond\r\nContent-Type: ") + protocol::kNdjson +
-             "\r\nConnection: close\r\n\r\n",
-         false);
-    WatchForClose();
-  }
-
-  void OnClose(std::function<void()> fn) override {
-    if (closed_) return fn();
-    on_close_.push_back(std::move(fn));
-  }
-  void StreamLine(const nlohmann::json& line) override { Send(JsonText(line) + "\n", false); }
-  void EndStream() override { Send("", true); }
-
- private:
-  // One write of the head and the body together (a status can be hundreds of kilobytes:
-  // no stream or intermediate copies).
-  void Respond(int status, std::string_view content_type, std::string_view body) {
-    if (started_) return;
-    started_ = true;
-    std::string reason(http::obsolete_reason(static_cast<http::status>(status)));
-    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: batond\r\nContent-Type: ";
-    head += content_type;
-    head += "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-    std::string message;
-    message.reserve(head.size() + body.size());
-    message += head;
-    message += body;
-    Send(std::move(message), true);
-  }
-
-  void OnRead(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      return Reply(413, ControlApi::ErrorBody(
-                            "too_large", "request body exceeds " + std::to_string(protocol::kMaxBodyBytes) + " bytes"));
-    }
-    if (ec == http::error::header_limit)
-      return Reply(431, ControlApi::ErrorBody("too_large", "request headers too large"));
-    if (ec) {
-      if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != asio::error::eof)
-        return Reply(400, ControlApi::ErrorBody("bad_request", "malformed HTTP request: " + ec.message()));
-      return Close();
-    }
-    stream_.expires_never();  // an upgrade may take as long as its readiness timeout
-    if (refused_) return Reply(403, ControlApi::ErrorBody("forbidden", "this uid may not use the control socket"));
-    auto& req = parser_.get();
-    ApiRequest api_req;
-    api_req.method = std::string(req.method_string());
-    api_req.target = std::string(req.target());
-    api_req.body = std::move(req.body());
-    auto accept = req[http::field::accept];
-    api_req.wants_stream = accept.find(protocol::kNdjson) != beast::string_view::npos;
-    api_.Handle(api_req, shared_from_this());
-  }
-
-  // Writes are queued so that stream lines never overlap; `close_after` ends the connection.
-  void Send(std::string data, bool close_after) {
-    if (closed_) return;
-    queue_.push_back({std::move(data), close_after});
-    if (!writing_) WriteNext();
-  }
-
-  void WriteNext() {
-    if (queue_.empty() || closed_) return;
-    writing_ = true;
-    auto& front = queue_.front();
-    asio::async_write(stream_, asio::buffer(front.first), [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->writing_ = false;
-      if (self->closed_) return;  // closed meanwhile: the queue goes with the session
-      bool close = self->queue_.front().second;
-      self->queue_.pop_front();
-      if (ec || close) return self->Close();
-      self->WriteNext();
-    });
-  }
-
-  // A client of a stream sends nothing more; a read completing means it went away.
-  void WatchForClose() {
-    stream_.socket().async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->Close();
-      self->WatchForClose();
-    });
-  }
-
-  void Close() {
-    if (closed_) return;
-    closed_ = true;
-    if (!writing_) queue_.clear();  // a write in flight still uses the front buffer
-    for (auto& fn : std::exchange(on_close_, {})) fn();
-    beast::error_code ignored;
-    stream_.socket().shutdown(local::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
-  }
-
-  beast::basic_stream<local, asio::any_io_executor, beast::unlimited_rate_policy> stream_;
-  ControlApi& api_;
-  beast::flat_buffer buffer_;
-  http::request_parser<http::string_body> parser_;
-  std::deque<std::pair<std::string, bool>> queue_;
-  bool writing_ = false;
-  bool started_ = false;
-  bool closed_ = false;
-  bool refused_ = false;
-  std::vector<std::function<void()>> on_close_;
-  std::array<char, 256> discard_{};
-};
 
 }  // namespace
 
@@ -227,7 +91,11 @@ struct ControlServer::Impl {
         ++refused;
         spdlog::warn("control: refused a connection from uid {} gid {} pid {}", cred.uid, cred.gid, cred.pid);
       }
-      std::make_shared<Session>(std::move(socket), api)->Start(!ok, access.read_timeout);
+      ControlApi* to = &api;
+      ServeHttp(std::move(socket), access.read_timeout, [to, ok](ApiRequest request, std::shared_ptr<Responder> r) {
+        if (!ok) return r->Reply(403, ControlApi::ErrorBody("forbidden", "this uid may not use the control socket"));
+        to->Handle(request, std::move(r));
+      });
       Accept();
     });
   }

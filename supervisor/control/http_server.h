@@ -1,9 +1,8 @@
-// The control socket: HTTP/1.1 (Boost.Beast) on a Unix socket created mode 0600 (0660
-// with a group). Each connection's peer is checked with SO_PEERCRED against the allowed
-// uids and gids; one request is read (bounded header and body, within a deadline, so slow
-// or idle clients are dropped), handed to ControlApi, and the connection closes after the
-// answer. Streams keep a read pending to notice the client leaving. Near the open-file
-// limit, new clients get 503 so that a handover still finds descriptors. Loop thread only.
+// The control socket: HTTP/1.1 on a Unix socket created mode 0600 (0660 with a group).
+// Each connection's peer is checked with SO_PEERCRED against the allowed uids and gids;
+// its one request (control/http_session) goes to ControlApi, or is answered 403. Near the
+// open-file limit, new clients get 503 so that a handover still finds descriptors. Loop
+// thread only.
 #pragma once
 
 #include <chrono>

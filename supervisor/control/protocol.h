@@ -49,6 +49,7 @@ inline constexpr const char* kStatusPath = "/v1/status";
 inline constexpr const char* kServicesPath = "/v1/services";
 inline constexpr const char* kEventsPath = "/v1/events";
 inline constexpr const char* kReloadPath = "/v1/reload";
+inline constexpr const char* kDashboardPath = "/v1/dashboard";
 inline constexpr const char* kSelfUpgradePath = "/v1/self-upgrade";
 inline constexpr const char* kMetricsPath = "/metrics";
 

@@ -21,6 +21,7 @@
 #include "supervisor/handover/rollout.h"
 #include "supervisor/handover/steering.h"
 #include "supervisor/notify/notify_message.h"
+#include "supervisor/process/process_memory.h"
 
 namespace baton {
 
@@ -162,10 +163,12 @@ class Service {
   const ServiceCounters& counters() const { return counters_; }
   // Status: the service's own fields; its generations and workers, written as text (the
   // bulk of a status with many workers), each generation with its open proxied
-  // connections when `proxied` is given; both together as one tree.
+  // connections when `proxied` is given and each worker with its CPU time and resident
+  // memory (`usage`) with `usage`; both together as one tree.
   using ProxiedConnections = std::function<size_t(int64_t generation)>;
+  using WorkerUsage = std::function<std::optional<ProcessUsage>(int pid)>;
   nlohmann::json DescribeFields() const;
-  void WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied = {}) const;
+  void WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied = {}, const WorkerUsage& usage = {}) const;
   nlohmann::json Describe() const;
 
  private:

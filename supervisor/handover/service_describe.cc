@@ -71,7 +71,7 @@ const char* ServiceStateName(ServiceState s) {
   return "?";
 }
 
-void Service::WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied) const {
+void Service::WriteGenerations(JsonWriter& out, const ProxiedConnections& proxied, const WorkerUsage& usage) const {
   out.BeginArray();
   for (const auto& g : gens_) {
     out.BeginObject();
@@ -105,6 +105,10 @@ void Service::WriteGenerations(JsonWriter& out, const ProxiedConnections& proxie
       }
       if (w->replaced_by >= 0) out.Key("replaced_by").Int(w->replaced_by);
       if (w->rss) out.Key("rss_bytes").Uint(w->rss);
+      if (auto u = usage && w->pid > 0 ? usage(w->pid) : std::nullopt) {
+        out.Key("usage").BeginObject().Key("cpu_s").Double(u->cpu_s);
+        out.Key("rss_bytes").Uint(u->rss_bytes).EndObject();
+      }
       out.EndObject();
     }
     out.EndArray();

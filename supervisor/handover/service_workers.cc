@@ -109,7 +109,10 @@ void Service::StopWorker(Generation& gen, Worker& w) {
   }
   if (w.phase == WorkerPhase::kStopping) return;
   w.phase = WorkerPhase::kStopping;
-  launcher_.SignalGroup(w.pid, config_.stop.signal);
+  if (config_.stop.signal_group)
+    launcher_.SignalGroup(w.pid, config_.stop.signal);
+  else
+    launcher_.SignalMain(w.pid, config_.stop.signal);
   ArmWorkerTimer(gen, w, config_.stop.timeout, WorkerEvent::kStopTimeout);
 }
 

@@ -59,6 +59,8 @@ class ProcessLauncher {
   virtual Status CheckExecutable(const LaunchSpec& spec) const = 0;
   // Sends a signal to the process group led by pid (the worker and its children).
   virtual void SignalGroup(int pid, int sig) = 0;
+  // Sends a signal to pid alone.
+  virtual void SignalMain(int pid, int sig) = 0;
   // After batond replaced its own program (self-upgrade): gives a child it took over from
   // the previous program its new callbacks. Fails when no such child is known.
   virtual Status Reattach(int pid, ProcessEvents events) = 0;

@@ -311,6 +311,10 @@ void PosixLauncher::SignalGroup(int pid, int sig) {
   if (children_.count(pid)) ::kill(-pid, sig);
 }
 
+void PosixLauncher::SignalMain(int pid, int sig) {
+  if (children_.count(pid)) ::kill(pid, sig);
+}
+
 nlohmann::json PosixLauncher::Export(std::vector<int>* keep) const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [pid, watch] : children_) out.push_back(watch->Export(keep));

@@ -31,6 +31,7 @@ class PosixLauncher : public ProcessLauncher {
   Result<int> Launch(const LaunchSpec& spec, ProcessEvents events) override;
   Status CheckExecutable(const LaunchSpec& spec) const override;
   void SignalGroup(int pid, int sig) override;
+  void SignalMain(int pid, int sig) override;
   Status Reattach(int pid, ProcessEvents events) override;
   size_t running() const { return children_.size(); }
   bool Tracks(int pid) const { return children_.count(pid) > 0; }

@@ -21,6 +21,33 @@ std::optional<int> ProcessGroupOf(std::string_view stat) {
   return *group;
 }
 
+std::optional<ProcessUsage> ParseProcessUsage(std::string_view stat) {
+  static const double kTicks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const uint64_t kPage = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  size_t close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  // After the command: field 3 (state) onwards.
+  std::istringstream rest{std::string(stat.substr(close + 1))};
+  std::string field;
+  uint64_t utime = 0, stime = 0, rss = 0;
+  for (int n = 3; n <= 24 && rest >> field; ++n) {
+    uint64_t* into = n == 14 ? &utime : n == 15 ? &stime : n == 24 ? &rss : nullptr;
+    if (!into) continue;
+    auto v = ParseInteger<uint64_t>(field, "/proc/PID/stat");
+    if (!v.ok()) return std::nullopt;
+    *into = *v;
+    if (n == 24) return ProcessUsage{static_cast<double>(utime + stime) / kTicks, rss * kPage};
+  }
+  return std::nullopt;
+}
+
+std::optional<ProcessUsage> ReadProcessUsage(int pid, const std::string& proc) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in(proc + "/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ParseProcessUsage(stat);
+}
+
 Result<uint64_t> ProcessGroupRss(int pgid, const std::string& proc) {
   static const uint64_t kPage = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   uint64_t pages = 0;

@@ -90,6 +90,7 @@ std::string EncodeCarriedState(const CarriedState& state) {
             {"control_fd", state.control_fd},
             {"notify_fd", state.notify_fd},
             {"health_fd", state.health_fd},
+            {"web_fd", state.web_fd},
             {"program_fd", state.program_fd},
             {"services", std::move(services)},
             {"children", state.children},
@@ -130,8 +131,8 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
            ReadField(j, "notify_ignored", state.notify_ignored), ReadField(j, "announced_ready", state.announced_ready),
            ReadField(j, "self_upgrade", state.self_upgrade), ReadField(j, "control_fd", state.control_fd),
            ReadField(j, "notify_fd", state.notify_fd), ReadField(j, "health_fd", state.health_fd),
-           ReadField(j, "services", services, true), ReadField(j, "children", state.children),
-           ReadField(j, "exec", exec), ReadField(j, "child_fd_limit", limit),
+           ReadField(j, "web_fd", state.web_fd), ReadField(j, "services", services, true),
+           ReadField(j, "children", state.children), ReadField(j, "exec", exec), ReadField(j, "child_fd_limit", limit),
            ReadField(j, "resume_failed", state.resume_failed)});
       !s.ok())
     return s;

@@ -68,6 +68,7 @@ struct CarriedState {
   nlohmann::json self_upgrade;  // the attempts so far and the last outcome, as /v1/status shows them
   int control_fd = -1, notify_fd = -1;
   int health_fd = -1;   // with [daemon] health
+  int web_fd = -1;      // with [daemon] web
   int program_fd = -1;  // the previous program's file, to return to
   std::vector<CarriedService> services;
   nlohmann::json children;                                      // PosixLauncher::Export

@@ -7,7 +7,10 @@
 namespace baton::testing {
 
 struct FakeCommands : Commands {
-  std::string StatusText() override { return R"({"daemon":{"pid":1},"services":[{"name":"web"}]})"; }
+  std::string StatusText(bool with_usage) override {
+    status_usage = with_usage;
+    return R"({"daemon":{"pid":1},"services":[{"name":"web"}]})";
+  }
   std::string ServicesText() override { return R"({"services":[{"name":"web"}]})"; }
   Result<std::string> ServiceStatusText(const std::string& s) override {
     if (s != "web") return Status::NotFound("no service named '" + s + "'");
@@ -75,12 +78,21 @@ struct FakeCommands : Commands {
     follower = std::move(line);
     return 9;
   }
+  Result<uint64_t> FollowStatus(Duration interval, std::function<void(std::string)> text) override {
+    status_interval = interval;
+    status_follower = std::move(text);
+    return uint64_t{11};
+  }
   void Unsubscribe(uint64_t id) override { unsubscribed.push_back(id); }
   Result<nlohmann::json> Reload() override {
     if (reload_error) return Status::InvalidArgument("baton.toml:3:1: service.x.foo: unknown key");
     return nlohmann::json{{"added", {"x"}}};
   }
   std::string Metrics() override { return "baton_daemon_uptime_seconds 1\n"; }
+  Result<nlohmann::json> Dashboard() override {
+    if (!web) return Status::NotFound("no dashboard: set [daemon] web");
+    return nlohmann::json{{"url", "http://127.0.0.1:9181/#token=abc"}, {"read_only", false}};
+  }
   Status SelfUpgrade(const std::string& binary, SelfUpgradeAccepted accepted) override {
     if (busy) return Status::Conflict("self-upgrade refused: service 'web': generation 3 is draining");
     self_upgrade_binary = binary;
@@ -89,6 +101,10 @@ struct FakeCommands : Commands {
   }
 
   bool busy = false;
+  bool web = false;
+  bool status_usage = false;
+  std::optional<Duration> status_interval;
+  std::function<void(std::string)> status_follower;
   bool reload_error = false;
   std::vector<std::string> calls;
   std::function<void()> stopped;

@@ -32,6 +32,7 @@ class FakeLauncher : public ProcessLauncher {
     return Status::Ok();
   }
   void SignalGroup(int pid, int sig) override { signals.emplace_back(pid, sig); }
+  void SignalMain(int pid, int sig) override { main_signals.emplace_back(pid, sig); }
   Status Reattach(int pid, ProcessEvents events) override {
     if (!carried.erase(pid)) return Status::NotFound("no carried process " + std::to_string(pid));
     running_[pid] = std::move(events);
@@ -69,6 +70,7 @@ class FakeLauncher : public ProcessLauncher {
 
   std::vector<Launched> launched;
   std::vector<std::pair<int, int>> signals;
+  std::vector<std::pair<int, int>> main_signals;  // SignalMain: to the process alone
   std::set<std::string> missing;
   std::set<int> carried;  // processes Reattach may claim
   bool fail_launches = false;

@@ -5,11 +5,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -326,4 +329,30 @@ TEST_CASE("stream clients that leave mid-stream, during handovers, do not hurt t
     streams.clear();  // gone while batond is still writing the drain's events to them
   }
   CHECK(d.Api("GET", "/v1/status").status == 200);
+}
+
+TEST_CASE("batonctl events prints each event as it comes, not once a buffer fills") {
+  Daemon d(kService);
+  d.Start();
+  const std::string out = d.dir() + "/events.out";
+  int pid = Spawn(out, {BATONCTL_PATH, "-s", d.socket(), "events"});
+  struct Reap {
+    int pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{pid};
+  auto printed = [&] {
+    std::ifstream in(out);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  // Once batonctl is connected, one restart: a few hundred bytes of events, far from a buffer.
+  REQUIRE(WaitFor([&] { return d.Api("GET", "/v1/status").body["daemon"]["streams"].get<int>() >= 1; }));
+  REQUIRE(d.Ctl({"restart", "web"}).exit_code == 0);
+  CHECK(WaitFor([&] { return printed().find("promoted") != std::string::npos; }));
+  CHECK(ProcessAlive(pid));
+  INFO(printed());
 }

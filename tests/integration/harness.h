@@ -49,8 +49,11 @@ std::string LastLines(const std::string& text, size_t n);
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::string head;  // the status line and headers
 };
-HttpResponse HttpRequest(int port, const std::string& method, const std::string& path, std::string* error = nullptr);
+// `headers`: more header lines, each ending in \r\n.
+HttpResponse HttpRequest(int port, const std::string& method, const std::string& path, std::string* error = nullptr,
+                         const std::string& headers = "");
 // GET; returns the body of a 200, or "" with `error` set.
 std::string HttpGet(int port, const std::string& path = "/", std::string* error = nullptr);
 

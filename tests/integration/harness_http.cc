@@ -12,7 +12,8 @@
 
 namespace baton::it {
 
-HttpResponse HttpRequest(int port, const std::string& method, const std::string& path, std::string* error) {
+HttpResponse HttpRequest(int port, const std::string& method, const std::string& path, std::string* error,
+                         const std::string& headers) {
   auto fail = [&](const std::string& why) {
     if (error) *error = why;
     return HttpResponse{};
@@ -29,7 +30,7 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
     ::close(fd);
     return fail(why);
   }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + headers + "\r\n";
   if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return fail("write failed");
@@ -48,7 +49,7 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
   auto cl = res.find("Content-Length: ");
   if (method != "HEAD" && cl != std::string::npos && std::stoul(res.substr(cl + 16)) != body.size())
     return fail("truncated body");
-  return HttpResponse{std::stoi(res.substr(9, 3)), body};
+  return HttpResponse{std::stoi(res.substr(9, 3)), body, res.substr(0, header_end)};
 }
 
 std::string HttpGet(int port, const std::string& path, std::string* error) {

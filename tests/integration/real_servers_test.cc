@@ -83,6 +83,7 @@ notify = true
 timeout = "20s"
 [service.gunicorn.stop]
 signal = "TERM"
+signal_to = "main"
 timeout = "30s"
 )");
   ZeroDropUpgrades(d, "gunicorn", "v3-broken",

@@ -22,6 +22,7 @@ struct RecordingResponder : Responder {
   }
   void StartStream() override { streaming = true; }
   void StreamLine(const nlohmann::json& l) override { lines.push_back(l); }
+  void StreamText(std::string l) override { lines.push_back(nlohmann::json::parse(l)); }
   void EndStream() override { ended = true; }
   void OnClose(std::function<void()> fn) override { on_close.push_back(std::move(fn)); }
   void Disconnect() {
@@ -41,7 +42,7 @@ struct Fixture {
   std::shared_ptr<RecordingResponder> Call(const std::string& method, const std::string& target,
                                            const std::string& body = "", bool stream = false) {
     auto r = std::make_shared<RecordingResponder>();
-    api.Handle(ApiRequest{method, target, body, stream}, r);
+    api.Handle(ApiRequest{method, target, body, stream, ""}, r);
     return r;
   }
 };
@@ -263,4 +264,40 @@ TEST_CASE_METHOD(Fixture, "self-upgrade errors: bad body, busy daemon, a binary 
                                  nullptr);
   CHECK(r->status == 409);
   CHECK_THAT(r->body["error"]["message"].get<std::string>(), Catch::Contains("/bin/false"));
+}
+
+TEST_CASE_METHOD(Fixture, "status with usage, and a status stream pushed by batond") {
+  CHECK(Call("GET", "/v1/status")->status == 200);
+  CHECK_FALSE(commands.status_usage);
+  CHECK(Call("GET", "/v1/status?usage=1")->status == 200);
+  CHECK(commands.status_usage);
+
+  auto r = Call("GET", "/v1/status?follow=1");
+  CHECK(r->streaming);
+  REQUIRE(commands.status_interval);
+  CHECK(*commands.status_interval == std::chrono::seconds(2));
+  commands.status_follower(R"({"daemon":{"pid":1}})");
+  REQUIRE(r->lines.size() == 1);
+  CHECK(r->lines[0]["daemon"]["pid"] == 1);
+  r->Disconnect();
+  CHECK(commands.unsubscribed == std::vector<uint64_t>{11});
+
+  CHECK(Call("GET", "/v1/status?follow=1&interval=500ms")->streaming);
+  CHECK(*commands.status_interval == std::chrono::milliseconds(500));
+  for (const char* bad : {"1ms", "2h", "soon", ""}) {
+    auto b = Call("GET", std::string("/v1/status?follow=1&interval=") + bad);
+    CHECK(b->status == 400);
+    CHECK_FALSE(b->streaming);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "the dashboard's address: 404 without [daemon] web") {
+  auto none = Call("GET", "/v1/dashboard");
+  CHECK(none->status == 404);
+  CHECK(none->body["error"]["message"].get<std::string>().find("[daemon] web") != std::string::npos);
+  commands.web = true;
+  auto some = Call("GET", "/v1/dashboard");
+  CHECK(some->status == 200);
+  CHECK(some->body["url"] == "http://127.0.0.1:9181/#token=abc");
+  CHECK(Call("POST", "/v1/dashboard")->status == 405);
 }

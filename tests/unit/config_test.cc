@@ -46,6 +46,7 @@ timeout = "5s"
 
 [service.web.stop]
 signal = "QUIT"
+signal_to = "main"
 timeout = "20s"
 
 [service.web.restart]
@@ -77,6 +78,7 @@ command = ["sleep", "infinity"]
   CHECK(*w.ready.http == "http://127.0.0.1:{probe_port}/healthz");
   CHECK(w.ready.timeout == 5s);
   CHECK(w.stop.signal == SIGQUIT);
+  CHECK_FALSE(w.stop.signal_group);
   CHECK(w.stop.timeout == 20s);
   CHECK(w.restart.initial_backoff == 250ms);
   CHECK(w.restart.multiplier == 3.0);
@@ -147,6 +149,8 @@ TEST_CASE("errors name the file, line and key") {
   SECTION("unknown signal") {
     CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"]\n[service.a.stop]\nsignal = \"SIGFOO\"\n"),
                Catch::Contains("service.a.stop.signal: unknown signal"));
+    CHECK_THAT(ErrorOf("[service.a]\ncommand = [\"x\"]\n[service.a.stop]\nsignal_to = \"children\"\n"),
+               Catch::Contains("baton.toml:4:13: service.a.stop.signal_to: expected \"group\" or \"main\""));
   }
   SECTION("no services") { CHECK_THAT(ErrorOf("[daemon]\n"), Catch::Contains("no services defined")); }
 }

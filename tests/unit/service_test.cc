@@ -131,6 +131,20 @@ TEST_CASE("draining: SIGKILL to the process group after stop.timeout") {
   CHECK(h.HasEvent(EventType::kKill));
 }
 
+TEST_CASE("stop.signal_to main: the stop signal to the main process alone, SIGKILL still to the group") {
+  ServiceConfig config = NotifyConfig(1);
+  config.stop.signal_group = false;
+  Harness h(config);
+  h.StartLive("v1");
+  int old_pid = h.PidsOf("v1")[0];
+  h.Begin("v2");
+  h.ReadyAll("v2");
+  CHECK(h.launcher.main_signals == std::vector<std::pair<int, int>>{{old_pid, SIGTERM}});
+  CHECK_FALSE(h.launcher.Signalled(old_pid, SIGTERM));
+  h.clock.Advance(3s);
+  CHECK(h.launcher.Signalled(old_pid, SIGKILL));
+}
+
 TEST_CASE("an executable that does not exist is refused at once, touching nothing") {
   Harness h(NotifyConfig(1));
   h.StartLive("v1");
