@@ -12,14 +12,12 @@ chromium, chromedriver or selenium is missing; ./run test installs them.
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from batond_process import Batond, api, wait_for  # noqa: E402
 
 SKIP = 77
 try:
@@ -33,34 +31,6 @@ except ImportError as e:
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def api(sock, method, path, body=None):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(30)
-    s.connect(sock)
-    data = json.dumps(body).encode() if body is not None else b""
-    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
-    out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-    s.close()
-    head, _, body = out.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body or b"null")
-
-
-def wait_for(what, condition, limit=20):
-    deadline = time.time() + limit
-    last = None
-    while time.time() < deadline:
-        try:
-            last = condition()
-            if last:
-                return last
-        except Exception as e:  # the page is redrawing: an element may be replaced under us
-            last = e
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class Page:
@@ -130,13 +100,11 @@ def main():
     shots = os.path.join(build, "screenshots")
     os.makedirs(shots, exist_ok=True)
     worker = os.path.join(build, "tests/test_worker")
-    tmp = tempfile.mkdtemp(prefix="baton-browser-")
-    sock = os.path.join(tmp, "ctl.sock")
-    with open(os.path.join(tmp, "baton.toml"), "w") as f:
-        f.write(config(tmp, worker))
-    log = open(os.path.join(tmp, "batond.log"), "w")
-    daemon = subprocess.Popen([os.path.join(build, "supervisor/batond"), "-c", os.path.join(tmp, "baton.toml")],
-                              stderr=log)
+    with Batond(build, lambda tmp: config(tmp, worker), "baton-browser-") as d:
+        return check_dashboard(d.sock, shots, worker)
+
+
+def check_dashboard(sock, shots, worker):
     driver = None
     try:
         url = wait_for("batond's dashboard", lambda: os.path.exists(sock) and api(sock, "GET", "/v1/dashboard")[1]
@@ -217,17 +185,6 @@ def main():
     finally:
         if driver:
             driver.quit()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        if sys.exc_info()[0] is not None:
-            with open(os.path.join(tmp, "batond.log")) as f:
-                print("batond's log:\n" + f.read()[-4000:])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

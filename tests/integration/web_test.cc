@@ -11,19 +11,6 @@ using namespace baton::it;
 
 namespace {
 
-const char* kService = R"(
-[service.web]
-command = ["@WORKER@", "--version", "{version}", "--notify"]
-version = "v1"
-replicas = 1
-bake_time = "0s"
-[service.web.listen]
-http = "tcp://127.0.0.1:0"
-[service.web.ready]
-notify = true
-timeout = "5s"
-)";
-
 struct Dashboard {
   int port = 0;
   std::string token;
@@ -48,7 +35,7 @@ std::string Bearer(const Dashboard& b) { return "Authorization: Bearer " + b.tok
 }  // namespace
 
 TEST_CASE("web dashboard: the page for anyone, data and actions only with the token") {
-  Daemon d(kService, "web = \"tcp://127.0.0.1:0\"");
+  Daemon d(WebService(1), "web = \"tcp://127.0.0.1:0\"");
   d.Start();
   Dashboard b = Find(d);
   struct stat st {};
@@ -91,7 +78,7 @@ TEST_CASE("web dashboard: the page for anyone, data and actions only with the to
 }
 
 TEST_CASE("web dashboard: read_only allows reading only, and the token is kept across restarts") {
-  Daemon d(kService, "web = { address = \"tcp://127.0.0.1:0\", read_only = true }");
+  Daemon d(WebService(1), "web = { address = \"tcp://127.0.0.1:0\", read_only = true }");
   d.Start();
   Dashboard b = Find(d);
   CHECK(d.Ctl({"dashboard"}).output.find("(read-only)") != std::string::npos);
@@ -106,7 +93,7 @@ TEST_CASE("web dashboard: read_only allows reading only, and the token is kept a
 }
 
 TEST_CASE("status stream: pushed at once, after a handover's events, and carried over a self-upgrade") {
-  Daemon d(kService, "web = \"tcp://127.0.0.1:0\"");
+  Daemon d(WebService(1), "web = \"tcp://127.0.0.1:0\"");
   d.Start();
   Dashboard before = Find(d);
   {
