@@ -95,29 +95,27 @@ WebDecision DecideWebRequest(const ApiRequest& request, std::string_view token, 
   const bool reading = request.method == "GET" || request.method == "HEAD";
   if (path == "/" || path == "/index.html") return {WebRoute::kAsset, "/index.html", ""};
   if (path == "/app.js" || path == "/app.css") return {WebRoute::kAsset, path, ""};
-  const bool api = path.rfind("/v1/", 0) == 0 || path == "/metrics";
+  const bool api = path.rfind("/v1/", 0) == 0 || path == protocol::kMetricsPath;
   if (!api) return {WebRoute::kNotFound, "", ""};
   if (!BearerMatches(request.authorization, token)) return {WebRoute::kUnauthorized, "", ""};
   if (reading && path == protocol::kDashboardPath) return {WebRoute::kInfo, "", ""};
+  // What the dashboard shows (status, services with their history and logs, events,
+  // metrics), and the actions it offers on a service.
+  auto route = protocol::ParseServicePath(path);
   if (reading) {
-    // What the dashboard shows: status, services (with history and logs), events, metrics.
-    if (path == "/v1/status" || path == "/v1/services" || path.rfind("/v1/services/", 0) == 0 || path == "/v1/events" ||
-        path == "/metrics")
+    if (path == protocol::kStatusPath || path == protocol::kServicesPath || path == protocol::kEventsPath ||
+        path == protocol::kMetricsPath || route)
       return {WebRoute::kApi, "", ""};
     return {WebRoute::kForbidden, "", path + " is not offered on the dashboard; use batonctl"};
   }
   if (read_only) return {WebRoute::kForbidden, "", "the dashboard is read-only (daemon.web.read_only)"};
-  // The actions the dashboard offers, on one service each.
-  static const char* kActions[] = {"upgrade", "rollback", "restart", "promote", "pause", "resume", "scale"};
-  if (request.method == "POST" && path.rfind("/v1/services/", 0) == 0) {
-    std::string_view rest = std::string_view(path).substr(std::string_view("/v1/services/").size());
-    size_t slash = rest.find('/');
-    if (slash != std::string_view::npos && slash > 0) {
-      std::string_view action = rest.substr(slash + 1);
-      for (const char* a : kActions)
-        if (action == a) return {WebRoute::kApi, "", ""};
-    }
-  }
+  using protocol::ServiceAction;
+  static const ServiceAction kOffered[] = {ServiceAction::kUpgrade, ServiceAction::kRollback, ServiceAction::kRestart,
+                                           ServiceAction::kPromote, ServiceAction::kPause,    ServiceAction::kResume,
+                                           ServiceAction::kScale};
+  if (request.method == "POST" && route && route->action)
+    for (ServiceAction offered : kOffered)
+      if (*route->action == offered) return {WebRoute::kApi, "", ""};
   return {WebRoute::kForbidden, "", request.method + " " + path + " is not offered on the dashboard; use batonctl"};
 }
 
