@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <optional>
 
 #include "supervisor/base/number.h"
@@ -30,6 +31,9 @@ void ChildMain(const ChildSetup& c) {
     (void)!::write(report_w, &f, sizeof f);
     ::_exit(127);
   };
+  // The descriptor table is still batond's (CLONE_FILES): take a copy of the part below
+  // keep_below, where everything this child needs is, before changing any of it.
+  if (::syscall(SYS_close_range, c.keep_below, ~0U, CLOSE_RANGE_UNSHARE) != 0 && ::unshare(CLONE_FILES) != 0) fail(3);
   ::setpgid(0, 0);
   // Every signal arrives blocked (SpawnChild): batond's handlers must not run here, on its
   // memory. Back to the defaults first, then unblocked.
@@ -110,12 +114,54 @@ Result<pid_t> SpawnChild(const ChildSetup& setup) {
   sigset_t all, old;
   ::sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = ::clone(ChildEntry, static_cast<char*>(stack) + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                      const_cast<ChildSetup*>(&setup));
+  pid_t pid = ::clone(ChildEntry, static_cast<char*>(stack) + kStackBytes,
+                      CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, const_cast<ChildSetup*>(&setup));
   int err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return Status::FromErrno("clone", err);
   return pid;
+}
+
+Status ChildFdSlots::Reserve(size_t count) {
+  if (!devnull_) {
+    int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("open /dev/null", errno);
+    devnull_.Reset(fd);
+    // Above 0, 1 and 2: the child puts its own there first.
+    if (fd < 3) devnull_.Reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    if (!devnull_) return Status::FromErrno("reserve a descriptor for children", errno);
+  }
+  while (slots_.size() < count) {
+    UniqueFd slot(::fcntl(devnull_.get(), F_DUPFD_CLOEXEC, 3));
+    if (!slot) return Status::FromErrno("reserve a descriptor for children", errno);
+    slots_.push_back(std::move(slot));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<int>> ChildFdSlots::Fill(const std::vector<int>& fds) {
+  if (Status s = Reserve(fds.size()); !s.ok()) return s;
+  std::vector<int> placed;
+  for (int fd : fds) {
+    int slot = slots_[filled_].get();
+    if (::dup3(fd, slot, O_CLOEXEC) < 0) {
+      Clear();
+      return Status::FromErrno("copy a descriptor for a child", errno);
+    }
+    ++filled_;
+    placed.push_back(slot);
+  }
+  return placed;
+}
+
+void ChildFdSlots::Clear() {
+  for (; filled_ > 0; --filled_) ::dup3(devnull_.get(), slots_[filled_ - 1].get(), O_CLOEXEC);
+}
+
+int ChildFdSlots::end() const {
+  int top = devnull_.get();
+  for (size_t i = 0; i < filled_; ++i) top = std::max(top, slots_[i].get());
+  return top + 1;
 }
 
 Status ResolveIdentity(const LaunchSpec& spec, ChildSetup* setup, std::vector<std::string>* env_strings) {

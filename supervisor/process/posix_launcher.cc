@@ -212,7 +212,12 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   std::array<char, 4096> out_chunk_{}, err_chunk_{};
 };
 
-PosixLauncher::PosixLauncher(asio::io_context& io) : io_(io) {}
+PosixLauncher::PosixLauncher(asio::io_context& io) : io_(io) {
+  // The usual child's: output, error and exec report pipes and a few listeners. The same
+  // count in every program, so that a self-upgrade keeps the number of open descriptors.
+  // On failure, Launch says why.
+  (void)child_fd_slots_.Reserve(8);
+}
 
 PosixLauncher::~PosixLauncher() {
   for (auto& [pid, watch] : children_) watch->Shutdown();
@@ -249,25 +254,29 @@ Result<int> PosixLauncher::Launch(const LaunchSpec& spec, ProcessEvents events) 
   UniqueFd err_r(err[0]), err_w(err[1]);
   if (::pipe2(report, O_CLOEXEC) != 0) return Status::FromErrno("create exec report pipe", errno);
   UniqueFd report_r(report[0]), report_w(report[1]);
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) return Status::FromErrno("open /dev/null", errno);
 
+  std::vector<int> passed = {out_w.get(), err_w.get(), report_w.get()};
+  passed.insert(passed.end(), spec.fds.begin(), spec.fds.end());
+  auto slots = child_fd_slots_.Fill(passed);
+  if (!slots.ok()) return slots.status();
   setup.path = path.c_str();
   setup.argv = argv.data();
   setup.envp = envp.data();
   for (size_t i = env_strings.size() - spec.own_pid_env.size(); i < env_strings.size(); ++i)
     setup.own_pid_digits.push_back(env_strings[i].data() + env_strings[i].find('=') + 1);
   setup.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
-  setup.devnull = devnull.get();
-  setup.out_w = out_w.get();
-  setup.err_w = err_w.get();
-  setup.report_w = report_w.get();
-  setup.fds = spec.fds.data();
+  setup.devnull = child_fd_slots_.devnull();
+  setup.out_w = (*slots)[0];
+  setup.err_w = (*slots)[1];
+  setup.report_w = (*slots)[2];
+  setup.fds = slots->data() + 3;
   setup.nfds = static_cast<int>(spec.fds.size());
+  setup.keep_below = child_fd_slots_.end();
   setup.umask = spec.umask ? static_cast<int>(*spec.umask) : -1;
   setup.death_signal = spec.parent_death_signal;
   setup.parent = ::getpid();
   auto spawned = SpawnChild(setup);
+  child_fd_slots_.Clear();  // the report pipe reads end-of-file once the child's copy closes
   if (!spawned.ok()) return spawned.status();
   pid_t pid = *spawned;
   ::setpgid(pid, pid);  // also in the parent, so signals to the group work at once

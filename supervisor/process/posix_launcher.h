@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "supervisor/base/unique_fd.h"
+#include "supervisor/process/child_setup.h"
 #include "supervisor/process/launcher.h"
 
 #include <nlohmann/json_fwd.hpp>
@@ -51,6 +52,7 @@ class PosixLauncher : public ProcessLauncher {
   Result<int> Watch(int pid, UniqueFd out_r, UniqueFd err_r, const LaunchSpec& spec, ProcessEvents events);
 
   boost::asio::io_context& io_;
+  ChildFdSlots child_fd_slots_;
   std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped
   std::set<int> unclaimed_;                              // imported, awaiting Reattach
