@@ -210,6 +210,7 @@ class Supervisor : public Commands {
   std::map<uint64_t, std::pair<std::string, Line>> log_followers_;  // id -> (service, sink)
   std::map<uint64_t, std::unique_ptr<StatusFeed>> status_feeds_;    // by their event subscription
   uint64_t next_subscriber_ = 1;
+  size_t status_size_ = 0;  // the last whole status's, to reserve room for the next
   double started_wall_ = 0;
   bool stopping_ = false;
   uint64_t notify_ignored_ = 0;  // messages from pids that are no worker of ours

@@ -69,9 +69,11 @@ void Supervisor::WriteServices(JsonWriter& out, bool usage) const {
 
 std::string Supervisor::StatusText(bool with_usage) {
   JsonWriter out;
+  out.Reserve(status_size_ + status_size_ / 8 + 64);  // about the last one's size, and the answer's newline
   out.BeginObject().Key("daemon").Value(DescribeDaemon());
   WriteServices(out, with_usage);
   out.Key("tunnels").Value(DescribeTunnels()).EndObject();
+  status_size_ = out.text().size();
   return out.Take();
 }
 

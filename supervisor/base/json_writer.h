@@ -14,6 +14,9 @@ namespace baton {
 
 class JsonWriter {
  public:
+  // Room for `bytes` of text, so that a large answer is not copied as it grows.
+  void Reserve(size_t bytes) { out_.reserve(bytes); }
+
   JsonWriter& BeginObject();
   JsonWriter& EndObject();
   JsonWriter& BeginArray();

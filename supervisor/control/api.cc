@@ -15,7 +15,7 @@ void ReplyError(Responder& r, const Status& s) {
 
 void ReplyJsonText(Responder& r, std::string json) {
   json += '\n';  // as Reply ends a JSON answer
-  r.ReplyText(200, "application/json", json);
+  r.ReplyText(200, "application/json", std::move(json));
 }
 
 Status OptionalString(const nlohmann::json& body, const char* key, std::optional<std::string>& out) {

@@ -31,7 +31,7 @@ class Responder {
  public:
   virtual ~Responder() = default;
   virtual void Reply(int http_status, const nlohmann::json& body) = 0;
-  virtual void ReplyText(int http_status, const std::string& content_type, const std::string& body) = 0;
+  virtual void ReplyText(int http_status, const std::string& content_type, std::string body) = 0;
   virtual void StartStream() = 0;
   virtual void StreamLine(const nlohmann::json& line) = 0;
   virtual void StreamText(std::string line) = 0;  // a line of JSON text already written

@@ -40,8 +40,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
     Respond(status, "application/json", JsonText(body) + "\n");
   }
 
-  void ReplyText(int status, const std::string& content_type, const std::string& body) override {
-    Respond(status, content_type, body);
+  void ReplyText(int status, const std::string& content_type, std::string body) override {
+    Respond(status, content_type, std::move(body));
   }
 
   void StartStream() override {
@@ -67,7 +67,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
  private:
   // One write of the head and the body together (a status can be hundreds of kilobytes:
   // no stream or intermediate copies).
-  void Respond(int status, std::string_view content_type, std::string_view body) {
+  void Respond(int status, std::string_view content_type, std::string body) {
     if (started_) return;
     started_ = true;
     std::string reason(http::obsolete_reason(static_cast<http::status>(status)));
@@ -78,11 +78,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
       head += "\r\nContent-Security-Policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'";
     if (status == 401) head += "\r\nWWW-Authenticate: Bearer";
     head += "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-    std::string message;
-    message.reserve(head.size() + body.size());
-    message += head;
-    message += body;
-    Send(std::move(message), true);
+    Send(std::move(head), true, std::move(body));
   }
 
   void OnRead(beast::error_code ec) {
@@ -110,9 +106,10 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
   }
 
   // Writes are queued so that stream lines never overlap; `close_after` ends the connection.
-  void Send(std::string data, bool close_after) {
+  // A body given apart from its head goes out with it in one gathered write, uncopied.
+  void Send(std::string data, bool close_after, std::string body = {}) {
     if (closed_) return;
-    queue_.push_back({std::move(data), close_after});
+    queue_.push_back({std::move(data), std::move(body), close_after});
     if (!writing_) WriteNext();
   }
 
@@ -120,15 +117,15 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
     if (queue_.empty() || closed_) return;
     writing_ = true;
     auto& front = queue_.front();
-    asio::async_write(stream_, asio::buffer(front.first),
-                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                        self->writing_ = false;
-                        if (self->closed_) return;  // closed meanwhile: the queue goes with the session
-                        bool close = self->queue_.front().second;
-                        self->queue_.pop_front();
-                        if (ec || close) return self->Close();
-                        self->WriteNext();
-                      });
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(front.data), asio::buffer(front.body)};
+    asio::async_write(stream_, buffers, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (self->closed_) return;  // closed meanwhile: the queue goes with the session
+      bool close = self->queue_.front().close_after;
+      self->queue_.pop_front();
+      if (ec || close) return self->Close();
+      self->WriteNext();
+    });
   }
 
   // A client of a stream sends nothing more; a read completing means it went away.
@@ -154,7 +151,11 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public R
   RequestHandler handler_;
   beast::flat_buffer buffer_;
   http::request_parser<http::string_body> parser_;
-  std::deque<std::pair<std::string, bool>> queue_;
+  struct Write {
+    std::string data, body;
+    bool close_after;
+  };
+  std::deque<Write> queue_;
   bool writing_ = false;
   bool started_ = false;
   bool closed_ = false;

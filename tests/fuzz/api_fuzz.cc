@@ -21,7 +21,7 @@ struct CheckingResponder : baton::Responder {
     if (status < 200 || status > 599) __builtin_trap();
     (void)baton::JsonText(body);  // as the server writes it
   }
-  void ReplyText(int, const std::string&, const std::string&) override {}
+  void ReplyText(int, const std::string&, std::string) override {}
   void StartStream() override {}
   void StreamLine(const nlohmann::json& line) override { (void)baton::JsonText(line); }
   void StreamText(std::string) override {}

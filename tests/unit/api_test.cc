@@ -14,7 +14,7 @@ struct RecordingResponder : Responder {
     status = s;
     body = b;
   }
-  void ReplyText(int s, const std::string& type, const std::string& b) override {
+  void ReplyText(int s, const std::string& type, std::string b) override {
     status = s;
     content_type = type;
     text = b;
