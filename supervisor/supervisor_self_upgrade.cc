@@ -349,9 +349,14 @@ int ResumeFromState(int state_fd, const std::string& previous_failure) {
   const int program_fd = state.program_fd;
   // Until this program runs, the descriptors belong to the previous one: a supervisor that
   // fails to take over is kept, unclosed, while exec returns to that program.
-  Supervisor::Resumed resumed = Supervisor::CreateResumed(std::move(config), state);
+  // The way back is all ReturnToPrevious reads: the state itself moves on, uncopied.
+  CarriedState way_back;
+  way_back.binary = state.binary;
+  way_back.program_fd = state.program_fd;
+  way_back.fds = state.fds;
+  Supervisor::Resumed resumed = Supervisor::CreateResumed(std::move(config), std::move(state));
   if (!resumed.status.ok()) {
-    if (previous_failure.empty()) return ReturnToPrevious(state, state_fd, resumed.status.message());
+    if (previous_failure.empty()) return ReturnToPrevious(way_back, state_fd, resumed.status.message());
     spdlog::critical("self-upgrade: the previous program cannot take over again either: {}", resumed.status.message());
     return kExitSystem;
   }

@@ -52,6 +52,15 @@ Status ReadField(const nlohmann::json& j, const char* key, T& out, bool required
   return Status::Ok();
 }
 
+// Moves the sub-document `j[key]` into `out` (no copy of a large one), with ReadField's
+// rules for a missing or null field.
+inline Status TakeField(nlohmann::json& j, const char* key, nlohmann::json& out, bool required = false) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null())
+    return required ? Status::InvalidArgument(std::string("field '") + key + "' is required") : Status::Ok();
+  out = std::move(j[key]);
+  return Status::Ok();
+}
+
 // Fails unless every field of the object `j` is one of `allowed`.
 inline Status OnlyFields(const nlohmann::json& j, std::initializer_list<const char*> allowed) {
   for (const auto& [key, value] : j.items()) {
