@@ -33,8 +33,8 @@ struct ChildSetup {
   int devnull, out_w, err_w, report_w;
   const int* fds;
   int nfds;
-  // Every descriptor above is below this number (ChildFdSlots::end()): the child copies
-  // only batond's descriptors below it.
+  // devnull, out_w, err_w, report_w and fds are all below this number
+  // (ChildFdSlots::end()): the child copies only batond's descriptors below it.
   int keep_below = 0;
   const rlimit* fd_limit = nullptr;            // best effort: the limit batond started with
   std::vector<std::pair<int, rlimit>> limits;  // the service's own: must hold
