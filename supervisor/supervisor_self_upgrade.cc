@@ -154,6 +154,7 @@ CarriedState Supervisor::CaptureState(std::vector<int>* keep) {
   if (health_) keep->push_back(state.health_fd = health_->fd());
   if (web_) keep->push_back(state.web_fd = web_->fd());
   state.children = launcher_.Export(keep);
+  state.children_watch_fd = launcher_.watch_set_fd();
   state.version = BATON_VERSION;
   state.binary = own_binary_;
   state.config_path = config_.path;

@@ -177,7 +177,7 @@ Status Supervisor::InitResumed(int* exit_code) {
   // After a failed attempt the previous program runs again: its own file stays the default.
   own_binary_ = c.resume_failed.empty() ? c.exec.binary : c.binary;
   if (own_binary_.empty()) own_binary_ = "batond";
-  if (Status s = launcher_.Import(c.children); !s.ok()) return s;
+  if (Status s = launcher_.Import(c.children, c.children_watch_fd); !s.ok()) return s;
   KeepListeners();  // already kept by the previous program: systemd sees the same sockets
   return CreateTunnels();
 }

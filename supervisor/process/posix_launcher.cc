@@ -21,8 +21,9 @@
 #include "supervisor/base/number.h"
 #include "supervisor/base/system_names.h"
 #include "supervisor/base/unique_fd.h"
-#include "supervisor/process/child_setup.h"
 #include "supervisor/config/config.h"
+#include "supervisor/process/child_setup.h"
+#include "supervisor/process/watch_set.h"
 
 namespace baton {
 
@@ -57,37 +58,44 @@ std::string ResolveExecutable(const std::string& program, const std::vector<std:
   return "";
 }
 
-// Watches one child: its pidfd and its two output pipes. Shared-owned so that async
-// handlers keep it alive until they have run.
-class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
+// Watches one child: its pidfd and its two output pipes, in the launcher's WatchSet,
+// which holds it (shared) while any of them is watched.
+class ChildWatch : public WatchSet::Handler, public std::enable_shared_from_this<ChildWatch> {
  public:
-  ChildWatch(asio::io_context& io, int pid, int pidfd, int out, int err, std::string tag, bool log_output,
+  ChildWatch(WatchSet& set, int pid, int pidfd, int out, int err, std::string tag, bool log_output,
              ProcessEvents events, std::function<void(int)> reaped)
-      : pid_(pid),
-        pidfd_(io, pidfd),
-        out_(io, out),
-        err_(io, err),
+      : set_(set),
+        pid_(pid),
+        pidfd_(pidfd),
+        out_(out),
+        err_(err),
         tag_(std::move(tag)),
         log_output_(log_output),
         events_(std::move(events)),
         reaped_(std::move(reaped)) {}
 
-  void Start() {
-    boost::system::error_code ignored;  // the reads below must not block the loop
-    out_.non_blocking(true, ignored);
-    err_.non_blocking(true, ignored);
-    WaitExit();
-    ReadMore(out_, out_buf_, OutputStream::kStdout);
-    ReadMore(err_, err_buf_, OutputStream::kStderr);
+  // Watches the three descriptors; `carried` when they are in a set carried across a
+  // self-upgrade already.
+  Status Start(bool carried) {
+    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) {
+      if (!*fd) continue;
+      if (carried) {
+        set_.Adopt(fd->get(), shared_from_this());
+        continue;
+      }
+      if (Status s = set_.Add(fd->get(), shared_from_this()); !s.ok()) {
+        Shutdown();
+        return s;
+      }
+    }
+    return Status::Ok();
   }
 
   // Self-upgrade: what the next program needs to carry on watching this child.
   nlohmann::json Export(std::vector<int>* keep) {
-    auto fd = [&](asio::posix::stream_descriptor& d) {
-      if (!d.is_open()) return -1;
-      int n = d.native_handle();
-      keep->push_back(n);
-      return n;
+    auto fd = [&](const UniqueFd& d) {
+      if (d) keep->push_back(d.get());
+      return d ? d.get() : -1;
     };
     return {{"pid", pid_},        {"pidfd", fd(pidfd_)},        {"stdout", fd(out_)},
             {"stderr", fd(err_)}, {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_},
@@ -100,51 +108,44 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   void SetEvents(ProcessEvents events) { events_ = std::move(events); }
 
   void Shutdown() {
-    boost::system::error_code ec;
-    pidfd_.close(ec);
-    out_.close(ec);
-    err_.close(ec);
+    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) Close(*fd);
+  }
+
+  void OnReady(int fd) override {
+    if (fd == pidfd_.get()) return OnExit();
+    bool is_out = fd == out_.get();
+    UniqueFd& pipe = is_out ? out_ : err_;
+    std::string& buf = is_out ? out_buf_ : err_buf_;
+    OutputStream which = is_out ? OutputStream::kStdout : OutputStream::kStderr;
+    // At most 16 reads, then the others' turn: the set reports the rest at once.
+    if (ReadAvailable(pipe, buf, which, 16) == PipeState::kEnded) {
+      Flush(buf, which);
+      Close(pipe);
+    }
   }
 
  private:
   static constexpr size_t kMaxLine = 16 * 1024;
 
-  void WaitExit() {
-    pidfd_.async_wait(asio::posix::stream_descriptor::wait_read,
-                      [self = shared_from_this()](const boost::system::error_code& ec) {
-                        if (!ec) self->OnExit();
-                      });
-  }
-
-  // Waits for output, then reads what there is into one buffer shared by every child (not
-  // a buffer per pipe held through the wait: 8 MiB with 1,000 workers).
-  void ReadMore(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which) {
-    if (!pipe.is_open()) return;
-    pipe.async_wait(asio::posix::stream_descriptor::wait_read,
-                    [self = shared_from_this(), &pipe, &buf, which](const boost::system::error_code& ec) {
-                      // At most 16 reads, then the others' turn: the wait comes back at once.
-                      if (ec || self->ReadAvailable(pipe, buf, which, 16) == PipeState::kEnded) {
-                        self->Flush(buf, which);
-                        boost::system::error_code ignored;
-                        pipe.close(ignored);
-                        return;
-                      }
-                      self->ReadMore(pipe, buf, which);
-                    });
+  void Close(UniqueFd& fd) {
+    if (!fd) return;
+    set_.Remove(fd.get());
+    fd.Reset();
   }
 
   enum class PipeState { kOpen, kEnded };
-  // Reads up to `rounds` times, without blocking, until nothing is left.
-  PipeState ReadAvailable(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which, int rounds) {
+  // Reads up to `rounds` times, without blocking, until nothing is left, into one buffer
+  // shared by every child (not a buffer per pipe: 8 MiB with 1,000 workers).
+  PipeState ReadAvailable(const UniqueFd& pipe, std::string& buf, OutputStream which, int rounds) {
     static thread_local std::array<char, 16384> chunk;
-    for (int i = 0; i < rounds && pipe.is_open(); ++i) {
-      ssize_t n = ::read(pipe.native_handle(), chunk.data(), chunk.size());
+    for (int i = 0; i < rounds && pipe; ++i) {
+      ssize_t n = ::read(pipe.get(), chunk.data(), chunk.size());
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PipeState::kOpen;
       if (n <= 0) return PipeState::kEnded;
       Consume(buf, std::string_view(chunk.data(), static_cast<size_t>(n)), which);
     }
-    return pipe.is_open() ? PipeState::kOpen : PipeState::kEnded;
+    return pipe ? PipeState::kOpen : PipeState::kEnded;
   }
 
   void Consume(std::string& buf, std::string_view data, OutputStream which) {
@@ -171,28 +172,24 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   }
 
   // Drains whatever output is already buffered in a pipe, without blocking.
-  void DrainNow(asio::posix::stream_descriptor& pipe, std::string& buf, OutputStream which) {
-    if (!pipe.is_open()) return;
+  void DrainNow(const UniqueFd& pipe, std::string& buf, OutputStream which) {
+    if (!pipe) return;
     ReadAvailable(pipe, buf, which, 64);
     Flush(buf, which);
   }
 
   void OnExit() {
-    // The wait can end without an exit: the reactor may hand a readiness event of a
-    // descriptor closed a moment ago (the same number, the same slot) to this one. So
-    // first look, without reaping, whether the child is a zombie, and wait on otherwise.
+    // Look, without reaping, whether the child is a zombie: a readiness event can belong
+    // to a descriptor that had this number before.
     siginfo_t info{};
-    int looked = ::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG | WNOWAIT);
-    if ((looked != 0 && errno == EINTR) || (looked == 0 && info.si_pid == 0)) {
-      WaitExit();
-      return;
-    }
+    int looked = ::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED | WNOHANG | WNOWAIT);
+    if ((looked != 0 && errno == EINTR) || (looked == 0 && info.si_pid == 0)) return;  // reported again if so
     if (looked == 0) {
       // A zombie's pid cannot be reused, so the group kill is safe: it removes any
       // children the worker left behind. Then it is reaped (at once: it has exited).
       ::kill(-pid_, SIGKILL);
       info = {};
-      while (::waitid(P_PIDFD, pidfd_.native_handle(), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
+      while (::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
       }
     }
     ExitInfo exit;
@@ -205,14 +202,13 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
     Shutdown();
     auto events = std::move(events_);
     events_ = {};
-    reaped_(pid_);  // may destroy the launcher's reference; self keeps us alive
+    reaped_(pid_);
     if (events.on_exit) events.on_exit(exit);
   }
 
+  WatchSet& set_;
   int pid_;
-  asio::posix::stream_descriptor pidfd_;
-  asio::posix::stream_descriptor out_;
-  asio::posix::stream_descriptor err_;
+  UniqueFd pidfd_, out_, err_;
   std::string tag_;
   bool log_output_;
   ProcessEvents events_;
@@ -220,7 +216,7 @@ class ChildWatch : public std::enable_shared_from_this<ChildWatch> {
   std::string out_buf_, err_buf_;
 };
 
-PosixLauncher::PosixLauncher(asio::io_context& io) : io_(io) {
+PosixLauncher::PosixLauncher(asio::io_context& io) : watch_set_(std::make_unique<WatchSet>(io)) {
   // The usual child's: output, error and exec report pipes and a few listeners. The same
   // count in every program, so that a self-upgrade keeps the number of open descriptors.
   // On failure, Launch says why.
@@ -307,11 +303,17 @@ Result<int> PosixLauncher::Watch(int pid, UniqueFd out_r, UniqueFd err_r, const 
     ::waitpid(pid, nullptr, 0);
     return Status::FromErrno("open pidfd", e);
   }
-  auto watch =
-      std::make_shared<ChildWatch>(io_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(), spec.tag,
-                                   spec.log_output, std::move(events), [this](int reaped) { children_.erase(reaped); });
+  // Read without blocking the loop; the child's ends stay blocking, as programs expect.
+  for (int fd : {out_r.get(), err_r.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  auto watch = std::make_shared<ChildWatch>(*watch_set_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(),
+                                            spec.tag, spec.log_output, std::move(events),
+                                            [this](int reaped) { children_.erase(reaped); });
+  if (Status s = watch->Start(false); !s.ok()) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return s;
+  }
   children_[pid] = watch;
-  watch->Start();
   return static_cast<int>(pid);
 }
 
@@ -335,27 +337,37 @@ void PosixLauncher::SignalMain(int pid, int sig) {
 nlohmann::json PosixLauncher::Export(std::vector<int>* keep) const {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [pid, watch] : children_) out.push_back(watch->Export(keep));
+  if (watch_set_->ok()) keep->push_back(watch_set_->fd());
   return out;
 }
 
-Status PosixLauncher::Import(const nlohmann::json& children) {
+int PosixLauncher::watch_set_fd() const { return watch_set_->fd(); }
+
+Status PosixLauncher::Import(const nlohmann::json& children, int carried_set) {
+  bool adopt = false;
+  if (carried_set >= 0) {
+    Status s = watch_set_->TakeOver(carried_set);
+    if (!s.ok()) spdlog::warn("the children's carried epoll set: {}; watching them anew", s.message());
+    adopt = s.ok();
+  }
   try {
     for (const auto& c : children) {
       int pid = c.at("pid").get<int>();
       int fds[3] = {c.at("pidfd").get<int>(), c.at("stdout").get<int>(), c.at("stderr").get<int>()};
       if (pid <= 0 || fds[0] < 0) return Status::InvalidArgument("child " + std::to_string(pid) + ": no pidfd");
-      // Pipes that a closed stdout left behind are stand-ins the reader closes at once.
-      for (int i = 1; i < 3; ++i)
-        if (fds[i] < 0) fds[i] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      auto watch = std::make_shared<ChildWatch>(io_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(), true,
-                                                ProcessEvents{}, [this](int reaped) {
-                                                  children_.erase(reaped);
-                                                  unclaimed_.erase(reaped);
-                                                });
+      if (!adopt)  // from a program that did not carry its set: make sure reads cannot block
+        for (int fd : {fds[1], fds[2]})
+          if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+      auto watch =
+          std::make_shared<ChildWatch>(*watch_set_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(), true,
+                                       ProcessEvents{}, [this](int reaped) {
+                                         children_.erase(reaped);
+                                         unclaimed_.erase(reaped);
+                                       });
       watch->SetPartialLines(c.value("stdout_partial", ""), c.value("stderr_partial", ""));
+      if (Status s = watch->Start(adopt); !s.ok()) return s;
       children_[pid] = watch;
       unclaimed_.insert(pid);
-      watch->Start();
     }
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument(std::string("children: ") + e.what());

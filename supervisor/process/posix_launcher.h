@@ -1,6 +1,7 @@
-// ProcessLauncher over fork/exec and pidfd on an asio io_context. Each child runs in its
+// ProcessLauncher over clone/exec and pidfd on an asio io_context. Each child runs in its
 // own process group with exactly fds 0, 1, 2 and LaunchSpec::fds (at 3, 4, ...) open; its
-// stdout and stderr are read line by line; its exit is observed by polling its pidfd.
+// stdout and stderr are read line by line; its exit is observed by polling its pidfd. All
+// three are watched in one WatchSet, which a self-upgrade carries across the exec.
 // Not thread-safe: use from the loop thread only.
 #pragma once
 
@@ -24,6 +25,7 @@ class io_context;
 namespace baton {
 
 class ChildWatch;
+class WatchSet;
 
 class PosixLauncher : public ProcessLauncher {
  public:
@@ -37,11 +39,14 @@ class PosixLauncher : public ProcessLauncher {
   size_t running() const { return children_.size(); }
   bool Tracks(int pid) const { return children_.count(pid) > 0; }
   // Self-upgrade. Describes every child (pid, pidfd, output pipes, unread partial lines)
-  // and adds the descriptors that must stay open across exec to `keep`.
+  // and adds the descriptors that must stay open across exec to `keep`, the watch set's
+  // (watch_set_fd) too.
   nlohmann::json Export(std::vector<int>* keep) const;
+  int watch_set_fd() const;
   // Takes over the children Export described in the previous program; each waits for
-  // Reattach. Their descriptors become close-on-exec again.
-  Status Import(const nlohmann::json& children);
+  // Reattach. With the previous program's watch set (`carried_set`, else -1) their
+  // descriptors are watched as they were, without a system call each.
+  Status Import(const nlohmann::json& children, int carried_set);
   // Children Import took over that nobody reattached: their process groups are killed.
   void KillUnclaimed();
   // The RLIMIT_NOFILE children get, when batond raised its own.
@@ -51,7 +56,7 @@ class PosixLauncher : public ProcessLauncher {
  private:
   Result<int> Watch(int pid, UniqueFd out_r, UniqueFd err_r, const LaunchSpec& spec, ProcessEvents events);
 
-  boost::asio::io_context& io_;
+  std::unique_ptr<WatchSet> watch_set_;  // outlives the children, which it holds
   ChildFdSlots child_fd_slots_;
   std::optional<rlimit> child_fd_limit_;
   std::map<int, std::shared_ptr<ChildWatch>> children_;  // until reaped

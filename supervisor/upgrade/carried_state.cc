@@ -93,7 +93,8 @@ std::string EncodeCarriedState(const CarriedState& state) {
   out.Key("health_fd").Int(state.health_fd).Key("web_fd").Int(state.web_fd);
   out.Key("program_fd").Int(state.program_fd).Key("services").BeginArray();
   for (const auto& s : state.services) WriteService(out, s);
-  out.EndArray().Key("children").Value(state.children).Key("fds").BeginArray();
+  out.EndArray().Key("children").Value(state.children).Key("children_watch_fd").Int(state.children_watch_fd);
+  out.Key("fds").BeginArray();
   for (int fd : state.fds) out.Int(fd);
   out.EndArray().Key("exec").BeginObject().Key("binary").String(state.exec.binary);
   out.Key("attempt").Int(state.exec.attempt).Key("from_version").String(state.exec.from_version);
@@ -133,7 +134,8 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
            TakeField(j, "self_upgrade", state.self_upgrade), ReadField(j, "control_fd", state.control_fd),
            ReadField(j, "notify_fd", state.notify_fd), ReadField(j, "health_fd", state.health_fd),
            ReadField(j, "web_fd", state.web_fd), TakeField(j, "services", services, true),
-           TakeField(j, "children", state.children), ReadField(j, "exec", exec), ReadField(j, "child_fd_limit", limit),
+           TakeField(j, "children", state.children), ReadField(j, "children_watch_fd", state.children_watch_fd),
+           ReadField(j, "exec", exec), ReadField(j, "child_fd_limit", limit),
            ReadField(j, "resume_failed", state.resume_failed)});
       !s.ok())
     return s;

@@ -71,7 +71,11 @@ struct CarriedState {
   int web_fd = -1;      // with [daemon] web
   int program_fd = -1;  // the previous program's file, to return to
   std::vector<CarriedService> services;
-  nlohmann::json children;                                      // PosixLauncher::Export
+  nlohmann::json children;  // PosixLauncher::Export
+  // The epoll set watching the children's descriptors (PosixLauncher::watch_set_fd), each
+  // registered level-triggered for EPOLLIN with its own number as data; -1 if none, as
+  // from a program that registered them with its loop instead.
+  int children_watch_fd = -1;
   std::optional<std::pair<uint64_t, uint64_t>> child_fd_limit;  // RLIMIT_NOFILE before batond raised it
   std::vector<int> fds;                                         // every descriptor kept open across exec
   CarriedExec exec;

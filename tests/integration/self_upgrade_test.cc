@@ -52,6 +52,12 @@ TEST_CASE("self-upgrade 10 times under load: same pid, same workers, no failed r
   REQUIRE(d.Ctl({"upgrade", "web", "--version", "v2"}).exit_code == 0);
   REQUIRE(load.WaitForVersion("v2"));
   for (int pid : workers) CHECK(WaitFor([&] { return !ProcessAlive(pid); }));  // drained by the new program
+  // Their last words came through the pipes the tenth program took over with its set.
+  for (int pid : workers)
+    CHECK(WaitFor([&] {
+      return d.Log().find("pid=" + std::to_string(pid) + " err: test_worker v1: stopping on SIGTERM") !=
+             std::string::npos;
+    }));
   load.Stop();
   INFO(load.failures());
   CHECK(load.failed() == 0);

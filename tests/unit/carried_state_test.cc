@@ -20,6 +20,7 @@ CarriedState Sample() {
   s.control_fd = 7;
   s.notify_fd = 8;
   s.program_fd = 9;
+  s.children_watch_fd = 10;
   s.fds = {5, 6, 7, 8, 9};
   s.child_fd_limit = std::pair<uint64_t, uint64_t>{1024, ~uint64_t{0}};
   s.exec = {"/tmp/batond.new", 3, "0.1.0", "0.2.0", 1700000100.5};
@@ -47,6 +48,7 @@ TEST_CASE("carried state: what is written reads back field for field") {
   CHECK(out.FindService("web")->FindListener("http")->fd == 5);
   CHECK_FALSE(out.FindService("api"));
   CHECK(out.exec.to_version == "0.2.0");
+  CHECK(out.children_watch_fd == 10);
 }
 
 TEST_CASE("carried state: another format is refused, and the way back is read all the same") {
