@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,6 +177,10 @@ void ProxyListener::Connect(Connection& c) {
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return OnConnected(c.id);
   if (errno != EINPROGRESS) return RetryOrFail(c.id, std::strerror(errno));
+  // On loopback the handshake has usually finished inside connect(): one poll saves a
+  // wait on the loop (a turn, an epoll_ctl and a getsockopt) on the way of every request.
+  pollfd p{fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) == 1 && p.revents == POLLOUT) return OnConnected(c.id);
   auto alive = alive_.token();
   uint64_t id = c.id;
   c.backend.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
