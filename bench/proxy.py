@@ -9,7 +9,8 @@ forwards its public port to it, HAProxy 2.6 (mode tcp; with and without `option
 splice-auto`) forwards another, and the direct case connects to the backend port itself.
 Measured per path:
 - small requests: bench/loadgen for --seconds, 4 keep-alive clients, then 4 clients
-  opening a connection per request: requests per second, p50 and p99;
+  opening a connection per request: requests per second, p50 and p99; measured in up to 5
+  rounds that take the paths in turn, so that a slow minute of the machine falls on all;
 - bulk: 4 clients each downloading a 256 MiB file 2 times: MiB/s;
 - the proxy's own CPU time per small request (batond's or HAProxy's, all threads), which
   does not depend on how many cores the proxy takes from the load generator.
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,16 @@ def small(build, port, seconds, fresh, proxy_pid=None):
         raise RuntimeError(f"failed requests: {r}")
     cpu = (proc_stats(proxy_pid)[0] - cpu0) * 1000 / r["ok"] if proxy_pid and r["ok"] else None
     return r["ok"] / seconds, r["p50_ms"], r["p99_ms"], cpu
+
+
+def pooled(runs):
+    """One figure from rounds of equal length: the mean rate, the median p50 and p99 of the
+    rounds, and the proxy's CPU per request over all of them."""
+    rate = statistics.mean(r[0] for r in runs)
+    cpu = None
+    if all(r[3] is not None for r in runs):
+        cpu = sum(r[3] * r[0] for r in runs) / sum(r[0] for r in runs)
+    return rate, statistics.median(r[1] for r in runs), statistics.median(r[2] for r in runs), cpu
 
 
 def live_backend_port(sock, limit=20):
@@ -174,9 +186,17 @@ timeout = "10s"
             paths = [("direct to the backend", backend, None), ("batond proxy mode (splice)", public, daemon.pid),
                      ("HAProxy 2.6 mode tcp", haproxies[0][1], haproxies[0][0].pid),
                      ("HAProxy 2.6 mode tcp, option splice-auto", haproxies[1][1], haproxies[1][0].pid)]
+            # In short rounds, each path in turn (the order rotating), rather than all of one
+            # path and then the next: this machine's speed drifts over minutes, and one path
+            # measured in a slow minute moved the ratio by 0.25 between runs.
+            rounds = max(1, min(5, int(seconds)))
+            measured = {name: ([], []) for name, _, _ in paths}
+            for r in range(rounds):
+                for name, port, pid in paths[r % len(paths):] + paths[:r % len(paths)]:
+                    measured[name][0].append(small(build, port, seconds / rounds, fresh=False, proxy_pid=pid))
+                    measured[name][1].append(small(build, port, seconds / rounds, fresh=True, proxy_pid=pid))
             for name, port, pid in paths:
-                ka = small(build, port, seconds, fresh=False, proxy_pid=pid)
-                fresh = small(build, port, seconds, fresh=True, proxy_pid=pid)
+                ka, fresh = (pooled(measured[name][i]) for i in (0, 1))
                 mib = bulk(port)
                 rows.append((name, *ka, *fresh, mib))
                 log(f"{name}: keep-alive {ka[0]:.0f} req/s p50 {ka[1]:.3f} ms p99 {ka[2]:.3f} ms; "
