@@ -15,8 +15,6 @@
 #include <fstream>
 #include <sstream>
 
-#include <libssh/libssh.h>
-
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"

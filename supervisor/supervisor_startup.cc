@@ -8,23 +8,17 @@
 
 #include <filesystem>
 
-#include <libssh/libssh.h>
-
 #include "supervisor/base/file_safety.h"
 #include "supervisor/base/log.h"
 #include "supervisor/base/system_names.h"
 #include "supervisor/control/web_access.h"
 #include "supervisor/sockets/inherited_sockets.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/tunnel/libssh.h"
 
 namespace baton {
 
 namespace {
-
-void ssh_init_once() {
-  static const bool done = [] { return ssh_init() == 0; }();
-  (void)done;
-}
 
 // Many control clients and many listeners need more than the usual 1024 fds. Returns the
 // limit batond started with, which workers get back (some servers still use select()).
@@ -221,7 +215,8 @@ Status Supervisor::OpenWeb(int carried_fd) {
 }
 
 Status Supervisor::CreateTunnels() {
-  ssh_init_once();
+  if (config_.tunnels.empty()) return Status::Ok();
+  if (Status s = LoadLibSsh(); !s.ok()) return s;
   for (const auto& t : config_.tunnels) {
     ServiceSlot* slot = Find(t.to_service);
     const BoundListener* target = nullptr;

@@ -2,8 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <libssh/libssh.h>
-#include <libssh/server.h>  // ssh_send_keepalive, which clients use too
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
@@ -143,16 +141,16 @@ void TunnelSession::Connect() {
     socklen_t len = sizeof err;
     ::getsockopt(impl_->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return Fail("connect to " + edge() + ": " + std::strerror(err));
-    if (ssh_pki_import_privkey_file(config_.identity.c_str(), nullptr, nullptr, nullptr, &impl_->key) != SSH_OK)
+    if (Ssh().ssh_pki_import_privkey_file(config_.identity.c_str(), nullptr, nullptr, nullptr, &impl_->key) != SSH_OK)
       return Fail("cannot read the private key " + config_.identity);
-    ssh_session s = impl_->session = ssh_new();
+    ssh_session s = impl_->session = Ssh().ssh_new();
     int port = config_.edges[edge_].second;
-    ssh_options_set(s, SSH_OPTIONS_HOST, config_.edges[edge_].first.c_str());
-    ssh_options_set(s, SSH_OPTIONS_PORT, &port);
-    ssh_options_set(s, SSH_OPTIONS_USER, config_.user.c_str());
-    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, config_.known_hosts.c_str());
-    ssh_options_set(s, SSH_OPTIONS_FD, &impl_->fd);
-    ssh_set_blocking(s, 0);
+    Ssh().ssh_options_set(s, SSH_OPTIONS_HOST, config_.edges[edge_].first.c_str());
+    Ssh().ssh_options_set(s, SSH_OPTIONS_PORT, &port);
+    Ssh().ssh_options_set(s, SSH_OPTIONS_USER, config_.user.c_str());
+    Ssh().ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, config_.known_hosts.c_str());
+    Ssh().ssh_options_set(s, SSH_OPTIONS_FD, &impl_->fd);
+    Ssh().ssh_set_blocking(s, 0);
     state_ = TunnelState::kHandshake;
     Step();
   });
@@ -167,10 +165,10 @@ void TunnelSession::Step() {
   ssh_session s = impl_->session;
   if (!s) return;
   if (state_ == TunnelState::kHandshake) {
-    int rc = ssh_connect(s);
+    int rc = Ssh().ssh_connect(s);
     if (rc == SSH_AGAIN) return WaitSession();
-    if (rc != SSH_OK) return Fail(std::string("SSH handshake with ") + edge() + ": " + ssh_get_error(s));
-    switch (ssh_session_is_known_server(s)) {
+    if (rc != SSH_OK) return Fail(std::string("SSH handshake with ") + edge() + ": " + Ssh().ssh_get_error(s));
+    switch (Ssh().ssh_session_is_known_server(s)) {
       case SSH_KNOWN_HOSTS_OK: break;
       case SSH_KNOWN_HOSTS_CHANGED:
         return Fail("the host key of " + edge() + " does not match " + config_.known_hosts + ": refusing to connect");
@@ -179,12 +177,12 @@ void TunnelSession::Step() {
       case SSH_KNOWN_HOSTS_UNKNOWN:
       case SSH_KNOWN_HOSTS_NOT_FOUND:
         return Fail("the host key of " + edge() + " is not in " + config_.known_hosts + ": refusing to connect");
-      default: return Fail("checking the host key of " + edge() + ": " + ssh_get_error(s));
+      default: return Fail("checking the host key of " + edge() + ": " + Ssh().ssh_get_error(s));
     }
     state_ = TunnelState::kAuth;
   }
   if (state_ == TunnelState::kAuth) {
-    int rc = ssh_userauth_publickey(s, nullptr, impl_->key);
+    int rc = Ssh().ssh_userauth_publickey(s, nullptr, impl_->key);
     if (rc == SSH_AUTH_AGAIN) return WaitSession();
     if (rc != SSH_AUTH_SUCCESS)
       return Fail(edge() + " refused the key " + config_.identity + " for user " + config_.user);
@@ -192,11 +190,11 @@ void TunnelSession::Step() {
   }
   if (state_ == TunnelState::kForward) {
     int bound = 0;
-    int rc = ssh_channel_listen_forward(s, config_.remote_host.c_str(), config_.remote_port, &bound);
+    int rc = Ssh().ssh_channel_listen_forward(s, config_.remote_host.c_str(), config_.remote_port, &bound);
     if (rc == SSH_AGAIN) return WaitSession();
     if (rc != SSH_OK)
       return Fail(edge() + " refused to forward " + config_.remote_host + ":" + std::to_string(config_.remote_port) +
-                  " (in use, or not permitted by the edge): " + ssh_get_error(s));
+                  " (in use, or not permitted by the edge): " + Ssh().ssh_get_error(s));
     state_ = TunnelState::kUp;
     connects_++;
     up_since_ = Now();
@@ -229,13 +227,13 @@ void TunnelSession::WaitSession() {
       if (!ec) Step();
     });
   }
-  if (impl_->session && (ssh_get_poll_flags(impl_->session) & SSH_WRITE_PENDING) && !impl_->waiting_write) {
+  if (impl_->session && (Ssh().ssh_get_poll_flags(impl_->session) & SSH_WRITE_PENDING) && !impl_->waiting_write) {
     impl_->waiting_write = true;
     impl_->wait.async_wait(Descriptor::wait_write, [this, alive](const boost::system::error_code& ec) {
       if (!alive) return;
       impl_->waiting_write = false;
       if (ec || !impl_->session) return;
-      ssh_blocking_flush(impl_->session, 0);
+      Ssh().ssh_blocking_flush(impl_->session, 0);
       Step();
     });
   }
@@ -255,7 +253,7 @@ void TunnelSession::Pump() {
   ssh_session s = impl_->session;
   if (shutdown_done_ && impl_->cancel_results < 2) {
     // Stop the edge from accepting. A keepalive answer may come first: count two answers.
-    int rc = ssh_channel_cancel_forward(s, config_.remote_host.c_str(), config_.remote_port);
+    int rc = Ssh().ssh_channel_cancel_forward(s, config_.remote_host.c_str(), config_.remote_port);
     if (rc != SSH_AGAIN) impl_->cancel_results++;
   }
   AcceptChannels();
@@ -263,7 +261,7 @@ void TunnelSession::Pump() {
   for (const auto& [id, ch] : impl_->channels) ids.push_back(id);
   for (uint64_t id : ids)
     if (Channel* ch = FindChannel(id)) PumpChannel(*ch);
-  if (!ssh_is_connected(s)) return Fail(edge() + " closed the session: " + ssh_get_error(s));
+  if (!Ssh().ssh_is_connected(s)) return Fail(edge() + " closed the session: " + Ssh().ssh_get_error(s));
   if (shutdown_done_) return CheckShutdown();
   WaitSession();
 }
@@ -283,8 +281,8 @@ void TunnelSession::Keepalive() {
         return Fail(edge() + " sent nothing for " + FormatDuration(silent) + " (keepalive): the edge is dead");
     }
     // The first call may only collect the previous keepalive's answer; the second sends.
-    ssh_send_keepalive(impl_->session);
-    ssh_send_keepalive(impl_->session);
+    Ssh().ssh_send_keepalive(impl_->session);
+    Ssh().ssh_send_keepalive(impl_->session);
     Keepalive();
     WaitSession();
   });

@@ -2,7 +2,6 @@
 // to a connection to the target listener, and bytes are pumped both ways within the SSH
 // window, with EOF passed on each way.
 #include <arpa/inet.h>
-#include <libssh/libssh.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,15 +17,15 @@ void TunnelSession::AcceptChannels() {
   for (;;) {
     int port = 0, originator_port = 0;
     char* originator = nullptr;
-    ssh_channel c = ssh_channel_open_forward_port(impl_->session, 0, &port, &originator, &originator_port);
+    ssh_channel c = Ssh().ssh_channel_open_forward_port(impl_->session, 0, &port, &originator, &originator_port);
     if (!c) return;
     std::string client = originator ? originator : "";
-    if (originator) ssh_string_free_char(originator);
+    if (originator) Ssh().ssh_string_free_char(originator);
     int fd = ConnectTo(target_);
     if (fd < 0) {
       spdlog::warn("tunnel {}: cannot reach {}: {}", config_.name, target_.ToString(), std::strerror(errno));
-      ssh_channel_close(c);
-      ssh_channel_free(c);
+      Ssh().ssh_channel_close(c);
+      Ssh().ssh_channel_free(c);
       continue;
     }
     auto ch = std::make_unique<Channel>(io_, fd);
@@ -66,7 +65,7 @@ void TunnelSession::PumpChannel(Channel& ch) {
   if (!ch.connected) return;
   if (!EdgeToSocket(ch) || !SocketToEdge(ch)) return;  // closed on the way
   bool finished = ch.eof_to_channel && ch.eof_to_sock && ch.to_sock.empty();
-  if (finished || ssh_channel_is_closed(ch.channel)) CloseChannel(ch);
+  if (finished || Ssh().ssh_channel_is_closed(ch.channel)) CloseChannel(ch);
 }
 
 // Pumps the channel again once its socket can be written (or read) without blocking.
@@ -104,7 +103,7 @@ bool TunnelSession::EdgeToSocket(Channel& ch) {
       CloseChannel(ch);  // the target reset
       return false;
     }
-    int n = ssh_channel_read_nonblocking(ch.channel, buf, sizeof buf, 0);
+    int n = Ssh().ssh_channel_read_nonblocking(ch.channel, buf, sizeof buf, 0);
     if (n > 0) {
       ch.to_sock.assign(buf, static_cast<size_t>(n));
       bytes_in_ += static_cast<uint64_t>(n);
@@ -114,7 +113,7 @@ bool TunnelSession::EdgeToSocket(Channel& ch) {
       CloseChannel(ch);
       return false;
     }
-    if (ssh_channel_is_eof(ch.channel) && !ch.eof_to_sock) {
+    if (Ssh().ssh_channel_is_eof(ch.channel) && !ch.eof_to_sock) {
       ::shutdown(fd, SHUT_WR);
       ch.eof_to_sock = true;
     }
@@ -127,11 +126,11 @@ bool TunnelSession::EdgeToSocket(Channel& ch) {
 bool TunnelSession::SocketToEdge(Channel& ch) {
   char buf[kTunnelChunk];
   while (!ch.eof_to_channel) {
-    uint32_t window = ssh_channel_window_size(ch.channel);
+    uint32_t window = Ssh().ssh_channel_window_size(ch.channel);
     if (window == 0) break;  // the edge will grant more; the session wakes us then
     ssize_t n = ::recv(ch.sock.native_handle(), buf, std::min<size_t>(sizeof buf, window), 0);
     if (n > 0) {
-      if (ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(n)) == SSH_ERROR) {
+      if (Ssh().ssh_channel_write(ch.channel, buf, static_cast<uint32_t>(n)) == SSH_ERROR) {
         CloseChannel(ch);
         return false;
       }
@@ -139,7 +138,7 @@ bool TunnelSession::SocketToEdge(Channel& ch) {
       continue;
     }
     if (n == 0) {
-      ssh_channel_send_eof(ch.channel);
+      Ssh().ssh_channel_send_eof(ch.channel);
       ch.eof_to_channel = true;
       break;
     }

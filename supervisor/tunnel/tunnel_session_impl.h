@@ -2,7 +2,6 @@
 // (tunnel_channels.cc). Internal to tunnel/.
 #pragma once
 
-#include <libssh/libssh.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -13,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "supervisor/tunnel/libssh.h"
 #include "supervisor/tunnel/tunnel.h"
 
 namespace baton {
@@ -30,8 +30,8 @@ struct TunnelSession::Channel {
   Channel(boost::asio::io_context& io, int fd) : sock(io, fd) {}
   ~Channel() {
     if (channel) {
-      ssh_channel_close(channel);
-      ssh_channel_free(channel);
+      Ssh().ssh_channel_close(channel);
+      Ssh().ssh_channel_free(channel);
     }
   }
   uint64_t id = 0;
@@ -52,15 +52,15 @@ struct TunnelSession::Impl {
     boost::system::error_code ignored;
     wait.close(ignored);
     if (session) {
-      ssh_disconnect(session);  // closes the socket it was given
-      ssh_free(session);
+      Ssh().ssh_disconnect(session);  // closes the socket it was given
+      Ssh().ssh_free(session);
       session = nullptr;
     } else if (fd >= 0) {
       ::close(fd);
     }
     fd = -1;
     if (key) {
-      ssh_key_free(key);
+      Ssh().ssh_key_free(key);
       key = nullptr;
     }
     timer.cancel();

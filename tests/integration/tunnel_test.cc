@@ -29,6 +29,11 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
+// Whether the process has libssh mapped: batond loads it only for tunnels.
+bool MapsLibssh(int pid) {
+  return Slurp("/proc/" + std::to_string(pid) + "/maps").find("/libssh.so") != std::string::npos;
+}
+
 // A stock sshd as the edge: its own host key, a client key it accepts, remote forwarding
 // allowed (or not).
 class Edge {
@@ -151,6 +156,16 @@ TEST_CASE("tunnel: 20 upgrades under load through the edge without a failed requ
   auto s = Session(d);
   CHECK(s["connects"] == 1);  // one SSH session over the whole test
   CHECK(s["channels_total"].get<uint64_t>() >= report.ok);
+  CHECK(MapsLibssh(d.pid()));
+}
+
+TEST_CASE("tunnel: a batond without tunnels does not load libssh") {
+  Daemon d(WebService(1));
+  d.Start();
+  INFO(d.Log());
+  REQUIRE(d.WorkerPids("web").size() == 1);
+  CHECK_FALSE(MapsLibssh(d.pid()));
+  CHECK(d.Stop() == 0);
 }
 
 TEST_CASE("tunnel: a payload larger than the channel window, and half-close both ways, into a proxied listener") {
