@@ -84,11 +84,19 @@ class ChildWatch : public WatchSet::Handler, public std::enable_shared_from_this
         continue;
       }
       if (Status s = set_.Add(fd->get(), shared_from_this()); !s.ok()) {
-        Shutdown();
+        for (UniqueFd* added : {&pidfd_, &out_, &err_}) set_.Remove(added->get());
         return s;
       }
     }
     return Status::Ok();
+  }
+
+  // Lets go of the descriptors without closing them: they stay the previous program's.
+  void Release() {
+    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) {
+      set_.Remove(fd->get());
+      (void)fd->ReleaseOwnership();
+    }
   }
 
   // Self-upgrade: what the next program needs to carry on watching this child.
@@ -365,7 +373,10 @@ Status PosixLauncher::Import(const nlohmann::json& children, int carried_set) {
                                          unclaimed_.erase(reaped);
                                        });
       watch->SetPartialLines(c.value("stdout_partial", ""), c.value("stderr_partial", ""));
-      if (Status s = watch->Start(adopt); !s.ok()) return s;
+      if (Status s = watch->Start(adopt); !s.ok()) {
+        watch->Release();  // a resume that fails leaves every carried descriptor open
+        return s;
+      }
       children_[pid] = watch;
       unclaimed_.insert(pid);
     }
