@@ -3,16 +3,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <linux/close_range.h>
-#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -23,6 +19,7 @@
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
 #include "supervisor/process/child_setup.h"
+#include "supervisor/process/child_watch.h"
 #include "supervisor/process/watch_set.h"
 
 namespace baton {
@@ -57,172 +54,6 @@ std::string ResolveExecutable(const std::string& program, const std::vector<std:
   }
   return "";
 }
-
-// Watches one child: its pidfd and its two output pipes, in the launcher's WatchSet,
-// which holds it (shared) while any of them is watched.
-class ChildWatch : public WatchSet::Handler, public std::enable_shared_from_this<ChildWatch> {
- public:
-  ChildWatch(WatchSet& set, int pid, int pidfd, int out, int err, std::string tag, bool log_output,
-             ProcessEvents events, std::function<void(int)> reaped)
-      : set_(set),
-        pid_(pid),
-        pidfd_(pidfd),
-        out_(out),
-        err_(err),
-        tag_(std::move(tag)),
-        log_output_(log_output),
-        events_(std::move(events)),
-        reaped_(std::move(reaped)) {}
-
-  // Watches the three descriptors; `carried` when they are in a set carried across a
-  // self-upgrade already.
-  Status Start(bool carried) {
-    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) {
-      if (!*fd) continue;
-      if (carried) {
-        set_.Adopt(fd->get(), shared_from_this());
-        continue;
-      }
-      if (Status s = set_.Add(fd->get(), shared_from_this()); !s.ok()) {
-        for (UniqueFd* added : {&pidfd_, &out_, &err_}) set_.Remove(added->get());
-        return s;
-      }
-    }
-    return Status::Ok();
-  }
-
-  // Lets go of the descriptors without closing them: they stay the previous program's.
-  void Release() {
-    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) {
-      set_.Remove(fd->get());
-      (void)fd->ReleaseOwnership();
-    }
-  }
-
-  // Self-upgrade: what the next program needs to carry on watching this child.
-  nlohmann::json Export(std::vector<int>* keep) {
-    auto fd = [&](const UniqueFd& d) {
-      if (d) keep->push_back(d.get());
-      return d ? d.get() : -1;
-    };
-    return {{"pid", pid_},        {"pidfd", fd(pidfd_)},        {"stdout", fd(out_)},
-            {"stderr", fd(err_)}, {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_},
-            {"tag", tag_}};
-  }
-  void SetPartialLines(std::string out, std::string err) {
-    out_buf_ = std::move(out);
-    err_buf_ = std::move(err);
-  }
-  void SetEvents(ProcessEvents events) { events_ = std::move(events); }
-
-  void Shutdown() {
-    for (UniqueFd* fd : {&pidfd_, &out_, &err_}) Close(*fd);
-  }
-
-  void OnReady(int fd) override {
-    if (fd == pidfd_.get()) return OnExit();
-    bool is_out = fd == out_.get();
-    UniqueFd& pipe = is_out ? out_ : err_;
-    std::string& buf = is_out ? out_buf_ : err_buf_;
-    OutputStream which = is_out ? OutputStream::kStdout : OutputStream::kStderr;
-    // At most 16 reads, then the others' turn: the set reports the rest at once.
-    if (ReadAvailable(pipe, buf, which, 16) == PipeState::kEnded) {
-      Flush(buf, which);
-      Close(pipe);
-    }
-  }
-
- private:
-  static constexpr size_t kMaxLine = 16 * 1024;
-
-  void Close(UniqueFd& fd) {
-    if (!fd) return;
-    set_.Remove(fd.get());
-    fd.Reset();
-  }
-
-  enum class PipeState { kOpen, kEnded };
-  // Reads up to `rounds` times, without blocking, until nothing is left, into one buffer
-  // shared by every child (not a buffer per pipe: 8 MiB with 1,000 workers).
-  PipeState ReadAvailable(const UniqueFd& pipe, std::string& buf, OutputStream which, int rounds) {
-    static thread_local std::array<char, 16384> chunk;
-    for (int i = 0; i < rounds && pipe; ++i) {
-      ssize_t n = ::read(pipe.get(), chunk.data(), chunk.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PipeState::kOpen;
-      if (n <= 0) return PipeState::kEnded;
-      Consume(buf, std::string_view(chunk.data(), static_cast<size_t>(n)), which);
-    }
-    return pipe ? PipeState::kOpen : PipeState::kEnded;
-  }
-
-  void Consume(std::string& buf, std::string_view data, OutputStream which) {
-    buf.append(data);
-    size_t start = 0;
-    for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1)
-      EmitLine(std::string_view(buf).substr(start, nl - start), which);
-    buf.erase(0, start);
-    while (buf.size() >= kMaxLine) {  // an endless line is cut rather than held forever
-      EmitLine(std::string_view(buf).substr(0, kMaxLine), which);
-      buf.erase(0, kMaxLine);
-    }
-  }
-
-  void Flush(std::string& buf, OutputStream which) {
-    if (!buf.empty()) EmitLine(buf, which);
-    buf.clear();
-  }
-
-  void EmitLine(std::string_view line, OutputStream which) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (log_output_) spdlog::info("{} pid={} {}: {}", tag_, pid_, which == OutputStream::kStdout ? "out" : "err", line);
-    if (events_.on_line) events_.on_line(which, line);
-  }
-
-  // Drains whatever output is already buffered in a pipe, without blocking.
-  void DrainNow(const UniqueFd& pipe, std::string& buf, OutputStream which) {
-    if (!pipe) return;
-    ReadAvailable(pipe, buf, which, 64);
-    Flush(buf, which);
-  }
-
-  void OnExit() {
-    // Look, without reaping, whether the child is a zombie: a readiness event can belong
-    // to a descriptor that had this number before.
-    siginfo_t info{};
-    int looked = ::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED | WNOHANG | WNOWAIT);
-    if ((looked != 0 && errno == EINTR) || (looked == 0 && info.si_pid == 0)) return;  // reported again if so
-    if (looked == 0) {
-      // A zombie's pid cannot be reused, so the group kill is safe: it removes any
-      // children the worker left behind. Then it is reaped (at once: it has exited).
-      ::kill(-pid_, SIGKILL);
-      info = {};
-      while (::waitid(P_PIDFD, pidfd_.get(), &info, WEXITED | WNOHANG) != 0 && errno == EINTR) {
-      }
-    }
-    ExitInfo exit;
-    if (info.si_code == CLD_EXITED)
-      exit.code = info.si_status;
-    else
-      exit.signal = info.si_status;
-    DrainNow(out_, out_buf_, OutputStream::kStdout);
-    DrainNow(err_, err_buf_, OutputStream::kStderr);
-    Shutdown();
-    auto events = std::move(events_);
-    events_ = {};
-    reaped_(pid_);
-    if (events.on_exit) events.on_exit(exit);
-  }
-
-  WatchSet& set_;
-  int pid_;
-  UniqueFd pidfd_, out_, err_;
-  std::string tag_;
-  bool log_output_;
-  ProcessEvents events_;
-  std::function<void(int)> reaped_;
-  std::string out_buf_, err_buf_;
-};
 
 PosixLauncher::PosixLauncher(asio::io_context& io) : watch_set_(std::make_unique<WatchSet>(io)) {
   // The usual child's: output, error and exec report pipes and a few listeners. The same
@@ -311,8 +142,6 @@ Result<int> PosixLauncher::Watch(int pid, UniqueFd out_r, UniqueFd err_r, const 
     ::waitpid(pid, nullptr, 0);
     return Status::FromErrno("open pidfd", e);
   }
-  // Read without blocking the loop; the child's ends stay blocking, as programs expect.
-  for (int fd : {out_r.get(), err_r.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto watch = std::make_shared<ChildWatch>(*watch_set_, pid, pidfd, out_r.ReleaseOwnership(), err_r.ReleaseOwnership(),
                                             spec.tag, spec.log_output, std::move(events),
                                             [this](int reaped) { children_.erase(reaped); });
@@ -363,9 +192,6 @@ Status PosixLauncher::Import(const nlohmann::json& children, int carried_set) {
       int pid = c.at("pid").get<int>();
       int fds[3] = {c.at("pidfd").get<int>(), c.at("stdout").get<int>(), c.at("stderr").get<int>()};
       if (pid <= 0 || fds[0] < 0) return Status::InvalidArgument("child " + std::to_string(pid) + ": no pidfd");
-      if (!adopt)  // from a program that did not carry its set: make sure reads cannot block
-        for (int fd : {fds[1], fds[2]})
-          if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
       auto watch =
           std::make_shared<ChildWatch>(*watch_set_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(), true,
                                        ProcessEvents{}, [this](int reaped) {

@@ -45,8 +45,8 @@ Result<std::string> ReadSealedState(int fd) {
   int seals = ::fcntl(fd, F_GET_SEALS);
   if (seals < 0) return Status::FromErrno("state fd " + std::to_string(fd), errno);
   if (!(seals & F_SEAL_WRITE)) return Status::InvalidArgument("state fd " + std::to_string(fd) + " is not sealed");
-  // Sealed: its size cannot change. Read straight into a string of that size (half a
-  // megabyte with 1,000 workers, copied at each growth before).
+  // WriteSealedState seals its size too. Read straight into a string of that size (half a
+  // megabyte with 1,000 workers, copied at each growth before); a shorter file is refused.
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::FromErrno("state fd " + std::to_string(fd), errno);
   std::string out(static_cast<size_t>(st.st_size), '\0');
