@@ -5,12 +5,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "supervisor/base/log.h"
@@ -22,8 +21,9 @@ namespace baton {
 namespace asio = boost::asio;
 
 namespace {
-constexpr size_t kSpliceChunk = 1 << 20;  // at most what one splice into an empty pipe moves
-constexpr size_t kSparePipes = 256;       // kept for new connections: saves pipe2 and close calls
+constexpr size_t kSpliceChunk = 1 << 20;                       // at most what one splice into an empty pipe moves
+constexpr size_t kSparePipes = 256;                            // kept for new connections: saves pipe2 and close calls
+constexpr auto kAcceptRetry = std::chrono::milliseconds(100);  // after EMFILE and the like
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -41,17 +41,24 @@ void ArmReset(int fd) {
 
 ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listener_fd, ProxyConfig config, Router router,
                              ChangedFn changed)
-    : io_(io), name_(std::move(name)), config_(config), router_(std::move(router)), changed_(std::move(changed)) {
-  int dup = ::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3);
-  listener_ = std::make_unique<Acceptor>(Acceptor{Descriptor(io_)});
-  if (dup < 0) {
-    spdlog::error("proxy {}: cannot duplicate the listener: {}", name_, std::strerror(errno));
+    : io_(io),
+      name_(std::move(name)),
+      config_(config),
+      router_(std::move(router)),
+      changed_(std::move(changed)),
+      edges_(io, [this](uint64_t key, uint32_t events) { OnReady(key, events); }),
+      accept_retry_(io) {
+  listener_.Reset(::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3));
+  Status watched = !listener_     ? Status::FromErrno("duplicate the listener", errno)
+                   : !edges_.ok() ? Status::FromErrno("make an epoll set", EMFILE)
+                                  : edges_.Add(listener_.get(), kListenerKey);
+  if (!watched.ok()) {
+    spdlog::error("proxy {}: cannot accept: {}", name_, watched.message());
     accepting_ = false;
     return;
   }
-  original_flags_ = ::fcntl(dup, F_GETFL);
-  ::fcntl(dup, F_SETFL, original_flags_ | O_NONBLOCK);
-  listener_->fd.assign(dup);
+  original_flags_ = ::fcntl(listener_.get(), F_GETFL);
+  ::fcntl(listener_.get(), F_SETFL, original_flags_ | O_NONBLOCK);
   AcceptSome();
 }
 
@@ -97,24 +104,34 @@ void ProxyListener::Resume() {
 void ProxyListener::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
-  if (listener_->fd.is_open()) ::fcntl(listener_->fd.native_handle(), F_SETFL, original_flags_);
-  boost::system::error_code ignored;
-  listener_->fd.close(ignored);
+  accept_retry_.cancel();
+  if (!listener_) return;
+  ::fcntl(listener_.get(), F_SETFL, original_flags_);
+  edges_.Remove(listener_.get());  // the caller's descriptor keeps the file open
+  listener_.Reset();
 }
 
-void ProxyListener::WaitAccept() {
-  if (waiting_ || !accepting_) return;
-  waiting_ = true;
-  auto alive = alive_.token();
-  listener_->fd.async_wait(Descriptor::wait_read, [this, alive](const boost::system::error_code& ec) {
-    if (!alive) return;
-    waiting_ = false;
-    if (!ec) AcceptSome();
-  });
+void ProxyListener::OnReady(uint64_t key, uint32_t events) {
+  if (key == kListenerKey) {
+    if (accepting_ && !paused_) AcceptSome();
+    return;
+  }
+  Connection* c = Find(key / 2);
+  if (!c) return;  // closed earlier: the last events of its sockets
+  const bool backend = key == BackendKey(c->id);
+  if (backend && !c->connected) return OnConnectDone(*c, events);
+  const bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+  const bool writable = events & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+  const uint64_t id = c->id;
+  Flow& reading = backend ? c->down : c->up;  // the flow that reads from this socket
+  if (readable && reading.waiting == Flow::Wait::kRead) Pump(*c, reading);
+  if (!(c = Find(id))) return;
+  Flow& writing = backend ? c->up : c->down;  // and the one that writes to it
+  if (writable && writing.waiting == Flow::Wait::kWrite) Pump(*c, writing);
 }
 
-// Accepts until the queue is empty (the loop's readiness is edge-triggered), or pauses
-// with connections left in the queue when no backend is routable or the limit is reached.
+// Accepts until the queue is empty (the set is edge-triggered), or pauses with
+// connections left in the queue when no backend is routable or the limit is reached.
 void ProxyListener::AcceptSome() {
   while (accepting_ && !paused_) {
     if (counters_.active >= static_cast<uint64_t>(config_.max_connections)) {
@@ -127,15 +144,26 @@ void ProxyListener::AcceptSome() {
     }
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
-    int fd = ::accept4(listener_->fd.native_handle(), reinterpret_cast<sockaddr*>(&peer), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (!WouldBlock(errno)) spdlog::warn("proxy {}: accept: {}", name_, std::strerror(errno));
-      return WaitAccept();  // EAGAIN; or EMFILE and the like: try again when readable
+      if (WouldBlock(errno)) return;  // the set reports the next connection
+      // EMFILE and the like: the queue is not empty, so no new edge may come. Try again
+      // in a while; the clients wait in the queue meanwhile.
+      spdlog::warn("proxy {}: accept: {}", name_, std::strerror(errno));
+      accept_retry_.expires_after(kAcceptRetry);
+      accept_retry_.async_wait([this, alive = alive_.token()](const boost::system::error_code& ec) {
+        if (alive && !ec && accepting_ && !paused_) AcceptSome();
+      });
+      return;
     }
     std::optional<ProxyRoute> route = router_(0, true);  // the same loop turn: still there
     if (!route) {
+      ::close(fd);
+      continue;
+    }
+    if (Status s = edges_.Add(fd, ClientKey(next_id_)); !s.ok()) {
+      spdlog::warn("proxy {}: {}; closing the client connection", name_, s.message());
       ::close(fd);
       continue;
     }
@@ -166,11 +194,10 @@ ProxyListener::Connection* ProxyListener::Find(uint64_t id) {
 
 void ProxyListener::Connect(Connection& c) {
   c.attempts++;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return RetryOrFail(c.id, std::string("socket: ") + std::strerror(errno));
-  boost::system::error_code ignored;
-  c.backend.close(ignored);
-  c.backend.assign(fd);
+  c.backend.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!c.backend) return RetryOrFail(c.id, std::string("socket: ") + std::strerror(errno));
+  if (Status s = edges_.Add(c.backend.get(), BackendKey(c.id)); !s.ok()) return RetryOrFail(c.id, s.message());
+  const int fd = c.backend.get();
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(static_cast<uint16_t>(c.route.port));
@@ -178,21 +205,12 @@ void ProxyListener::Connect(Connection& c) {
   if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return OnConnected(c.id);
   if (errno != EINPROGRESS) return RetryOrFail(c.id, std::strerror(errno));
   // On loopback the handshake has usually finished inside connect(): one poll saves a
-  // wait on the loop (a turn, an epoll_ctl and a getsockopt) on the way of every request.
+  // turn of the loop and a getsockopt on the way of every request.
   pollfd p{fd, POLLOUT, 0};
   if (::poll(&p, 1, 0) == 1 && p.revents == POLLOUT) return OnConnected(c.id);
+  // Else the set reports the backend writable (connected) or in error (OnConnectDone).
   auto alive = alive_.token();
   uint64_t id = c.id;
-  c.backend.async_wait(Descriptor::wait_write, [this, alive, id](const boost::system::error_code& ec) {
-    if (!alive || ec) return;
-    Connection* c = Find(id);
-    if (!c || c->connected) return;
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(c->backend.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) return RetryOrFail(id, std::strerror(err));
-    OnConnected(id);
-  });
   c.timer.expires_after(config_.connect_timeout);
   c.timer.async_wait([this, alive, id](const boost::system::error_code& ec) {
     if (!alive || ec) return;
@@ -201,11 +219,23 @@ void ProxyListener::Connect(Connection& c) {
   });
 }
 
+// The backend socket, connecting, became writable or failed. An event left from an
+// earlier attempt's socket finds none open, or this one still connecting (no error, not
+// writable).
+void ProxyListener::OnConnectDone(Connection& c, uint32_t events) {
+  if (!c.backend || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(c.backend.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return RetryOrFail(c.id, std::strerror(err));
+  pollfd p{c.backend.get(), POLLOUT, 0};
+  if (::poll(&p, 1, 0) == 1 && p.revents == POLLOUT) OnConnected(c.id);
+}
+
 void ProxyListener::RetryOrFail(uint64_t id, const std::string& why) {
   Connection* c = Find(id);
   if (!c) return;
-  boost::system::error_code ignored;
-  c->backend.close(ignored);
+  c->backend.Reset();
   c->timer.cancel();
   if (c->attempts > config_.connect_retries) {
     counters_.errors++;
@@ -230,7 +260,7 @@ void ProxyListener::OnConnected(uint64_t id) {
   if (!c) return;
   c->connected = true;
   c->timer.cancel();
-  int fd = c->backend.native_handle();
+  int fd = c->backend.get();
   SetNoDelay(fd);
   if (config_.proxy_protocol) {
     // The first bytes on a fresh connection: the socket buffer is empty, so all of it fits.
@@ -254,29 +284,32 @@ void ProxyListener::OnConnected(uint64_t id) {
     f->pipe_read.Reset(p[0]);
     f->pipe_write.Reset(p[1]);
   }
-  c->up.from = &c->client;
-  c->up.to = &c->backend;
-  c->up.upstream = true;
-  c->down.from = &c->backend;
-  c->down.to = &c->client;
-  ArmIdle(*c);
-  Pump(*c, c->up);
-  if ((c = Find(id))) Pump(*c, c->down);
+  StartFlows(*c);
+}
+
+// Both ways, from where they are: the set reported what it had before they waited.
+void ProxyListener::StartFlows(Connection& c) {
+  c.up.from = &c.client;
+  c.up.to = &c.backend;
+  c.up.upstream = true;
+  c.down.from = &c.backend;
+  c.down.to = &c.client;
+  ArmIdle(c);
+  uint64_t id = c.id;
+  Pump(c, c.up);
+  if (Connection* again = Find(id)) Pump(*again, again->down);
 }
 
 // Moves bytes one way until the source has nothing more or the destination is full,
-// then waits for whichever it needs. Passes on FIN (half-close) and resets.
+// then waits for whichever it needs (OnReady resumes it). Passes on FIN (half-close) and
+// resets.
 void ProxyListener::Pump(Connection& c, Flow& f) {
   uint64_t id = c.id;
-  auto alive = alive_.token();
-  auto resume = [this, alive, id, upstream = f.upstream](const boost::system::error_code& ec) {
-    if (!alive || ec) return;
-    if (Connection* c = Find(id)) Pump(*c, upstream ? c->up : c->down);
-  };
+  f.waiting = Flow::Wait::kNone;
   while (!f.done) {
     if (f.in_pipe > 0) {
-      ssize_t n = ::splice(f.pipe_read.get(), nullptr, f.to->native_handle(), nullptr, f.in_pipe,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      ssize_t n =
+          ::splice(f.pipe_read.get(), nullptr, f.to->get(), nullptr, f.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         f.in_pipe -= static_cast<size_t>(n);
         (f.upstream ? counters_.bytes_in : counters_.bytes_out) += static_cast<uint64_t>(n);
@@ -289,7 +322,10 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && WouldBlock(errno)) return f.to->async_wait(Descriptor::wait_write, resume);
+      if (n < 0 && WouldBlock(errno)) {
+        f.waiting = Flow::Wait::kWrite;
+        return;
+      }
       // The destination is gone (EPIPE, ECONNRESET): tell the source the same way.
       counters_.resets++;
       if (f.upstream) stats_[c.route.generation].resets++;
@@ -298,12 +334,12 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
     if (f.eof) {
       // Pass the half-close on, unless the other way is finished too: closing says it all.
       const Flow& other = f.upstream ? c.down : c.up;
-      if (!other.done) ::shutdown(f.to->native_handle(), SHUT_WR);
+      if (!other.done) ::shutdown(f.to->get(), SHUT_WR);
       f.done = true;
       break;
     }
-    ssize_t n = ::splice(f.from->native_handle(), nullptr, f.pipe_write.get(), nullptr, kSpliceChunk,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n =
+        ::splice(f.from->get(), nullptr, f.pipe_write.get(), nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       f.in_pipe = static_cast<size_t>(n);
       continue;
@@ -315,7 +351,10 @@ void ProxyListener::Pump(Connection& c, Flow& f) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (WouldBlock(errno)) return f.from->async_wait(Descriptor::wait_read, resume);
+    if (WouldBlock(errno)) {
+      f.waiting = Flow::Wait::kRead;
+      return;
+    }
     counters_.resets++;  // the source reset the connection: pass the reset on
     if (!f.upstream) stats_[c.route.generation].resets++;
     return f.upstream ? Close(id, false, true) : Close(id, true, false);
@@ -342,14 +381,14 @@ void ProxyListener::Close(uint64_t id, bool reset_client, bool reset_backend) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   Connection& c = *it->second;
-  if (reset_client) ArmReset(c.client.native_handle());
-  if (reset_backend && c.backend.is_open()) ArmReset(c.backend.native_handle());
+  if (reset_client) ArmReset(c.client.get());
+  if (reset_backend && c.backend) ArmReset(c.backend.get());
   int64_t generation = c.route.generation;
   if (!c.answered) Decrement(unanswered_, generation);
   for (Flow* f : {&c.up, &c.down})
     if (f->pipe_read && f->in_pipe == 0 && spare_pipes_.size() < kSparePipes)
       spare_pipes_.emplace_back(std::move(f->pipe_read), std::move(f->pipe_write));
-  connections_.erase(it);  // closes both sockets and the pipes; pending waits are aborted
+  connections_.erase(it);  // closes both sockets, which leave the set, and the pipes
   counters_.active--;
   Decrement(per_generation_, generation);
   if (paused_ && counters_.active < static_cast<uint64_t>(config_.max_connections)) Resume();

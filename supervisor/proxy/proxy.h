@@ -2,6 +2,9 @@
 // worker's private loopback port, moving the bytes with splice(2) through a pipe per
 // direction (no copy through user space), non-blocking, on the one event loop.
 //
+// Every socket of the proxy is registered once, edge-triggered, in an epoll set of the
+// listener's own (EdgeSet), not waited on through the loop's reactor.
+//
 // A connection is routed once, when accepted, to a worker of the live generation, and
 // stays with that generation until it closes: a handover changes where new connections
 // go, never where existing ones are. While no backend is routable, or max_connections
@@ -10,6 +13,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
@@ -24,6 +28,7 @@
 #include "supervisor/base/lifetime.h"
 #include "supervisor/base/unique_fd.h"
 #include "supervisor/config/config.h"
+#include "supervisor/proxy/edge_set.h"
 
 namespace baton {
 
@@ -89,14 +94,20 @@ class ProxyListener {
   bool paused() const { return paused_; }
 
  private:
-  struct Acceptor;
   struct Connection;
   struct Flow;
 
-  void WaitAccept();
+  // EdgeSet keys: the listener's, then two per connection (ids start at 1).
+  static constexpr uint64_t kListenerKey = 0;
+  static uint64_t ClientKey(uint64_t id) { return id * 2; }
+  static uint64_t BackendKey(uint64_t id) { return id * 2 + 1; }
+
+  void OnReady(uint64_t key, uint32_t events);
   void AcceptSome();
   void Connect(Connection& c);
+  void OnConnectDone(Connection& c, uint32_t events);
   void OnConnected(uint64_t id);
+  void StartFlows(Connection& c);
   void RetryOrFail(uint64_t id, const std::string& why);
   void Pump(Connection& c, Flow& f);
   void ArmIdle(Connection& c);
@@ -108,7 +119,9 @@ class ProxyListener {
   ProxyConfig config_;
   Router router_;
   ChangedFn changed_;
-  std::unique_ptr<Acceptor> listener_;
+  EdgeSet edges_;
+  UniqueFd listener_;                       // a duplicate of the caller's, non-blocking
+  boost::asio::steady_timer accept_retry_;  // after an accept error other than EAGAIN
   std::map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::map<int64_t, size_t> per_generation_, unanswered_;
   std::map<int64_t, ProxyGenerationStats> stats_;
@@ -116,7 +129,6 @@ class ProxyListener {
   uint64_t next_id_ = 1;
   bool paused_ = false;
   bool accepting_ = true;
-  bool waiting_ = false;
   bool resume_posted_ = false;
   int original_flags_ = 0;  // of the listener's open file, restored when accepting stops
   ProxyCounters counters_;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "supervisor/base/log.h"
 #include "supervisor/proxy/proxy_connection.h"
 
 namespace baton {
@@ -23,13 +24,13 @@ nlohmann::json ProxyListener::Export(std::vector<int>* keep) {
   };
   nlohmann::json connections = nlohmann::json::array();
   for (auto& [id, c] : connections_) {
-    nlohmann::json j = {{"client", fd(c->client.native_handle())},
+    nlohmann::json j = {{"client", fd(c->client.get())},
                         {"generation", c->route.generation},
                         {"port", c->route.port},
                         {"connected", c->connected},
                         {"answered", c->answered}};
     if (c->connected) {
-      j["backend"] = fd(c->backend.native_handle());
+      j["backend"] = fd(c->backend.get());
       j["up"] = flow(c->up);
       j["down"] = flow(c->down);
     }
@@ -67,8 +68,12 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
       per_generation_[c->route.generation]++;
       if (!c->answered) unanswered_[c->route.generation]++;
       Connection& ref = *c;
-      uint64_t id = c->id;
-      connections_.emplace(id, std::move(c));
+      connections_.emplace(c->id, std::move(c));
+      if (Status s = edges_.Add(client, ClientKey(ref.id)); !s.ok()) {
+        spdlog::warn("proxy {}: a carried connection: {}; closing it", name_, s.message());
+        Close(ref.id, true, false);
+        continue;
+      }
       if (!j.at("connected").get<bool>()) {
         // The backend had not accepted yet: connect again, as the first attempt.
         socklen_t len = sizeof ref.client_addr;
@@ -78,8 +83,7 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
         Connect(ref);
         continue;
       }
-      int backend = j.at("backend").get<int>();
-      ref.backend.assign(backend);
+      ref.backend.Reset(j.at("backend").get<int>());
       ref.connected = true;
       for (auto [flow, key] : {std::pair{&ref.up, "up"}, std::pair{&ref.down, "down"}}) {
         const auto& f = j.at(key);
@@ -89,14 +93,12 @@ Status ProxyListener::Adopt(const nlohmann::json& carried) {
         flow->eof = f.at("eof").get<bool>();
         flow->done = f.at("done").get<bool>();
       }
-      ref.up.from = &ref.client;
-      ref.up.to = &ref.backend;
-      ref.up.upstream = true;
-      ref.down.from = &ref.backend;
-      ref.down.to = &ref.client;
-      ArmIdle(ref);
-      Pump(ref, ref.up);
-      if (Connection* again = Find(id)) Pump(*again, again->down);
+      if (Status s = edges_.Add(ref.backend.get(), BackendKey(ref.id)); !s.ok()) {
+        spdlog::warn("proxy {}: a carried connection: {}; closing it", name_, s.message());
+        Close(ref.id, true, true);
+        continue;
+      }
+      StartFlows(ref);
     }
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument("proxy " + name_ + ": " + e.what());

@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 
@@ -15,19 +14,16 @@
 
 namespace baton {
 
-using Descriptor = boost::asio::posix::stream_descriptor;
 using SteadyClock = std::chrono::steady_clock;
-
-struct ProxyListener::Acceptor {
-  Descriptor fd;
-};
 
 // One direction of a connection: bytes read from `from` wait in the pipe until `to`
 // takes them. A pipe is either empty or being drained, never read into while full.
 struct ProxyListener::Flow {
-  Descriptor* from = nullptr;
-  Descriptor* to = nullptr;
+  enum class Wait { kNone, kRead, kWrite };  // for `from` to be readable, or `to` writable
+  UniqueFd* from = nullptr;
+  UniqueFd* to = nullptr;
   UniqueFd pipe_read, pipe_write;
+  Wait waiting = Wait::kNone;
   size_t in_pipe = 0;
   bool eof = false;       // `from` sent FIN
   bool done = false;      // FIN passed on to `to`
@@ -35,12 +31,12 @@ struct ProxyListener::Flow {
 };
 
 struct ProxyListener::Connection {
-  Connection(boost::asio::io_context& io, int client_fd) : client(io, client_fd), backend(io), timer(io) {}
+  Connection(boost::asio::io_context& io, int client_fd) : client(client_fd), timer(io) {}
   uint64_t id = 0;
   ProxyRoute route;
   int attempts = 0;
   sockaddr_storage client_addr{}, local_addr{};
-  Descriptor client, backend;
+  UniqueFd client, backend;         // in the listener's EdgeSet, keyed ClientKey(id) and BackendKey(id)
   boost::asio::steady_timer timer;  // connect timeout, retry delay, then idle timeout
   Flow up, down;
   bool connected = false;
