@@ -14,7 +14,10 @@ constexpr int kBatch = 64;  // events per turn of the loop; the rest come at the
 
 EdgeSet::EdgeSet(boost::asio::io_context& io, ReadyFn ready) : epoll_(io), ready_(std::move(ready)) {
   int fd = ::epoll_create1(EPOLL_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) {
+    create_error_ = errno;
+    return;
+  }
   epoll_.assign(fd);
   Wait();
 }
@@ -29,8 +32,9 @@ Status EdgeSet::Add(int fd, uint64_t key) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = key;
-  if (!ok() || ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0)
-    return Status::FromErrno("watch descriptor " + std::to_string(fd), ok() ? errno : EBADF);
+  if (!ok()) return Status::FromErrno("make an epoll set", create_error_);
+  if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0)
+    return Status::FromErrno("watch descriptor " + std::to_string(fd), errno);
   return Status::Ok();
 }
 

@@ -33,7 +33,7 @@ class EdgeSet {
   EdgeSet& operator=(const EdgeSet&) = delete;
 
   bool ok() const { return epoll_.is_open(); }
-  Status Add(int fd, uint64_t key);
+  Status Add(int fd, uint64_t key);  // says why the set could not be made, if it could not
   // Only for a descriptor whose file stays open elsewhere once it is closed.
   void Remove(int fd);
 
@@ -43,6 +43,7 @@ class EdgeSet {
 
   mutable boost::asio::posix::stream_descriptor epoll_;  // native_handle() is not const
   ReadyFn ready_;
+  int create_error_ = 0;  // errno of epoll_create1 when it failed
   Lifetime alive_;
 };
 

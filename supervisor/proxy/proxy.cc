@@ -21,9 +21,10 @@ namespace baton {
 namespace asio = boost::asio;
 
 namespace {
-constexpr size_t kSpliceChunk = 1 << 20;                       // at most what one splice into an empty pipe moves
-constexpr size_t kSparePipes = 256;                            // kept for new connections: saves pipe2 and close calls
-constexpr auto kAcceptRetry = std::chrono::milliseconds(100);  // after EMFILE and the like
+constexpr size_t kSpliceChunk = 1 << 20;  // at most what one splice into an empty pipe moves
+constexpr size_t kSparePipes = 256;       // kept for new connections: saves pipe2 and close calls
+// An accept that failed for want of descriptors (EMFILE and the like) is tried again after:
+constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 
 bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -49,9 +50,8 @@ ProxyListener::ProxyListener(asio::io_context& io, std::string name, int listene
       edges_(io, [this](uint64_t key, uint32_t events) { OnReady(key, events); }),
       accept_retry_(io) {
   listener_.Reset(::fcntl(listener_fd, F_DUPFD_CLOEXEC, 3));
-  Status watched = !listener_     ? Status::FromErrno("duplicate the listener", errno)
-                   : !edges_.ok() ? Status::FromErrno("make an epoll set", EMFILE)
-                                  : edges_.Add(listener_.get(), kListenerKey);
+  Status watched =
+      listener_ ? edges_.Add(listener_.get(), kListenerKey) : Status::FromErrno("duplicate the listener", errno);
   if (!watched.ok()) {
     spdlog::error("proxy {}: cannot accept: {}", name_, watched.message());
     accepting_ = false;
