@@ -2,7 +2,7 @@
 """Throughput and latency through batond's proxy mode, against HAProxy in TCP mode and a
 direct connection, to the same backend on the same machine.
 
-    python3 bench/proxy.py [--build build/release] [--seconds 10]
+    python3 bench/proxy.py [--build build/release] [--seconds 10] [--baseline BUILD]
 
 The backend is one nginx worker (sendfile on) started by batond in proxy mode: batond
 forwards its public port to it, HAProxy 2.6 (mode tcp; with and without `option
@@ -14,7 +14,9 @@ Measured per path:
 - bulk: 4 clients each downloading a 256 MiB file 2 times: MiB/s;
 - the proxy's own CPU time per small request (batond's or HAProxy's, all threads), which
   does not depend on how many cores the proxy takes from the load generator.
-A last row gives batond's figures as a ratio of HAProxy's (mode tcp) in the same run.
+A last row gives batond's figures as a ratio of HAProxy's (mode tcp) in the same run. With
+--baseline, an earlier build's batond is measured too, in front of a backend of its own, in
+the same rounds, and another row gives this batond's figures as a ratio of that one's.
 The load generator shares the machine's cores with the proxy and the backend.
 """
 import argparse
@@ -149,24 +151,23 @@ backend b
     return proc, port
 
 
-def collect(build, seconds, log=print):
-    """Returns rows of (path, keep-alive req/s, p50, p99, fresh req/s, p50, p99, bulk MiB/s)."""
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="baton-proxy-") as tmp:
-        run = os.path.join(tmp, "run")
-        os.makedirs(run)
-        os.chmod(tmp, 0o755)  # nginx's workers drop root
-        with open(os.path.join(run, "big"), "wb") as f:
-            f.truncate(BIG)
-        os.chmod(os.path.join(run, "big"), 0o644)
-        with open(os.path.join(run, "nginx.conf.in"), "w") as f:
-            f.write(NGINX_CONF.format(run=run))
-        public = free_port()
-        sock = os.path.join(tmp, "ctl.sock")
-        with open(os.path.join(tmp, "baton.toml"), "w") as f:
-            f.write(f"""[daemon]
+def start_batond(build, tmp, tag):
+    """batond of `build` proxying to an nginx worker of its own; returns (process, public
+    port, backend port). The process is returned before the backend is up, to be stopped
+    if it never comes."""
+    run = os.path.join(tmp, "run" + tag)
+    os.makedirs(run)
+    with open(os.path.join(run, "big"), "wb") as f:
+        f.truncate(BIG)
+    os.chmod(os.path.join(run, "big"), 0o644)
+    with open(os.path.join(run, "nginx.conf.in"), "w") as f:
+        f.write(NGINX_CONF.format(run=run))
+    public = free_port()
+    sock = os.path.join(tmp, f"ctl{tag}.sock")
+    with open(os.path.join(tmp, f"baton{tag}.toml"), "w") as f:
+        f.write(f"""[daemon]
 control_socket = "{sock}"
-state_dir = "{tmp}/state"
+state_dir = "{tmp}/state{tag}"
 log_level = "warn"
 [service.web]
 command = ["/bin/sh", "-c", "sed s/@BACKEND_PORT@/$PORT/ {run}/nginx.conf.in > {run}/nginx.conf && exec nginx -p {run} -c {run}/nginx.conf"]
@@ -176,16 +177,31 @@ http = {{ address = "tcp://127.0.0.1:{public}", mode = "proxy" }}
 [service.web.ready]
 timeout = "10s"
 """)
-        daemon = subprocess.Popen([os.path.join(build, "supervisor/batond"), "-c", os.path.join(tmp, "baton.toml")],
-                                  stderr=open(os.path.join(tmp, "batond.log"), "w"))
-        haproxies = []
+    return subprocess.Popen([os.path.join(build, "supervisor/batond"), "-c", os.path.join(tmp, f"baton{tag}.toml")],
+                            stderr=open(os.path.join(tmp, f"batond{tag}.log"), "w")), public, sock
+
+
+def collect(build, seconds, log=print, baseline=None):
+    """Returns rows of (path, keep-alive req/s, p50, p99, CPU, fresh req/s, p50, p99, CPU,
+    bulk MiB/s)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="baton-proxy-") as tmp:
+        os.chmod(tmp, 0o755)  # nginx's workers drop root
+        daemons, haproxies = [], []  # appended as they start, so a failure stops the first
         try:
+            daemon, public, sock = start_batond(build, tmp, "")
+            daemons.append(daemon)
             backend = live_backend_port(sock)
-            for splice in (False, True):  # appended as they start, so a failure stops the first
+            for splice in (False, True):
                 haproxies.append(start_haproxy(tmp, backend, splice))
             paths = [("direct to the backend", backend, None), ("batond proxy mode (splice)", public, daemon.pid),
                      ("HAProxy 2.6 mode tcp", haproxies[0][1], haproxies[0][0].pid),
                      ("HAProxy 2.6 mode tcp, option splice-auto", haproxies[1][1], haproxies[1][0].pid)]
+            if baseline:
+                previous, previous_public, previous_sock = start_batond(baseline, tmp, "-previous")
+                daemons.append(previous)
+                live_backend_port(previous_sock)
+                paths.append((f"previous batond ({baseline})", previous_public, previous.pid))
             # In short rounds, each path in turn (the order rotating), rather than all of one
             # path and then the next: this machine's speed drifts over minutes, and one path
             # measured in a slow minute moved the ratio by 0.25 between runs.
@@ -206,8 +222,9 @@ timeout = "10s"
             for proc, _ in haproxies:
                 proc.terminate()
                 proc.wait(timeout=30)
-            daemon.terminate()
-            daemon.wait(timeout=60)
+            for proc in daemons:
+                proc.terminate()
+                proc.wait(timeout=60)
     return rows
 
 
@@ -223,14 +240,16 @@ def markdown(rows):
         out.append(f"| {name} | {ka:.0f} | {ka50:.3f} ms | {ka99:.3f} ms | {cpu_text(kacpu)} | {fr:.0f} | "
                    f"{fr50:.3f} ms | {fr99:.3f} ms | {cpu_text(frcpu)} | {mib:.0f} |")
     ours = next((r for r in rows if r[0].startswith("batond")), None)
-    peer = next((r for r in rows if r[0] == "HAProxy 2.6 mode tcp"), None)
-    if ours and peer:
-        # Higher is better for rates, lower for times: each ratio reads "batond is N times HAProxy".
-        cells = []
-        for i, v in enumerate(ours[1:], start=1):
-            p = peer[i]
-            cells.append("-" if v is None or p in (None, 0) else f"{v / p:.2f}x")
-        out.append("| batond / HAProxy mode tcp | " + " | ".join(cells) + " |")
+    # Higher is better for rates, lower for times: each ratio reads "batond is N times the other".
+    for other, label in (("HAProxy 2.6 mode tcp", "batond / HAProxy mode tcp"),
+                         ("previous batond", "batond / previous batond")):
+        peer = next((r for r in rows if r[0].startswith(other)), None)
+        if ours and peer:
+            cells = []
+            for i, v in enumerate(ours[1:], start=1):
+                p = peer[i]
+                cells.append("-" if v is None or p in (None, 0) else f"{v / p:.2f}x")
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -238,8 +257,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/release")
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--baseline", metavar="BUILD", help="an earlier build whose batond is measured in the same rounds")
     args = ap.parse_args()
-    rows = collect(args.build, args.seconds)
+    rows = collect(args.build, args.seconds, baseline=args.baseline)
     print()
     print(markdown(rows))
     return 0
