@@ -153,8 +153,8 @@ backend b
 
 def start_batond(build, tmp, tag):
     """batond of `build` proxying to an nginx worker of its own; returns (process, public
-    port, backend port). The process is returned before the backend is up, to be stopped
-    if it never comes."""
+    port, control socket). The process is returned before the backend is up, to be
+    stopped if it never comes."""
     run = os.path.join(tmp, "run" + tag)
     os.makedirs(run)
     with open(os.path.join(run, "big"), "wb") as f:
