@@ -5,12 +5,13 @@
 
 With --baseline, every measure is taken for both builds in the same run, and the table
 gives the ratio of the headline figures (previous / this: above 1 means faster or smaller
-now).
+now). Both builds supervise this build's test workers, so the ratios are batond's own.
 
 1. Supervisor-added handover latency: from the new generation's last `ready` event to the
    old generation's `draining` event (batond's own reaction time), p50/p99 over many
    handovers; and the whole upgrade's wall time, for replicas 1 and 16, with a worker that
-   is ready at once (sd_notify right after start).
+   is ready at once (sd_notify right after start). Beside it, the floor: the same 16
+   workers started and ready with nothing supervised (bench/spawn_floor).
 2. Idle: batond's RSS, CPU time and context switches (its wakeups) over 60 s with 100
    workers and no probes.
 3. GET /v1/status latency with 1000 workers, and one service's status, to the answer's
@@ -50,11 +51,16 @@ def pct(values, p):
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
+def worker_of(build):
+    return os.path.abspath(os.path.join(build, "tests/test_worker"))
+
+
 class Daemon:
-    def __init__(self, build, services):
+    def __init__(self, build, services, worker=None):
+        """batond of `build` supervising `worker` (by default the build's own test worker)."""
         self.tmp = tempfile.mkdtemp(prefix="baton-scale-")
         self.sock = os.path.join(self.tmp, "ctl.sock")
-        worker = os.path.abspath(os.path.join(build, "tests/test_worker"))
+        worker = worker or worker_of(build)
         text = f'[daemon]\ncontrol_socket = "{self.sock}"\nstate_dir = "{self.tmp}/state"\nlog_level = "warn"\n'
         for name, replicas in services:
             text += f"""
@@ -109,8 +115,8 @@ def proc_stats(pid):
     return cpu, rss, switches
 
 
-def handover_latency(build, replicas, rounds):
-    d = Daemon(build, [("web", replicas)])
+def handover_latency(build, replicas, rounds, worker=None):
+    d = Daemon(build, [("web", replicas)], worker)
     try:
         d.wait_running()
         reaction, wall = [], []
@@ -143,6 +149,20 @@ def handover_latency(build, replicas, rounds):
         return reaction, wall, (cpu1 - cpu0) / rounds, peak_rss
     finally:
         d.stop()
+
+
+def spawn_floor(build, count, rounds):
+    """bench/spawn_floor's time from the first spawn to the last READY=1 of `count` of the
+    build's test workers, started with nothing supervised: the floor under an upgrade of
+    `count` replicas."""
+    tool = os.path.join(build, "bench/spawn_floor")
+    command = [worker_of(build), "--version", "floor", "--notify"]
+    out = subprocess.run([tool, "--count", str(count), "--rounds", str(rounds), "--"] + command,
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{tool} failed: {out.stderr[-2000:]}")
+    result = json.loads(out.stdout)
+    return result["p50_ms"] / 1000, result["p99_ms"] / 1000
 
 
 def self_upgrades(d, rounds):
@@ -194,9 +214,11 @@ def status_latency(d, path, rounds):
     return lat, cpu, size
 
 
-def collect(build, quick, log=print):
+def collect(build, quick, log=print, worker_build=None):
     """Runs every measurement; returns rows of (measure, figure, headline value in seconds
-    or bytes, for ratios: lower is better)."""
+    or bytes, for ratios: lower is better). The workers are the test workers of
+    `worker_build` (by default `build`)."""
+    worker = worker_of(worker_build or build)
     ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
     rows = []
 
@@ -206,16 +228,20 @@ def collect(build, quick, log=print):
 
     rounds = 20 if quick else 100
     for replicas in (1, 16):
-        reaction, wall, cpu, rss = handover_latency(build, replicas, rounds)
+        reaction, wall, cpu, rss = handover_latency(build, replicas, rounds, worker)
         add(f"batond's reaction, last `ready` -> old generation told to drain, {replicas} replica(s), {rounds} handovers",
             f"p50 {ms(statistics.median(reaction))}, p99 {ms(pct(reaction, 99))}", statistics.median(reaction))
         add(f"upgrade wall time seen by the client, {replicas} replica(s)",
             f"p50 {ms(statistics.median(wall))}, p99 {ms(pct(wall, 99))}", statistics.median(wall))
         add(f"batond during those handovers, {replicas} replica(s)",
             f"{ms(cpu)} CPU per handover, peak RSS {rss / 2**20:.1f} MiB", cpu)
+    # Measured in both passes of a --baseline run: the two figures show the machine's drift.
+    p50, p99 = spawn_floor(worker_build or build, 16, rounds)
+    add("floor: the same 16 workers started until the last READY=1 with nothing supervised (bench/spawn_floor)",
+        f"p50 {ms(p50)}, p99 {ms(p99)}", p50)
 
     window = 10 if quick else 60
-    d = Daemon(build, [("idle", 100)])
+    d = Daemon(build, [("idle", 100)], worker=worker)
     try:
         d.wait_running()
         time.sleep(2)  # let start-up settle before measuring
@@ -227,7 +253,7 @@ def collect(build, quick, log=print):
     finally:
         d.stop()
 
-    d = Daemon(build, [(f"s{i}", 100) for i in range(10)])
+    d = Daemon(build, [(f"s{i}", 100) for i in range(10)], worker=worker)
     try:
         took = d.wait_running()
         cpu = proc_stats(d.proc.pid)[0]
@@ -255,9 +281,10 @@ def collect(build, quick, log=print):
 def compared(build, baseline, quick, log=print):
     """The same measures for `baseline` (an earlier build) and `build`, one after the other in
     one run: rows of (measure, baseline figure, figure, baseline/this on the headline
-    value: above 1 is better now)."""
+    value: above 1 is better now). Both supervise this build's test worker, so the ratios
+    are batond's alone."""
     log(f"-- baseline: {baseline}")
-    before = collect(baseline, quick, log)
+    before = collect(baseline, quick, log, worker_build=build)
     log(f"-- this build: {build}")
     after = collect(build, quick, log)
     return [(m, fb, fa, vb / va if va else float("nan")) for (m, fb, vb), (_, fa, va) in zip(before, after)]
