@@ -5,6 +5,7 @@
 // recorded: no supervisor can start the same processes faster on the same machine.
 //
 //   spawn_floor --count N --rounds R -- COMMAND [ARGS...]
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -34,11 +35,12 @@ void WritePid(char* out, pid_t pid) {
   *out = '\0';
 }
 
-pid_t Spawn(std::vector<char*>& argv, std::vector<char*>& env, char* pid_digits, int listener) {
+// The copy's output goes to `devnull`: nobody reads it, and a full pipe would stop it.
+pid_t Spawn(std::vector<char*>& argv, std::vector<char*>& env, char* pid_digits, int listener, int devnull) {
   pid_t pid = ::vfork();
   if (pid == 0) {
     WritePid(pid_digits, ::getpid());
-    if (::dup2(listener, 3) < 0) ::_exit(127);
+    if (::dup2(listener, 3) < 0 || ::dup2(devnull, 1) < 0 || ::dup2(devnull, 2) < 0) ::_exit(127);
     ::execve(argv[0], argv.data(), env.data());
     ::_exit(127);
   }
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
       ::bind(listener, reinterpret_cast<sockaddr*>(&la), sizeof la) != 0 || ::listen(listener, 128) != 0)
     return std::perror("spawn_floor: sockets"), 1;
 
+  int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (devnull < 0) return std::perror("spawn_floor: /dev/null"), 1;
   std::string notify_env = "NOTIFY_SOCKET=" + notify_path;
   std::vector<std::string> pid_envs(count, "LISTEN_PID=" + std::string(16, '\0'));
   std::vector<double> took;
@@ -86,7 +90,7 @@ int main(int argc, char** argv) {
     Clock::time_point start = Clock::now();
     for (int k = 0; k < count; ++k) {
       std::vector<char*> env = {pid_envs[k].data(), const_cast<char*>("LISTEN_FDS=1"), notify_env.data(), nullptr};
-      pid_t pid = Spawn(command, env, pid_envs[k].data() + std::strlen("LISTEN_PID="), listener);
+      pid_t pid = Spawn(command, env, pid_envs[k].data() + std::strlen("LISTEN_PID="), listener, devnull);
       if (pid > 0) pids.push_back(pid);
     }
     failed = pids.size() < static_cast<size_t>(count);
