@@ -11,7 +11,8 @@ now). Both builds supervise this build's test workers, so the ratios are batond'
    old generation's `draining` event (batond's own reaction time), p50/p99 over many
    handovers; and the whole upgrade's wall time, for replicas 1 and 16, with a worker that
    is ready at once (sd_notify right after start). Beside it, the floor: the same 16
-   workers started and ready with nothing supervised (bench/spawn_floor).
+   workers started and ready with nothing supervised (bench/spawn_floor); and 1000 of them
+   beside the cold start (4).
 2. Idle: batond's RSS, CPU time and context switches (its wakeups) over 60 s with 100
    workers and no probes.
 3. GET /v1/status latency with 1000 workers, and one service's status, to the answer's
@@ -253,6 +254,9 @@ def collect(build, quick, log=print, worker_build=None):
     finally:
         d.stop()
 
+    floor, _ = spawn_floor(worker_build or build, 1000, 1)
+    add("floor: 1000 such workers started until the last READY=1 with nothing supervised (bench/spawn_floor)",
+        f"{floor:.2f} s", floor)
     d = Daemon(build, [(f"s{i}", 100) for i in range(10)], worker=worker)
     try:
         took = d.wait_running()
