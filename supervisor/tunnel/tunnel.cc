@@ -245,8 +245,8 @@ void TunnelSession::WaitSession() {
 // socket that answers (up to 40 ms). Acknowledging what arrived at once ends the wait:
 // without it, 1 request in 100 through the tunnel took 40 ms or more. Called before every
 // wait, once libssh has read what it will this turn: at the wakeup, before the read, it
-// missed a packet that came in while the session was answering (and libssh read it in
-// the same turn), 1 request in 200 to 1 in 50.
+// missed a packet that came in while the session was answering (libssh read it in the
+// same turn): a capture found 24 such waits in 5,400 requests, other runs over 1 in 100.
 void TunnelSession::AckNow() {
   int one = 1;
   ::setsockopt(impl_->wait.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
