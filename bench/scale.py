@@ -219,7 +219,8 @@ def collect(build, quick, log=print, worker_build=None):
     """Runs every measurement; returns rows of (measure, figure, headline value in seconds
     or bytes, for ratios: lower is better). The workers are the test workers of
     `worker_build` (by default `build`)."""
-    worker = worker_of(worker_build or build)
+    worker_build = worker_build or build
+    worker = worker_of(worker_build)
     ms = lambda v: f"{v * 1000:.2f} ms"  # noqa: E731
     rows = []
 
@@ -237,7 +238,7 @@ def collect(build, quick, log=print, worker_build=None):
         add(f"batond during those handovers, {replicas} replica(s)",
             f"{ms(cpu)} CPU per handover, peak RSS {rss / 2**20:.1f} MiB", cpu)
     # Measured in both passes of a --baseline run: the two figures show the machine's drift.
-    p50, p99 = spawn_floor(worker_build or build, 16, rounds)
+    p50, p99 = spawn_floor(worker_build, 16, rounds)
     add("floor: the same 16 workers started until the last READY=1 with nothing supervised (bench/spawn_floor)",
         f"p50 {ms(p50)}, p99 {ms(p99)}", p50)
 
@@ -254,7 +255,7 @@ def collect(build, quick, log=print, worker_build=None):
     finally:
         d.stop()
 
-    floor, _ = spawn_floor(worker_build or build, 1000, 1)
+    floor, _ = spawn_floor(worker_build, 1000, 1)
     add("floor: 1000 such workers started until the last READY=1 with nothing supervised (bench/spawn_floor)",
         f"{floor:.2f} s", floor)
     d = Daemon(build, [(f"s{i}", 100) for i in range(10)], worker=worker)
