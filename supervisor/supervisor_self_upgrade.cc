@@ -45,10 +45,8 @@ std::string CheckCarried(const CarriedState& state, Config* config) {
   // Every carried descriptor closes at this program's own exec again: the components
   // that take them over need not set it one by one.
   if (Status s = SetKeptAcrossExec(state.fds, false); !s.ok()) return "not carried over: " + s.message();
-  for (const auto& child : state.children) {
-    int pid = child.is_object() ? child.value("pid", 0) : 0;
-    if (!IsOwnChild(pid)) return "process " + std::to_string(pid) + " is no child of batond";
-  }
+  for (const auto& child : state.children)
+    if (!IsOwnChild(child.pid)) return "process " + std::to_string(child.pid) + " is no child of batond";
   for (const auto& svc : parsed->services)
     if (!state.FindService(svc.name)) return "service '" + svc.name + "' was not carried over";
   const char* failpoint = ::getenv("BATON_FAILPOINT");
@@ -145,7 +143,7 @@ CarriedState Supervisor::CaptureState(std::vector<int>* keep) {
       svc.listeners.push_back({l.name, l.address.ToString(), l.fd.get(), l.from_systemd});
     }
     for (auto& p : slot->proxies) svc.proxies[p->name()] = p->Export(keep);
-    for (const auto& line : slot->logs.Last(slot->logs.size())) svc.logs.push_back(line.ToJson(svc.name));
+    svc.logs = slot->logs.Last(slot->logs.size());
     svc.service = slot->service->Snapshot(keep);
     svc.steering = slot->steering->Export(keep);
   }
@@ -287,13 +285,7 @@ void Supervisor::RestoreCarried() {
       }
       p->Resume();
     }
-    for (const auto& line : carried->logs) {
-      try {
-        slot->logs.Add(LogLine::FromJson(line));
-      } catch (const Json::exception&) {
-        break;  // the lines are a courtesy: a malformed one ends them, nothing else
-      }
-    }
+    for (const auto& line : carried->logs) slot->logs.Add(line);
     if (const Generation* live = slot->service->live())
       for (const auto& w : live->workers) workers += w->pid > 0 ? 1 : 0;
   }

@@ -19,6 +19,7 @@
 #include "supervisor/handover/generation.h"
 #include "supervisor/handover/handover_table.h"
 #include "supervisor/handover/rollout.h"
+#include "supervisor/handover/service_snapshot.h"
 #include "supervisor/handover/steering.h"
 #include "supervisor/notify/notify_message.h"
 #include "supervisor/process/process_memory.h"
@@ -134,12 +135,12 @@ class Service {
   // batond program now; else what it is busy with (a handover, a drain, a worker
   // starting or stopping).
   Status CheckQuiet() const;
-  // Everything Restore needs, as JSON; the FD store's descriptors are added to `keep`.
-  nlohmann::json Snapshot(std::vector<int>* keep) const;
+  // Everything Restore needs; the FD store's descriptors are added to `keep`.
+  ServiceSnapshot Snapshot(std::vector<int>* keep) const;
   // Takes up where Snapshot left off, in a Service that has run nothing yet: the live
   // generation's workers are reattached through the launcher, nothing is spawned or
   // signalled. A worker that cannot be reattached is restarted.
-  Status Restore(const nlohmann::json& snapshot);
+  Status Restore(const ServiceSnapshot& snapshot);
   // Generation ids continue across restarts of batond.
   void SetNextGenerationId(int64_t id) { next_gen_id_ = std::max(next_gen_id_, id); }
 
@@ -252,8 +253,8 @@ class Service {
   void RetireIfDone(Generation& gen);
   void StopAll(std::function<void()> done);
   void MaybeFinishStop();
-  Status RestoreLive(const nlohmann::json& live);
-  void RestoreWorker(Generation& gen, const nlohmann::json& worker);
+  Status RestoreLive(const nlohmann::json& live, const std::vector<CarriedWorker>& workers);
+  void RestoreWorker(Generation& gen, const CarriedWorker& worker);
   SteadyTime SteadyOf(double wall_then) const;
   void DrainNow(Generation& old);
   // Runs hook `hook` (its argv from config; none: `then` at once) for `gen`; a failure is

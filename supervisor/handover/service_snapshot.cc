@@ -1,5 +1,5 @@
 // Carrying a service over to a new batond program (self-upgrade): what it is running and
-// where it stands, as JSON, and back. Only a quiet service is carried: one live
+// where it stands (ServiceSnapshot), and back. Only a quiet service is carried: one live
 // generation, no handover, no drain, every worker ready or waiting to restart.
 #include "supervisor/handover/service.h"
 
@@ -33,24 +33,26 @@ Status Service::CheckQuiet() const {
   return Status::Ok();
 }
 
-Json Service::Snapshot(std::vector<int>* keep) const {
+ServiceSnapshot Service::Snapshot(std::vector<int>* keep) const {
   SteadyTime now = clock_.Now();
-  Json s = {{"name", name()},
-            {"next_generation", next_gen_id_},
-            {"stopped", stopped_},
-            {"fatal_reason", fatal_reason_},
-            {"waiting_for", waiting_for_},
-            {"counters",
-             {{"handovers_promoted", counters_.handovers_promoted},
-              {"handovers_failed", counters_.handovers_failed},
-              {"restarts", counters_.restarts},
-              {"hook_failures", counters_.hook_failures},
-              {"health_failures", counters_.health_failures},
-              {"replacements", counters_.replacements},
-              {"replace_failures", counters_.replace_failures},
-              {"last_handover_seconds", counters_.last_handover_seconds}}},
-            {"recent_generations", Json(retired_)},
-            {"fd_store", Json::array()}};
+  ServiceSnapshot snapshot;
+  Json& s = snapshot.fields;
+  s = {{"name", name()},
+       {"next_generation", next_gen_id_},
+       {"stopped", stopped_},
+       {"fatal_reason", fatal_reason_},
+       {"waiting_for", waiting_for_},
+       {"counters",
+        {{"handovers_promoted", counters_.handovers_promoted},
+         {"handovers_failed", counters_.handovers_failed},
+         {"restarts", counters_.restarts},
+         {"hook_failures", counters_.hook_failures},
+         {"health_failures", counters_.health_failures},
+         {"replacements", counters_.replacements},
+         {"replace_failures", counters_.replace_failures},
+         {"last_handover_seconds", counters_.last_handover_seconds}}},
+       {"recent_generations", Json(retired_)},
+       {"fd_store", Json::array()}};
   if (previous_release_) s["previous_release"] = ReleaseToJson(*previous_release_);
   if (last_result_) s["last_handover"] = last_result_->ToJson();
   if (bake_timer_) s["bake_remaining_ms"] = RemainingMs(bake_due_, now);
@@ -59,33 +61,33 @@ Json Service::Snapshot(std::vector<int>* keep) const {
     s["fd_store"].push_back({{"name", stored_name}, {"fd", fd->get()}});
   }
   if (const Generation* gen = live()) {
-    Json workers = Json::array();
+    snapshot.workers.reserve(gen->workers.size());
     for (const auto& w : gen->workers) {
       if (w->superseded) continue;
-      Json j = {{"id", w->id},
-                {"pid", w->pid},
-                {"phase", WorkerPhaseName(w->phase)},
-                {"started_wall", w->started_wall},
-                {"restarts", w->restarts},
-                {"quick_failures", w->quick_failures},
-                {"notify_status", w->notify_status},
-                {"backend_ports", w->backend_ports},
-                {"stderr_tail", Json(w->stderr_tail)}};
-      if (w->probe_port) j["probe_port"] = *w->probe_port;
-      if (w->phase == WorkerPhase::kBackoff) j["restart_in_ms"] = RemainingMs(w->restart_due, now);
-      workers.push_back(std::move(j));
+      CarriedWorker& c = snapshot.workers.emplace_back();
+      c.id = w->id;
+      c.pid = w->pid;
+      c.phase = WorkerPhaseName(w->phase);
+      c.started_wall = w->started_wall;
+      c.restarts = w->restarts;
+      c.quick_failures = w->quick_failures;
+      c.notify_status = w->notify_status;
+      c.backend_ports = w->backend_ports;
+      c.stderr_tail.assign(w->stderr_tail.begin(), w->stderr_tail.end());
+      c.probe_port = w->probe_port;
+      if (w->phase == WorkerPhase::kBackoff) c.restart_in_ms = RemainingMs(w->restart_due, now);
     }
     s["live"] = {{"id", gen->id},
                  {"release", ReleaseToJson(gen->release)},
                  {"started_wall", gen->started_wall},
                  {"sockets", gen->sockets},  // kept open by the steering's own export
-                 {"file_env", gen->file_env},
-                 {"workers", std::move(workers)}};
+                 {"file_env", gen->file_env}};
   }
-  return s;
+  return snapshot;
 }
 
-Status Service::Restore(const Json& s) {
+Status Service::Restore(const ServiceSnapshot& snapshot) {
+  const Json& s = snapshot.fields;
   if (!gens_.empty() || handover_) return Status::FailedPrecondition("service '" + name() + "' is already running");
   try {
     next_gen_id_ = std::max(next_gen_id_, s.at("next_generation").get<int64_t>());
@@ -111,7 +113,7 @@ Status Service::Restore(const Json& s) {
     for (const auto& e : s.at("fd_store"))
       fd_store_.emplace_back(e.at("name").get<std::string>(), std::make_shared<UniqueFd>(e.at("fd").get<int>()));
     if (!s.contains("live")) return Status::Ok();
-    if (Status st = RestoreLive(s["live"]); !st.ok()) return st;
+    if (Status st = RestoreLive(s["live"], snapshot.workers); !st.ok()) return st;
     if (s.contains("bake_remaining_ms")) StartBake(std::chrono::milliseconds(s["bake_remaining_ms"].get<int64_t>()));
     SteerTraffic();
     ArmRecycleTimer();
@@ -130,7 +132,7 @@ SteadyTime Service::SteadyOf(double wall_then) const {
 
 // The live generation and its workers: a ready worker is taken over where it runs, one
 // waiting to restart keeps its backoff, and one that cannot be taken over restarts.
-Status Service::RestoreLive(const Json& l) {
+Status Service::RestoreLive(const Json& l, const std::vector<CarriedWorker>& workers) {
   auto release = ReleaseFromJson(l.at("release"));
   if (!release) return Status::InvalidArgument("service '" + name() + "': live generation without a release");
   auto gen = std::make_unique<Generation>();
@@ -143,29 +145,28 @@ Status Service::RestoreLive(const Json& l) {
   gen->file_env = l.value("file_env", std::vector<std::pair<std::string, std::string>>{});
   Generation& g = *gen;
   gens_.push_back(std::move(gen));
-  for (const auto& j : l.at("workers")) RestoreWorker(g, j);
+  for (const auto& w : workers) RestoreWorker(g, w);
   return Status::Ok();
 }
 
-void Service::RestoreWorker(Generation& g, const Json& j) {
+void Service::RestoreWorker(Generation& g, const CarriedWorker& c) {
   auto w = std::make_unique<Worker>();
-  w->id = j.at("id").get<int>();
+  w->id = c.id;
   g.next_worker_id = std::max(g.next_worker_id, w->id + 1);
-  w->pid = j.at("pid").get<int>();
-  w->started_wall = j.at("started_wall").get<double>();
+  w->pid = c.pid;
+  w->started_wall = c.started_wall;
   w->started = SteadyOf(w->started_wall);
-  w->restarts = j.value("restarts", 0);
-  w->quick_failures = j.value("quick_failures", 0);
-  w->notify_status = j.value("notify_status", "");
-  w->backend_ports = j.value("backend_ports", std::map<std::string, int>{});
-  for (const auto& line : j.value("stderr_tail", Json::array())) w->stderr_tail.push_back(line.get<std::string>());
-  if (j.contains("probe_port")) w->probe_port = j["probe_port"].get<int>();
-  std::string phase = j.at("phase").get<std::string>();
+  w->restarts = c.restarts;
+  w->quick_failures = c.quick_failures;
+  w->notify_status = c.notify_status;
+  w->backend_ports = c.backend_ports;
+  w->stderr_tail.assign(c.stderr_tail.begin(), c.stderr_tail.end());
+  w->probe_port = c.probe_port;
   Worker& ref = *w;
   g.workers.push_back(std::move(w));
-  if (phase == WorkerPhaseName(WorkerPhase::kBackoff))
-    return ScheduleRestart(g, ref, std::chrono::milliseconds(j.value("restart_in_ms", int64_t{0})));
-  if (phase != WorkerPhaseName(WorkerPhase::kReady) || ref.pid <= 0) {
+  if (c.phase == WorkerPhaseName(WorkerPhase::kBackoff))
+    return ScheduleRestart(g, ref, std::chrono::milliseconds(c.restart_in_ms.value_or(0)));
+  if (c.phase != WorkerPhaseName(WorkerPhase::kReady) || ref.pid <= 0) {
     ref.phase = WorkerPhase::kExited;  // e.g. a fatal service's last crashed worker
     ref.pid = 0;
     return;

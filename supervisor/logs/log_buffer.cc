@@ -9,15 +9,6 @@ nlohmann::json LogLine::ToJson(const std::string& service) const {
           {"line", text}};
 }
 
-LogLine LogLine::FromJson(const nlohmann::json& j) {
-  return LogLine{j.at("time").get<double>(),
-                 j.at("version").get<std::string>(),
-                 j.at("generation").get<int64_t>(),
-                 j.at("pid").get<int>(),
-                 j.at("stream").get<std::string>() == "stderr",
-                 j.at("line").get<std::string>()};
-}
-
 void LogBuffer::Add(LogLine line) {
   if (capacity_ == 0) return;
   if (lines_.size() == capacity_) {

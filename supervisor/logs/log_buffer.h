@@ -19,8 +19,6 @@ struct LogLine {
   bool stderr_stream = false;
   std::string text;
   nlohmann::json ToJson(const std::string& service) const;
-  // The inverse of ToJson; throws nlohmann::json::exception on a malformed line.
-  static LogLine FromJson(const nlohmann::json& j);
 };
 
 class LogBuffer {

@@ -55,14 +55,12 @@ void ChildWatch::Shutdown() {
   for (UniqueFd* fd : {&pidfd_, &out_, &err_}) Close(*fd);
 }
 
-nlohmann::json ChildWatch::Export(std::vector<int>* keep) const {
+CarriedChild ChildWatch::Export(std::vector<int>* keep) const {
   auto fd = [&](const UniqueFd& d) {
     if (d) keep->push_back(d.get());
     return d ? d.get() : -1;
   };
-  return {{"pid", pid_},        {"pidfd", fd(pidfd_)},        {"stdout", fd(out_)},
-          {"stderr", fd(err_)}, {"stdout_partial", out_buf_}, {"stderr_partial", err_buf_},
-          {"tag", tag_}};
+  return {pid_, fd(pidfd_), fd(out_), fd(err_), out_buf_, err_buf_, tag_};
 }
 
 void ChildWatch::SetPartialLines(std::string out, std::string err) {

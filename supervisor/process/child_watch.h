@@ -3,8 +3,6 @@
 // which holds the watch (shared) while any of them is watched. Internal to process/.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -13,6 +11,7 @@
 
 #include "supervisor/base/status.h"
 #include "supervisor/base/unique_fd.h"
+#include "supervisor/process/carried_child.h"
 #include "supervisor/process/launcher.h"
 #include "supervisor/process/watch_set.h"
 
@@ -36,7 +35,7 @@ class ChildWatch : public WatchSet::Handler, public std::enable_shared_from_this
   void Shutdown();
 
   // Self-upgrade: what the next program needs to carry on watching this child.
-  nlohmann::json Export(std::vector<int>* keep) const;
+  CarriedChild Export(std::vector<int>* keep) const;
   void SetPartialLines(std::string out, std::string err);
   void SetEvents(ProcessEvents events) { events_ = std::move(events); }
 

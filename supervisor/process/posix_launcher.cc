@@ -11,7 +11,6 @@
 #include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "supervisor/base/log.h"
 #include "supervisor/base/number.h"
@@ -171,8 +170,9 @@ void PosixLauncher::SignalMain(int pid, int sig) {
   if (children_.count(pid)) ::kill(pid, sig);
 }
 
-nlohmann::json PosixLauncher::Export(std::vector<int>* keep) const {
-  nlohmann::json out = nlohmann::json::array();
+std::vector<CarriedChild> PosixLauncher::Export(std::vector<int>* keep) const {
+  std::vector<CarriedChild> out;
+  out.reserve(children_.size());
   for (const auto& [pid, watch] : children_) out.push_back(watch->Export(keep));
   if (watch_set_->ok()) keep->push_back(watch_set_->fd());
   return out;
@@ -180,34 +180,27 @@ nlohmann::json PosixLauncher::Export(std::vector<int>* keep) const {
 
 int PosixLauncher::watch_set_fd() const { return watch_set_->fd(); }
 
-Status PosixLauncher::Import(const nlohmann::json& children, int carried_set) {
+Status PosixLauncher::Import(const std::vector<CarriedChild>& children, int carried_set) {
   bool adopt = false;
   if (carried_set >= 0) {
     Status s = watch_set_->TakeOver(carried_set);
     if (!s.ok()) spdlog::warn("the children's carried epoll set: {}; watching them anew", s.message());
     adopt = s.ok();
   }
-  try {
-    for (const auto& c : children) {
-      int pid = c.at("pid").get<int>();
-      int fds[3] = {c.at("pidfd").get<int>(), c.at("stdout").get<int>(), c.at("stderr").get<int>()};
-      if (pid <= 0 || fds[0] < 0) return Status::InvalidArgument("child " + std::to_string(pid) + ": no pidfd");
-      auto watch =
-          std::make_shared<ChildWatch>(*watch_set_, pid, fds[0], fds[1], fds[2], c.at("tag").get<std::string>(), true,
-                                       ProcessEvents{}, [this](int reaped) {
-                                         children_.erase(reaped);
-                                         unclaimed_.erase(reaped);
-                                       });
-      watch->SetPartialLines(c.value("stdout_partial", ""), c.value("stderr_partial", ""));
-      if (Status s = watch->Start(adopt); !s.ok()) {
-        watch->Release();  // a resume that fails leaves every carried descriptor open
-        return s;
-      }
-      children_[pid] = watch;
-      unclaimed_.insert(pid);
+  for (const auto& c : children) {
+    if (c.pid <= 0 || c.pidfd < 0) return Status::InvalidArgument("child " + std::to_string(c.pid) + ": no pidfd");
+    auto watch = std::make_shared<ChildWatch>(*watch_set_, c.pid, c.pidfd, c.stdout_fd, c.stderr_fd, c.tag, true,
+                                              ProcessEvents{}, [this](int reaped) {
+                                                children_.erase(reaped);
+                                                unclaimed_.erase(reaped);
+                                              });
+    watch->SetPartialLines(c.stdout_partial, c.stderr_partial);
+    if (Status s = watch->Start(adopt); !s.ok()) {
+      watch->Release();  // a resume that fails leaves every carried descriptor open
+      return s;
     }
-  } catch (const nlohmann::json::exception& e) {
-    return Status::InvalidArgument(std::string("children: ") + e.what());
+    children_[c.pid] = watch;
+    unclaimed_.insert(c.pid);
   }
   return Status::Ok();
 }

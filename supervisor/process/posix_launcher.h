@@ -11,12 +11,12 @@
 #include <set>
 #include <optional>
 #include <memory>
+#include <vector>
 
 #include "supervisor/base/unique_fd.h"
+#include "supervisor/process/carried_child.h"
 #include "supervisor/process/child_setup.h"
 #include "supervisor/process/launcher.h"
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace boost::asio {
 class io_context;
@@ -41,12 +41,12 @@ class PosixLauncher : public ProcessLauncher {
   // Self-upgrade. Describes every child (pid, pidfd, output pipes, unread partial lines)
   // and adds the descriptors that must stay open across exec to `keep`, the watch set's
   // (watch_set_fd) too.
-  nlohmann::json Export(std::vector<int>* keep) const;
+  std::vector<CarriedChild> Export(std::vector<int>* keep) const;
   int watch_set_fd() const;
   // Takes over the children Export described in the previous program; each waits for
   // Reattach. With the previous program's watch set (`carried_set`, else -1) their
   // descriptors are watched as they were, without a system call each.
-  Status Import(const nlohmann::json& children, int carried_set);
+  Status Import(const std::vector<CarriedChild>& children, int carried_set);
   // Children Import took over that nobody reattached: their process groups are killed.
   void KillUnclaimed();
   // The RLIMIT_NOFILE children get, when batond raised its own.

@@ -27,10 +27,18 @@ CarriedState Sample() {
   CarriedService& web = s.services.emplace_back();
   web.name = "web";
   web.listeners.push_back({"http", "tcp://127.0.0.1:8080", 5, false});
-  web.service = {{"next_generation", 4}};
+  web.service.fields = {{"next_generation", 4}, {"live", {{"id", 3}}}};
+  CarriedWorker& worker = web.service.workers.emplace_back();
+  worker.id = 1;
+  worker.pid = 4242;
+  worker.phase = "ready";
+  worker.backend_ports["http"] = 31000;
+  worker.stderr_tail = {"listening", "caf\xc3\xa9"};
+  worker.restart_in_ms = 250;
+  s.children.push_back({4242, 11, 12, -1, "partial line", "", "web v1"});
   web.proxies["api"] = {{"connections", nlohmann::json::array()}};
   web.steering = {{"groups", nlohmann::json::object()}};
-  web.logs.push_back({{"line", "hello"}});
+  web.logs.push_back({1700000050.5, "v1", 3, 4242, true, "hello"});
   return s;
 }
 
@@ -49,6 +57,20 @@ TEST_CASE("carried state: what is written reads back field for field") {
   CHECK_FALSE(out.FindService("api"));
   CHECK(out.exec.to_version == "0.2.0");
   CHECK(out.children_watch_fd == 10);
+  const CarriedService& web = *out.FindService("web");
+  REQUIRE(web.service.workers.size() == 1);
+  CHECK(web.service.workers[0].backend_ports.at("http") == 31000);
+  CHECK(web.service.workers[0].stderr_tail.back() == "caf\xc3\xa9");
+  CHECK(web.service.workers[0].restart_in_ms == 250);
+  CHECK_FALSE(web.service.workers[0].probe_port);
+  CHECK(web.service.fields["live"]["id"] == 3);
+  CHECK_FALSE(web.service.fields["live"].contains("workers"));
+  REQUIRE(web.logs.size() == 1);
+  CHECK(web.logs[0].stderr_stream);
+  CHECK(web.logs[0].text == "hello");
+  REQUIRE(out.children.size() == 1);
+  CHECK(out.children[0].stderr_fd == -1);
+  CHECK(out.children[0].stdout_partial == "partial line");
 }
 
 TEST_CASE("carried state: another format is refused, and the way back is read all the same") {
@@ -88,4 +110,24 @@ TEST_CASE("carried state: a field of the wrong type is named, an unknown one is 
   bad["config"].erase("text");
   CHECK(error(bad) == "config: field 'text' is required");
   CHECK(DecodeCarriedState("not json", out).message() == "the carried state is not a JSON object");
+  bad = j;
+  bad["services"][0]["service"]["live"]["workers"][0]["pid"] = 1LL << 40;
+  CHECK(error(bad) == "services[0]: service: live: workers[0]: field 'pid' must be an integer in range");
+  bad = j;
+  bad["services"][0]["service"]["live"]["workers"][0]["backend_ports"]["http"] = "31000";
+  CHECK(error(bad) == "services[0]: service: live: workers[0]: backend_ports: 'http' must be an integer");
+  bad = j;
+  bad["children"][0].erase("pidfd");
+  CHECK(error(bad) == "children[0]: field 'pidfd' is required");
+}
+
+TEST_CASE("carried state: a malformed log line ends the lines, and nothing else") {
+  auto j = nlohmann::json::parse(EncodeCarriedState(Sample()));
+  auto& logs = j["services"][0]["logs"];
+  logs.push_back(logs[0]);
+  logs.push_back({{"line", "no time"}});
+  logs.push_back(logs[0]);
+  CarriedState out;
+  REQUIRE(DecodeCarriedState(j.dump(), out).ok());
+  CHECK(out.FindService("web")->logs.size() == 2);
 }

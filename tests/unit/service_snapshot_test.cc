@@ -19,7 +19,7 @@ namespace {
 std::unique_ptr<Harness> CarryOver(Harness& from, const std::vector<int>& carried, ServiceConfig config) {
   REQUIRE(from.service->CheckQuiet().ok());
   std::vector<int> keep;
-  nlohmann::json snapshot = from.service->Snapshot(&keep);
+  ServiceSnapshot snapshot = from.service->Snapshot(&keep);
   auto to = std::make_unique<Harness>(std::move(config));
   to->launcher.carried.insert(carried.begin(), carried.end());
   REQUIRE(to->service->Restore(snapshot).ok());
