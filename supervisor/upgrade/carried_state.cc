@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "supervisor/base/json_fields.h"  // FirstError
 #include "supervisor/base/json_writer.h"
