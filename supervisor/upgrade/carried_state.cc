@@ -76,14 +76,18 @@ const char* Get(const bj::value& v, T& out) {
   return nullptr;
 }
 
+bool Present(const bj::object& o, const char* key) {
+  const bj::value* v = o.if_contains(key);
+  return v && !v->is_null();
+}
+
 // Reads `o[key]` into `out` when present and not null; `out` keeps its value otherwise,
 // or the read fails when `required`.
 template <typename T>
 Status Read(const bj::object& o, const char* key, T& out, bool required = false) {
-  const bj::value* v = o.if_contains(key);
-  if (!v || v->is_null())
+  if (!Present(o, key))
     return required ? Status::InvalidArgument(std::string("field '") + key + "' is required") : Status::Ok();
-  if (const char* what = Get(*v, out))
+  if (const char* what = Get(o.at(key), out))
     return Status::InvalidArgument(std::string("field '") + key + "' must be " + what);
   return Status::Ok();
 }
@@ -143,8 +147,10 @@ Status ReadWorker(const bj::value& v, CarriedWorker& w) {
                              Read(o, "probe_port", probe_port), Read(o, "restart_in_ms", restart_in_ms)});
       !s.ok())
     return s;
-  if (o.contains("probe_port")) w.probe_port = probe_port;
-  if (o.contains("restart_in_ms")) w.restart_in_ms = restart_in_ms;
+  if (w.id < 0 || w.id == std::numeric_limits<int>::max())  // the next worker's id is one more
+    return Status::InvalidArgument("field 'id' must be an integer in range");
+  if (Present(o, "probe_port")) w.probe_port = probe_port;
+  if (Present(o, "restart_in_ms")) w.restart_in_ms = restart_in_ms;
   if (ports)
     for (const auto& [name, port] : *ports)
       if (const char* what = Get(port, w.backend_ports[std::string(name)]))

@@ -117,6 +117,9 @@ TEST_CASE("carried state: a field of the wrong type is named, an unknown one is 
   bad["services"][0]["service"]["live"]["workers"][0]["backend_ports"]["http"] = "31000";
   CHECK(error(bad) == "services[0]: service: live: workers[0]: backend_ports: 'http' must be an integer");
   bad = j;
+  bad["services"][0]["service"]["live"]["workers"][0]["id"] = 2147483647;
+  CHECK(error(bad) == "services[0]: service: live: workers[0]: field 'id' must be an integer in range");
+  bad = j;
   bad["children"][0].erase("pidfd");
   CHECK(error(bad) == "children[0]: field 'pidfd' is required");
 }
