@@ -256,6 +256,7 @@ class Service {
   Status RestoreLive(const nlohmann::json& live, const std::vector<CarriedWorker>& workers);
   void RestoreWorker(Generation& gen, const CarriedWorker& worker);
   SteadyTime SteadyOf(double wall_then) const;
+  nlohmann::json CountersJson() const;
   void DrainNow(Generation& old);
   // Runs hook `hook` (its argv from config; none: `then` at once) for `gen`; a failure is
   // counted and reported (hook_failed) before `then` hears of it.

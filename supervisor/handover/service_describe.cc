@@ -151,15 +151,20 @@ nlohmann::json Service::DescribeFields() const {
   nlohmann::json stored = nlohmann::json::array();
   for (const auto& [name, fd] : fd_store_) stored.push_back(name);
   j["fd_store"] = std::move(stored);
-  j["counters"] = {{"handovers_promoted", counters_.handovers_promoted},
-                   {"handovers_failed", counters_.handovers_failed},
-                   {"restarts", counters_.restarts},
-                   {"hook_failures", counters_.hook_failures},
-                   {"health_failures", counters_.health_failures},
-                   {"replacements", counters_.replacements},
-                   {"replace_failures", counters_.replace_failures},
-                   {"last_handover_seconds", counters_.last_handover_seconds}};
+  j["counters"] = CountersJson();
   return j;
+}
+
+// The status shows the counters, and a self-upgrade carries them, in this shape.
+nlohmann::json Service::CountersJson() const {
+  return {{"handovers_promoted", counters_.handovers_promoted},
+          {"handovers_failed", counters_.handovers_failed},
+          {"restarts", counters_.restarts},
+          {"hook_failures", counters_.hook_failures},
+          {"health_failures", counters_.health_failures},
+          {"replacements", counters_.replacements},
+          {"replace_failures", counters_.replace_failures},
+          {"last_handover_seconds", counters_.last_handover_seconds}};
 }
 
 }  // namespace baton

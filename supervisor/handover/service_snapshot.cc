@@ -42,15 +42,7 @@ ServiceSnapshot Service::Snapshot(std::vector<int>* keep) const {
        {"stopped", stopped_},
        {"fatal_reason", fatal_reason_},
        {"waiting_for", waiting_for_},
-       {"counters",
-        {{"handovers_promoted", counters_.handovers_promoted},
-         {"handovers_failed", counters_.handovers_failed},
-         {"restarts", counters_.restarts},
-         {"hook_failures", counters_.hook_failures},
-         {"health_failures", counters_.health_failures},
-         {"replacements", counters_.replacements},
-         {"replace_failures", counters_.replace_failures},
-         {"last_handover_seconds", counters_.last_handover_seconds}}},
+       {"counters", CountersJson()},
        {"recent_generations", Json(retired_)},
        {"fd_store", Json::array()}};
   if (previous_release_) s["previous_release"] = ReleaseToJson(*previous_release_);

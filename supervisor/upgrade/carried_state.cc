@@ -69,9 +69,13 @@ const char* Get(const bj::value& v, T& out) {
     out = static_cast<T>(v.to_number<double>());
   } else if constexpr (std::is_same_v<T, Json>) {
     out = ToNlohmann(v);  // a sub-document its owner reads
+  } else if constexpr (std::is_same_v<T, const bj::object*>) {
+    if (!v.is_object()) return "an object";
+    out = &v.get_object();
   } else {
-    static_assert(std::is_same_v<T, const bj::value*>);
-    out = &v;
+    static_assert(std::is_same_v<T, const bj::array*>);
+    if (!v.is_array()) return "an array";
+    out = &v.get_array();
   }
   return nullptr;
 }
@@ -92,28 +96,11 @@ Status Read(const bj::object& o, const char* key, T& out, bool required = false)
   return Status::Ok();
 }
 
-// `out` is the object at `o[key]`, or null when that is missing (or required and not there).
-Status ReadObject(const bj::object& o, const char* key, const bj::object*& out, bool required = false) {
-  const bj::value* v = nullptr;
-  if (Status s = Read(o, key, v, required); !s.ok() || !v) return s;
-  if (!v->is_object()) return Status::InvalidArgument(std::string("field '") + key + "' must be an object");
-  out = &v->get_object();
-  return Status::Ok();
-}
-
-Status ReadArray(const bj::object& o, const char* key, const bj::array*& out, bool required = false) {
-  const bj::value* v = nullptr;
-  if (Status s = Read(o, key, v, required); !s.ok() || !v) return s;
-  if (!v->is_array()) return Status::InvalidArgument(std::string("field '") + key + "' must be an array");
-  out = &v->get_array();
-  return Status::Ok();
-}
-
 // Each element of the array `o[key]` (if any) read by `read`, which names its errors.
 template <typename T, typename ReadOne>
 Status ReadEach(const bj::object& o, const char* key, std::vector<T>& out, ReadOne read) {
   const bj::array* a = nullptr;
-  if (Status s = ReadArray(o, key, a); !s.ok() || !a) return s;
+  if (Status s = Read(o, key, a); !s.ok() || !a) return s;
   out.reserve(a->size());
   for (size_t i = 0; i < a->size(); ++i) {
     T item;
@@ -143,7 +130,7 @@ Status ReadWorker(const bj::value& v, CarriedWorker& w) {
   if (Status s = FirstError({Read(o, "id", w.id, true), Read(o, "pid", w.pid, true), Read(o, "phase", w.phase, true),
                              Read(o, "started_wall", w.started_wall, true), Read(o, "restarts", w.restarts),
                              Read(o, "quick_failures", w.quick_failures), Read(o, "notify_status", w.notify_status),
-                             ReadObject(o, "backend_ports", ports), ReadArray(o, "stderr_tail", tail),
+                             Read(o, "backend_ports", ports), Read(o, "stderr_tail", tail),
                              Read(o, "probe_port", probe_port), Read(o, "restart_in_ms", restart_in_ms)});
       !s.ok())
     return s;
@@ -198,16 +185,16 @@ Status ReadServiceSnapshot(const bj::object& o, ServiceSnapshot& snapshot) {
 Status ReadService(const bj::value& v, CarriedService& s) {
   const bj::object& o = AsObject(v);
   const bj::object *service = nullptr, *proxies = nullptr;
-  if (Status st = FirstError({Read(o, "name", s.name, true), ReadEach(o, "listeners", s.listeners, ReadListener),
-                              ReadObject(o, "service", service, true), ReadObject(o, "proxies", proxies),
-                              Read(o, "steering", s.steering)});
+  if (Status st =
+          FirstError({Read(o, "name", s.name, true), ReadEach(o, "listeners", s.listeners, ReadListener),
+                      Read(o, "service", service, true), Read(o, "proxies", proxies), Read(o, "steering", s.steering)});
       !st.ok())
     return st;
   if (Status st = In("service", ReadServiceSnapshot(*service, s.service)); !st.ok()) return st;
   if (proxies)
     for (const auto& [name, proxy] : *proxies) s.proxies[std::string(name)] = ToNlohmann(proxy);
   // The log lines are a courtesy: a malformed one ends them, nothing else.
-  if (const bj::array* logs = nullptr; ReadArray(o, "logs", logs).ok() && logs)
+  if (const bj::array* logs = nullptr; Read(o, "logs", logs).ok() && logs)
     for (const auto& line : *logs)
       if (!ReadLogLine(line, s.logs.emplace_back()).ok()) {
         s.logs.pop_back();
@@ -330,8 +317,8 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
   if (error || !parsed.is_object()) return Status::InvalidArgument("the carried state is not a JSON object");
   const bj::object& j = parsed.get_object();
   const bj::array* fds = nullptr;
-  if (Status s = FirstError(
-          {Read(j, "binary", state.binary), Read(j, "program_fd", state.program_fd), ReadArray(j, "fds", fds)});
+  if (Status s =
+          FirstError({Read(j, "binary", state.binary), Read(j, "program_fd", state.program_fd), Read(j, "fds", fds)});
       !s.ok())
     return s;
   if (fds)
@@ -346,16 +333,15 @@ Status DecodeCarriedState(std::string_view text, CarriedState& state) {
                                    std::to_string(kCarriedStateFormat));
   const bj::object *config = nullptr, *exec = nullptr;
   const bj::array *services = nullptr, *limit = nullptr;
-  if (Status s =
-          FirstError({Read(j, "version", state.version), ReadObject(j, "config", config, true),
-                      Read(j, "started_wall", state.started_wall), Read(j, "orphans_reaped", state.orphans_reaped),
-                      Read(j, "notify_ignored", state.notify_ignored),
-                      Read(j, "announced_ready", state.announced_ready), Read(j, "self_upgrade", state.self_upgrade),
-                      Read(j, "control_fd", state.control_fd), Read(j, "notify_fd", state.notify_fd),
-                      Read(j, "health_fd", state.health_fd), Read(j, "web_fd", state.web_fd),
-                      ReadArray(j, "services", services, true), ReadEach(j, "children", state.children, ReadChild),
-                      Read(j, "children_watch_fd", state.children_watch_fd), ReadObject(j, "exec", exec),
-                      ReadArray(j, "child_fd_limit", limit), Read(j, "resume_failed", state.resume_failed)});
+  if (Status s = FirstError(
+          {Read(j, "version", state.version), Read(j, "config", config, true),
+           Read(j, "started_wall", state.started_wall), Read(j, "orphans_reaped", state.orphans_reaped),
+           Read(j, "notify_ignored", state.notify_ignored), Read(j, "announced_ready", state.announced_ready),
+           Read(j, "self_upgrade", state.self_upgrade), Read(j, "control_fd", state.control_fd),
+           Read(j, "notify_fd", state.notify_fd), Read(j, "health_fd", state.health_fd),
+           Read(j, "web_fd", state.web_fd), Read(j, "services", services, true),
+           ReadEach(j, "children", state.children, ReadChild), Read(j, "children_watch_fd", state.children_watch_fd),
+           Read(j, "exec", exec), Read(j, "child_fd_limit", limit), Read(j, "resume_failed", state.resume_failed)});
       !s.ok())
     return s;
   if (Status s = FirstError({In("config", Read(*config, "path", state.config_path, true)),
