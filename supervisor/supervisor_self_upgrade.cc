@@ -44,7 +44,7 @@ std::string CheckCarried(const CarriedState& state, Config* config) {
   if (!parsed.ok()) return "the configuration in use does not load: " + parsed.status().message();
   // Every carried descriptor closes at this program's own exec again: the components
   // that take them over need not set it one by one.
-  if (Status s = SetKeptAcrossExec(state.fds, false); !s.ok()) return "not carried over: " + s.message();
+  if (Status s = CloseCarriedAtExec(state.fds); !s.ok()) return "not carried over: " + s.message();
   for (const auto& child : state.children)
     if (!IsOwnChild(child.pid)) return "process " + std::to_string(child.pid) + " is no child of batond";
   for (const auto& svc : parsed->services)

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -48,6 +49,11 @@ Json ToNlohmann(const bj::value& v) {
   return nullptr;
 }
 
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
 // Reads `v` into `out`; what `v` must be when it cannot, else nullptr. Integers are
 // range-checked by the type they are read into, as ReadField (json_fields.h) does.
 template <typename T>
@@ -67,6 +73,10 @@ const char* Get(const bj::value& v, T& out) {
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number() || !std::isfinite(v.to_number<double>())) return "a number";  // 1e999 parses as infinity
     out = static_cast<T>(v.to_number<double>());
+  } else if constexpr (IsOptional<T>::value) {
+    typename T::value_type value{};
+    if (const char* what = Get(v, value)) return what;
+    out = value;
   } else if constexpr (std::is_same_v<T, Json>) {
     out = ToNlohmann(v);  // a sub-document its owner reads
   } else if constexpr (std::is_same_v<T, const bj::object*>) {
@@ -80,18 +90,15 @@ const char* Get(const bj::value& v, T& out) {
   return nullptr;
 }
 
-bool Present(const bj::object& o, const char* key) {
-  const bj::value* v = o.if_contains(key);
-  return v && !v->is_null();
-}
-
 // Reads `o[key]` into `out` when present and not null; `out` keeps its value otherwise,
-// or the read fails when `required`.
+// or the read fails when `required`. One lookup: with 1,000 workers there are tens of
+// thousands.
 template <typename T>
 Status Read(const bj::object& o, const char* key, T& out, bool required = false) {
-  if (!Present(o, key))
+  const bj::value* v = o.if_contains(key);
+  if (!v || v->is_null())
     return required ? Status::InvalidArgument(std::string("field '") + key + "' is required") : Status::Ok();
-  if (const char* what = Get(o.at(key), out))
+  if (const char* what = Get(*v, out))
     return Status::InvalidArgument(std::string("field '") + key + "' must be " + what);
   return Status::Ok();
 }
@@ -104,7 +111,7 @@ Status ReadEach(const bj::object& o, const char* key, std::vector<T>& out, ReadO
   out.reserve(a->size());
   for (size_t i = 0; i < a->size(); ++i) {
     T item;
-    if (Status s = In(Indexed(key, i), read((*a)[i], item)); !s.ok()) return s;
+    if (Status s = read((*a)[i], item); !s.ok()) return In(Indexed(key, i), s);
     out.push_back(std::move(item));
   }
   return Status::Ok();
@@ -125,19 +132,15 @@ Status ReadWorker(const bj::value& v, CarriedWorker& w) {
   const bj::object& o = AsObject(v);
   const bj::object* ports = nullptr;
   const bj::array* tail = nullptr;
-  int probe_port = 0;
-  int64_t restart_in_ms = 0;
   if (Status s = FirstError({Read(o, "id", w.id, true), Read(o, "pid", w.pid, true), Read(o, "phase", w.phase, true),
                              Read(o, "started_wall", w.started_wall, true), Read(o, "restarts", w.restarts),
                              Read(o, "quick_failures", w.quick_failures), Read(o, "notify_status", w.notify_status),
                              Read(o, "backend_ports", ports), Read(o, "stderr_tail", tail),
-                             Read(o, "probe_port", probe_port), Read(o, "restart_in_ms", restart_in_ms)});
+                             Read(o, "probe_port", w.probe_port), Read(o, "restart_in_ms", w.restart_in_ms)});
       !s.ok())
     return s;
   if (w.id < 0 || w.id == std::numeric_limits<int>::max())  // the next worker's id is one more
     return Status::InvalidArgument("field 'id' must be an integer in range");
-  if (Present(o, "probe_port")) w.probe_port = probe_port;
-  if (Present(o, "restart_in_ms")) w.restart_in_ms = restart_in_ms;
   if (ports)
     for (const auto& [name, port] : *ports)
       if (const char* what = Get(port, w.backend_ports[std::string(name)]))
