@@ -23,8 +23,12 @@ for f in ./usr/sbin/batond ./usr/bin/batonctl ./usr/share/man/man8/batond.8 ./us
   grep -q " $f\$" <<<"$contents" || { echo "$contents"; fail "$f is not in the package"; }
 done
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libc6 libssh libbpf libspdlog libtomlplusplus; do
+for lib in libc6 libssh libbpf; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
+done
+# Compiled in (libraries/CMakeLists.txt): a dependency on one would mean batond loads it.
+for lib in libspdlog libfmt libtomlplusplus libboost-json libstdc++; do
+  if grep -q "$lib" <<<"$depends"; then fail "Depends has $lib, which is compiled in: $depends"; fi
 done
 # systemd's store holds batond's sockets if batond dies; $FDSTORE tells batond (systemd < 254
 # does not set it), so the two must agree.
