@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "supervisor/config/address.h"
+#include "supervisor/config/config.h"
 #include "supervisor/config/placeholders.h"
 
 using namespace baton;
@@ -43,4 +44,19 @@ TEST_CASE("placeholders") {
   CHECK_THAT(ExpandTemplate("{versoin}", v).status().message(), Catch::Contains("unknown placeholder"));
   v.probe_port.reset();
   CHECK_FALSE(ExpandTemplate("{probe_port}", v).ok());
+}
+
+// toml++ 3.3.0 reaches __builtin_unreachable() deciding whether these are whitespace
+// (libraries/CMakeLists.txt): one from each range where it does, after a value, as a key
+// and after indentation, each refused with its place, in every build the tests run in.
+TEST_CASE("config: a character TOML does not allow there is refused with its line and column") {
+  for (std::string ch : {"\u00a1", "\u0416", "\u2c60", "\ufb30"}) {
+    for (auto [text, column] : {std::pair{"[daemon]\nlog_level = \"info\"" + ch + "\n", 19},
+                                std::pair{"[daemon]\n" + ch + " = 1\n", 1}, std::pair{"[daemon]\n  " + ch + "\n", 3}}) {
+      auto parsed = ParseConfig(text, "baton.toml");
+      REQUIRE_FALSE(parsed.ok());
+      CHECK_THAT(parsed.status().message(),
+                 Catch::StartsWith("baton.toml:2:" + std::to_string(column) + ":") && Catch::Contains(ch));
+    }
+  }
 }
