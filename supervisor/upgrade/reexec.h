@@ -19,7 +19,8 @@ Result<std::string> ReadSealedState(int fd);
 Result<int> OpenOwnProgram();
 // Clears or sets close-on-exec on each of `fds`; fails on the first one that is not open.
 Status SetKeptAcrossExec(const std::vector<int>& fds, bool keep);
-// SetKeptAcrossExec(fds, false), in fewer calls: the new program's, for thousands.
+// SetKeptAcrossExec(fds, false) in a few calls, for the thousands the new program takes:
+// one poll finds each open, close_range marks each run of consecutive ones.
 Status CloseCarriedAtExec(const std::vector<int>& fds);
 // Replaces the program: `program_fd` when not -1, else `path`. Signals batond handles are
 // blocked first; on failure they are unblocked again and the error returned.
