@@ -27,7 +27,11 @@ for lib in libc6 libssh libbpf; do
   grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
 # Compiled in (libraries/CMakeLists.txt): a dependency on one would mean batond loads it.
-for lib in libspdlog libfmt libtomlplusplus libboost-json libstdc++; do
+# libstdc++ too where the build links it statically (BATON_STATIC_CXX: not under the
+# sanitizers).
+compiled_in=(libspdlog libfmt libtomlplusplus libboost-json)
+grep -qx 'BATON_STATIC_CXX:BOOL=ON' "$build/CMakeCache.txt" && compiled_in+=(libstdc++)
+for lib in "${compiled_in[@]}"; do
   if grep -q "$lib" <<<"$depends"; then fail "Depends has $lib, which is compiled in: $depends"; fi
 done
 # systemd's store holds batond's sockets if batond dies; $FDSTORE tells batond (systemd < 254
