@@ -52,7 +52,7 @@ int CarriedFd(const nlohmann::json& program) {
 
 }  // namespace
 
-Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds flow_idle,
+Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds flow_idle, bool datagrams,
                                                        const nlohmann::json* carried_maps,
                                                        const nlohmann::json* carried_program) {
   auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram());
@@ -65,6 +65,9 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
     bpf_object* object = bpf_object__open_mem(kSteerBpfObject, kSteerBpfObject_size, nullptr);
     if (!object) return Status::FromErrno("open the eBPF steering program", errno);
     std::unique_ptr<bpf_object, void (*)(bpf_object*)> closing(object, bpf_object__close);
+    // A carried flow table keeps the size it was made with.
+    if (bpf_map* flows = bpf_object__find_map_by_name(object, "flows"); flows && !datagrams)
+      bpf_map__set_max_entries(flows, 1);
     if (carried_maps) {
       // libbpf keeps a duplicate of each; the carried descriptors are closed once the
       // program has loaded, and left open otherwise, for the previous batond program to

@@ -38,13 +38,16 @@ class EbpfProgram {
   static constexpr size_t kMaxTargets = 8;
 
   // Loads a fresh copy of the program and its maps. `flow_idle`: how long a UDP flow may
-  // be silent and still keep its socket. With `carried_maps` (Export's answer, in a new
-  // batond program), the program uses the maps carried over instead: a socket belongs to
-  // one socket array only, and the sockets, routes and flows in them stay as they were.
+  // be silent and still keep its socket. Only a group of UDP sockets (`datagrams`) keeps
+  // flows: elsewhere the flow table has one entry, where its 65,536 cost the kernel
+  // 5.5 MiB and 2 ms to create for each listener. With `carried_maps` (Export's answer,
+  // in a new batond program), the program uses the maps carried over instead: a socket
+  // belongs to one socket array only, and the sockets, routes and flows in them stay as
+  // they were.
   // With `carried_program` (ExportProgram's answer) too, and the same program inside this
   // batond, that program is taken over as it is: the kernel's verifier, a few
   // milliseconds per group, does not run again.
-  static Result<std::unique_ptr<EbpfProgram>> Load(std::chrono::milliseconds flow_idle,
+  static Result<std::unique_ptr<EbpfProgram>> Load(std::chrono::milliseconds flow_idle, bool datagrams,
                                                    const nlohmann::json* carried_maps = nullptr,
                                                    const nlohmann::json* carried_program = nullptr);
   // Self-upgrade: the maps' descriptors, and the program's, added to `keep`.

@@ -38,7 +38,7 @@ Result<std::unique_ptr<ReuseportGroup>> ReuseportGroup::Create(const ListenerCon
 Status ReuseportGroup::LoadProgram(const DaemonConfig& daemon, const nlohmann::json* carried_maps,
                                    const nlohmann::json* carried_program) {
   if (daemon.steering_program == SteeringProgram::kCbpf) return Status::Ok();
-  auto program = EbpfProgram::Load(daemon.udp_flow_idle, carried_maps, carried_program);
+  auto program = EbpfProgram::Load(daemon.udp_flow_idle, !config_.address.is_stream(), carried_maps, carried_program);
   if (program.ok()) {
     ebpf_ = std::move(*program);
     return Status::Ok();

@@ -11,7 +11,10 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "supervisor/sockets/listener_set.h"
 #include "supervisor/steering/reuseport_group.h"
@@ -54,8 +57,8 @@ DaemonConfig WithProgram(SteeringProgram program) {
 
 // A group on a fresh loopback port, with the program `daemon` asks for.
 struct TestGroup {
-  explicit TestGroup(const DaemonConfig& daemon) {
-    ListenerConfig config{"http", *ParseSocketAddress("tcp://127.0.0.1:0"), 128, 1, 1, ListenMode::kKernel, {}};
+  explicit TestGroup(const DaemonConfig& daemon, const char* address = "tcp://127.0.0.1:0") {
+    ListenerConfig config{"http", *ParseSocketAddress(address), 128, 1, 1, ListenMode::kKernel, {}};
     auto bound = BindListener(config);
     REQUIRE(bound.ok());
     anchor = std::move(bound->fd);
@@ -229,4 +232,32 @@ TEST_CASE("reuseport group with eBPF: a self-upgrade takes the same program over
   CHECK_FALSE((*reloaded)->Describe().contains("program_carried"));
   split = Land(t.port, sockets(other), 200);
   CHECK(std::abs(split[2] - 100) <= 2);
+}
+
+namespace {
+
+// `max_entries` of the eBPF map open as `fd` in this process, from its fdinfo.
+long MaxEntries(int fd) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  std::string key;
+  long value = -1;
+  while (in >> key)
+    if (key == "max_entries:" && in >> value) return value;
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("reuseport group with eBPF: only a UDP group gets a table of flows") {
+  TestGroup tcp(WithProgram(SteeringProgram::kEbpf));
+  if (!tcp.group) SKIP_TEST("the kernel refused the eBPF steering program (needs CAP_BPF): " + tcp.error);
+  TestGroup udp(WithProgram(SteeringProgram::kEbpf), "udp://127.0.0.1:0");
+  REQUIRE(udp.group);
+  std::vector<int> keep;
+  long tcp_flows = MaxEntries(tcp.group->Export(&keep)["ebpf_maps"]["flows"].get<int>());
+  long udp_flows = MaxEntries(udp.group->Export(&keep)["ebpf_maps"]["flows"].get<int>());
+  CHECK(udp_flows == 65536);
+  // One entry asked for; the kernel gives an LRU table at least one per possible CPU.
+  CHECK(tcp_flows >= 1);
+  CHECK(tcp_flows <= 1024);
 }
