@@ -50,6 +50,14 @@ int CarriedFd(const nlohmann::json& program) {
   return fd >= 0 && fd <= INT32_MAX ? static_cast<int>(fd) : -1;
 }
 
+// `max_entries` of the carried map `fd`, or 0 if it is not one.
+uint32_t MaxEntries(const nlohmann::json& fd) {
+  if (!fd.is_number_integer()) return 0;
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  return bpf_obj_get_info_by_fd(fd.get<int>(), &info, &len) == 0 ? info.max_entries : 0;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds flow_idle, bool datagrams,
@@ -57,8 +65,13 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
                                                        const nlohmann::json* carried_program) {
   auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram());
   program->flow_idle_ = flow_idle;
+  // A TCP group carried from a batond that gave every group a full flow table (empty, as
+  // only UDP fills it): the program is loaded again around a table of one, this once.
+  nlohmann::json reused = carried_maps ? *carried_maps : nlohmann::json();
+  if (!datagrams && reused.is_object() && reused.contains("flows") && MaxEntries(reused["flows"]) > 1)
+    reused.erase("flows");
   if (carried_maps && carried_program && carried_program->is_object() && carried_program->contains("digest") &&
-      (*carried_program)["digest"] == ProgramDigest()) {
+      (*carried_program)["digest"] == ProgramDigest() && reused.size() == carried_maps->size()) {
     if (Status s = program->TakeCarried(*carried_maps, *carried_program); !s.ok()) return s;
   } else {
     libbpf_set_print(Quiet);
@@ -72,7 +85,7 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
       // libbpf keeps a duplicate of each; the carried descriptors are closed once the
       // program has loaded, and left open otherwise, for the previous batond program to
       // take back.
-      for (const auto& [name, fd] : carried_maps->items()) {
+      for (const auto& [name, fd] : reused.items()) {
         bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
         if (!map || !fd.is_number_integer())
           return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");

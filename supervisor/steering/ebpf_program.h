@@ -40,7 +40,9 @@ class EbpfProgram {
   // Loads a fresh copy of the program and its maps. `flow_idle`: how long a UDP flow may
   // be silent and still keep its socket. Only a group of UDP sockets (`datagrams`) keeps
   // flows: elsewhere the flow table has one entry, where its 65,536 cost the kernel
-  // 5.5 MiB and 2 ms to create for each listener. With `carried_maps` (Export's answer,
+  // 5.5 MiB and 2 ms to create for each listener (a full table carried over for a TCP
+  // group, from an earlier batond, is dropped: the program is loaded again, that once).
+  // With `carried_maps` (Export's answer,
   // in a new batond program), the program uses the maps carried over instead: a socket
   // belongs to one socket array only, and the sockets, routes and flows in them stay as
   // they were.

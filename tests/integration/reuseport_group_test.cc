@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "supervisor/sockets/listener_set.h"
+#include "supervisor/steering/ebpf_program.h"
 #include "supervisor/steering/reuseport_group.h"
 #include "tests/helpers/skip.h"
 
@@ -260,4 +261,34 @@ TEST_CASE("reuseport group with eBPF: only a UDP group gets a table of flows") {
   // One entry asked for; the kernel gives an LRU table at least one per possible CPU.
   CHECK(tcp_flows >= 1);
   CHECK(tcp_flows <= 1024);
+}
+
+TEST_CASE("eBPF program: a full flow table carried over for a TCP group is dropped, a UDP group's is kept") {
+  auto udp = EbpfProgram::Load(std::chrono::seconds(10), true);
+  if (!udp.ok()) SKIP_TEST("the kernel refused the eBPF steering program (needs CAP_BPF): " + udp.status().message());
+  // What an earlier batond carried for every group: a table of 65,536.
+  auto carried = [&](nlohmann::json* maps, nlohmann::json* program) {
+    std::vector<int> keep;
+    *maps = (*udp)->Export(&keep);
+    *program = (*udp)->ExportProgram(&keep);
+    for (auto& [name, fd] : maps->items()) fd = ::fcntl(fd.get<int>(), F_DUPFD_CLOEXEC, 3);
+    (*program)["fd"] = ::fcntl((*program)["fd"].get<int>(), F_DUPFD_CLOEXEC, 3);
+  };
+  nlohmann::json maps, program;
+  carried(&maps, &program);
+  REQUIRE(MaxEntries(maps["flows"].get<int>()) == 65536);
+  auto tcp = EbpfProgram::Load(std::chrono::seconds(10), false, &maps, &program);
+  REQUIRE(tcp.ok());
+  CHECK((*tcp)->carried());
+  CHECK_FALSE((*tcp)->program_carried());  // loaded again around the small table
+  std::vector<int> keep;
+  nlohmann::json now = (*tcp)->Export(&keep);
+  CHECK(MaxEntries(now["flows"].get<int>()) <= 1024);
+  CHECK(MaxEntries(now["sockets"].get<int>()) == static_cast<long>(EbpfProgram::kSlots));
+
+  carried(&maps, &program);
+  auto kept = EbpfProgram::Load(std::chrono::seconds(10), true, &maps, &program);
+  REQUIRE(kept.ok());
+  CHECK((*kept)->program_carried());
+  CHECK(MaxEntries((*kept)->Export(&keep)["flows"].get<int>()) == 65536);
 }
