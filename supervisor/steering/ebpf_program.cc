@@ -66,7 +66,7 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
   auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram());
   program->flow_idle_ = flow_idle;
   // A TCP group carried from a batond that gave every group a full flow table (empty, as
-  // only UDP fills it): the program is loaded again around a table of one, this once.
+  // only UDP fills it): the program is loaded again around a table of one, that once.
   nlohmann::json reused = carried_maps ? *carried_maps : nlohmann::json();
   if (!datagrams && reused.is_object() && reused.contains("flows") && MaxEntries(reused["flows"]) > 1)
     reused.erase("flows");

@@ -42,13 +42,12 @@ class EbpfProgram {
   // flows: elsewhere the flow table has one entry, where its 65,536 cost the kernel
   // 5.5 MiB and 2 ms to create for each listener (a full table carried over for a TCP
   // group, from an earlier batond, is dropped: the program is loaded again, that once).
-  // With `carried_maps` (Export's answer,
-  // in a new batond program), the program uses the maps carried over instead: a socket
-  // belongs to one socket array only, and the sockets, routes and flows in them stay as
-  // they were.
-  // With `carried_program` (ExportProgram's answer) too, and the same program inside this
-  // batond, that program is taken over as it is: the kernel's verifier, a few
-  // milliseconds per group, does not run again.
+  // With `carried_maps` (Export's answer, in a new batond program), the program uses the
+  // maps carried over instead: a socket belongs to one socket array only, and the
+  // sockets, routes and flows in them stay as they were. With `carried_program`
+  // (ExportProgram's answer) too, and the same program inside this batond, that program
+  // is taken over as it is: the kernel's verifier, a few milliseconds per group, does not
+  // run again.
   static Result<std::unique_ptr<EbpfProgram>> Load(std::chrono::milliseconds flow_idle, bool datagrams,
                                                    const nlohmann::json* carried_maps = nullptr,
                                                    const nlohmann::json* carried_program = nullptr);
