@@ -66,12 +66,12 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
   auto program = std::unique_ptr<EbpfProgram>(new EbpfProgram());
   program->flow_idle_ = flow_idle;
   // A TCP group carried from a batond that gave every group a full flow table (empty, as
-  // only UDP fills it): the program is loaded again around a table of one, that once.
-  nlohmann::json reused = carried_maps ? *carried_maps : nlohmann::json();
-  if (!datagrams && reused.is_object() && reused.contains("flows") && MaxEntries(reused["flows"]) > 1)
-    reused.erase("flows");
-  if (carried_maps && carried_program && carried_program->is_object() && carried_program->contains("digest") &&
-      (*carried_program)["digest"] == ProgramDigest() && reused.size() == carried_maps->size()) {
+  // only UDP fills it) leaves that table behind: the program is loaded again around a
+  // table of one, that once.
+  const bool drop_flows = !datagrams && carried_maps && carried_maps->is_object() && carried_maps->contains("flows") &&
+                          MaxEntries((*carried_maps)["flows"]) > 1;
+  if (!drop_flows && carried_maps && carried_program && carried_program->is_object() &&
+      carried_program->contains("digest") && (*carried_program)["digest"] == ProgramDigest()) {
     if (Status s = program->TakeCarried(*carried_maps, *carried_program); !s.ok()) return s;
   } else {
     libbpf_set_print(Quiet);
@@ -85,7 +85,8 @@ Result<std::unique_ptr<EbpfProgram>> EbpfProgram::Load(std::chrono::milliseconds
       // libbpf keeps a duplicate of each; the carried descriptors are closed once the
       // program has loaded, and left open otherwise, for the previous batond program to
       // take back.
-      for (const auto& [name, fd] : reused.items()) {
+      for (const auto& [name, fd] : carried_maps->items()) {
+        if (drop_flows && name == "flows") continue;  // closed with the others once loaded
         bpf_map* map = bpf_object__find_map_by_name(object, name.c_str());
         if (!map || !fd.is_number_integer())
           return Status::InvalidArgument("carried eBPF map '" + name + "' is not in this program");
